@@ -1,0 +1,7 @@
+module homeport.dev/home
+
+go 1.26.8
+
+require homeport.dev/proto v0.0.0
+
+replace homeport.dev/proto => ../proto

@@ -1,0 +1,3 @@
+module homeport.dev/proto
+
+go 1.26.8

@@ -1,0 +1,127 @@
+package proto
+
+import "time"
+
+// Schemes a mapping can use.
+const (
+	SchemeHTTP  = "http"
+	SchemeHTTPS = "https"
+	SchemeTCP   = "tcp"
+)
+
+// Roles a user can have.
+const (
+	RoleAdmin = "admin"
+	RoleUser  = "user"
+)
+
+// SignupRequest creates an inactive account that an admin must approve.
+type SignupRequest struct {
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// TokenRequest trades a username and password for a new API token.
+type TokenRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Name labels the token in listings (for example the machine it is for).
+	Name string `json:"name,omitempty"`
+}
+
+// Token is a newly created API token. The secret is shown only once.
+type Token struct {
+	ID        uint64     `json:"id"`
+	Name      string     `json:"name"`
+	Token     string     `json:"token,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	LastUsed  *time.Time `json:"last_used_at,omitempty"`
+}
+
+// User is an account as the API shows it.
+type User struct {
+	Username  string    `json:"username"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct {
+	First int `json:"first"`
+	Last  int `json:"last"`
+}
+
+// SSHEndpoint tells a home where and as whom to open its tunnel connection,
+// and which host key to expect (pinned at registration, no trust on first use).
+type SSHEndpoint struct {
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	User    string `json:"user"`
+	HostKey string `json:"host_key"`
+}
+
+// Home is a claimed home slot.
+type Home struct {
+	Slug               string      `json:"slug"`
+	Owner              string      `json:"owner,omitempty"`
+	PublicKey          string      `json:"public_key"`
+	BandwidthLimitKbps *int64      `json:"bandwidth_limit_kbps"`
+	BaseDomains        []string    `json:"base_domains"`
+	SSH                SSHEndpoint `json:"ssh"`
+	TunnelPorts        PortRange   `json:"tunnel_ports"`
+	TCPPorts           PortRange   `json:"tcp_ports"`
+	CreatedAt          time.Time   `json:"created_at"`
+}
+
+// ClaimHomeRequest claims a free home slot for the caller.
+type ClaimHomeRequest struct {
+	PublicKey string `json:"public_key"`
+}
+
+// PatchHomeRequest changes a home. Absent fields stay as they are; for the
+// bandwidth limit, an explicit null removes the limit.
+type PatchHomeRequest struct {
+	PublicKey          *string         `json:"public_key,omitempty"`
+	BandwidthLimitKbps Optional[int64] `json:"bandwidth_limit_kbps,omitzero"`
+}
+
+// BaseDomain is a registrable domain owned by one home.
+type BaseDomain struct {
+	Domain    string    `json:"domain"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// BaseDomainRequest registers a base domain.
+type BaseDomainRequest struct {
+	Domain string `json:"domain"`
+}
+
+// Mapping routes public traffic (or, when private, only the owner's own
+// `home connect`) to one tunnel port of a home.
+type Mapping struct {
+	ID         uint64    `json:"id"`
+	Scheme     string    `json:"scheme"`
+	Host       string    `json:"host,omitempty"`
+	PublicPort int       `json:"public_port,omitempty"`
+	TunnelPort int       `json:"tunnel_port"`
+	Private    bool      `json:"private"`
+	State      string    `json:"state"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// MappingRequest creates a mapping.
+type MappingRequest struct {
+	Scheme     string `json:"scheme"`
+	Host       string `json:"host,omitempty"`
+	PublicPort int    `json:"public_port,omitempty"`
+	Private    bool   `json:"private,omitempty"`
+}
+
+// Health is the body of /healthz and /readyz.
+type Health struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks,omitempty"`
+}
