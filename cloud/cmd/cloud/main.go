@@ -1,0 +1,188 @@
+// Command cloud is homeport's public edge controller: REST API and web UI,
+// SSH endpoint for homes, HAProxy routes and bandwidth limits.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/serve"
+	"homeport.dev/cloud/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "cloud:", err)
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	c := &cobra.Command{
+		Use:           "cloud",
+		Short:         "homeport's public edge: makes servers at home reachable through this machine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	c.AddCommand(serveCmd(), usersCmd())
+	return c
+}
+
+func logger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func serveCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the cloud: REST API + web UI, SSH endpoint, HAProxy routes",
+		Long: `Run the cloud: REST API + web UI, SSH endpoint, HAProxy routes.
+
+Every flag can also be set as an environment variable CLOUD_<NAME> (dashes
+as underscores, e.g. CLOUD_DATA) or as a key in cloud.yaml; flags win over
+the environment, which wins over the file.`,
+		Args: cobra.NoArgs,
+	}
+	load := config.Flags(c.Flags())
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		log := logger(cfg.LogLevel)
+		app, err := serve.New(cmd.Context(), cfg, log)
+		if err != nil {
+			return err
+		}
+		defer app.Close()
+		return app.Run(cmd.Context(), func(addr net.Addr) {
+			fmt.Fprintf(cmd.OutOrStdout(), "cloud ready: API and web UI on http://%s, data in %s\n", addr, cfg.Data)
+		})
+	}
+	return c
+}
+
+// withAccounts opens the data directory's database for an admin command.
+func withAccounts(cmd *cobra.Command, data string, fn func(*account.Service) error) error {
+	db, err := store.Open(cmd.Context(), filepath.Join(data, "cloud.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc, err := account.New(db)
+	if err != nil {
+		return err
+	}
+	return fn(svc)
+}
+
+func usersCmd() *cobra.Command {
+	var data string
+	c := &cobra.Command{Use: "users", Short: "Manage accounts (create, approve, deactivate, list)"}
+	c.PersistentFlags().StringVar(&data, "data", envOr("CLOUD_DATA", "./cloud-data"), "state directory of the cloud")
+
+	var email string
+	var admin, approved bool
+	create := &cobra.Command{
+		Use:     "create NAME --email E [--admin] [--approved]",
+		Short:   "Create an account; the password is read from the first line of stdin",
+		Example: `  echo 'correct horse battery' | cloud users create alice --email alice@example.com --admin --approved`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readPassword(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			return withAccounts(cmd, data, func(s *account.Service) error {
+				u, err := s.Create(cmd.Context(), account.NewUser{Username: args[0], Email: email, Password: pw, Admin: admin, Active: approved || admin})
+				if err != nil {
+					return err
+				}
+				state := "active"
+				if !u.Active {
+					state = "inactive: approve with `cloud users approve " + u.Username + "`"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created %s %s (%s)\n", u.Role, u.Username, state)
+				return nil
+			})
+		},
+	}
+	create.Flags().StringVar(&email, "email", "", "email address (required)")
+	create.Flags().BoolVar(&admin, "admin", false, "give the admin role (admins are created active)")
+	create.Flags().BoolVar(&approved, "approved", false, "create the account active")
+	_ = create.MarkFlagRequired("email")
+
+	setActive := func(use, short string, active bool) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return withAccounts(cmd, data, func(s *account.Service) error {
+					u, err := s.SetActive(cmd.Context(), args[0], active)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", u.Username, map[bool]string{true: "active", false: "inactive"}[u.Active])
+					return nil
+				})
+			},
+		}
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List accounts", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withAccounts(cmd, data, func(s *account.Service) error {
+				users, err := s.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "USERNAME\tEMAIL\tROLE\tACTIVE\tCREATED")
+				for _, u := range users {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\n", u.Username, u.Email, u.Role, u.Active, u.CreatedAt.Format("2006-01-02"))
+				}
+				return w.Flush()
+			})
+		},
+	}
+	c.AddCommand(create, setActive("approve", "Approve (activate) an account", true),
+		setActive("deactivate", "Deactivate an account; its tokens and sessions stop working", false), list)
+	return c
+}
+
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", errors.New("no password on stdin; pipe it in, e.g. echo 'a long passphrase' | cloud users create ...")
+	}
+	return pw, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,83 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"homeport.dev/cloud/internal/account"
+	"homeport.dev/proto"
+)
+
+func (s *Server) adminListUsers(c echo.Context) error {
+	us, err := s.Accounts.List(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]proto.User, 0, len(us))
+	for _, u := range us {
+		out = append(out, account.ToProto(u))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) setActive(c echo.Context, active bool) error {
+	u, err := s.Accounts.SetActive(c.Request().Context(), c.Param("username"), active)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, account.ToProto(u))
+}
+
+func (s *Server) adminApprove(c echo.Context) error    { return s.setActive(c, true) }
+func (s *Server) adminDeactivate(c echo.Context) error { return s.setActive(c, false) }
+
+func (s *Server) adminListHomes(c echo.Context) error {
+	hs, err := s.Homes.ListAll(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out, err := s.homesToProto(c.Request().Context(), hs)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) adminReleaseHome(c echo.Context) error {
+	h, err := s.Homes.GetAny(c.Request().Context(), c.Param("slug"))
+	if err != nil {
+		return err
+	}
+	if err := s.Homes.Release(c.Request().Context(), h); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// adminMapping is a mapping with the home it belongs to.
+type adminMapping struct {
+	proto.Mapping
+	Home string `json:"home"`
+}
+
+func (s *Server) adminListMappings(c echo.Context) error {
+	ctx := c.Request().Context()
+	ms, err := s.Mappings.ListAll(ctx)
+	if err != nil {
+		return err
+	}
+	hs, err := s.Homes.ListAll(ctx)
+	if err != nil {
+		return err
+	}
+	slugs := make(map[uint64]string, len(hs))
+	for _, h := range hs {
+		slugs[h.ID] = h.Slug
+	}
+	out := make([]adminMapping, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, adminMapping{Mapping: s.Mappings.ToProto(m), Home: slugs[m.HomeID]})
+	}
+	return c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"homeport.dev/proto"
+)
+
+// route is one API operation: the router and the OpenAPI document are both
+// built from this table, so the description cannot drift from the server.
+type route struct {
+	method, path string
+	summary      string
+	auth         authLevel
+	body         any // request body type for the docs, nil when none
+	resp         any // success body type for the docs, nil when none
+	status       int // success status
+	handler      echo.HandlerFunc
+}
+
+func (s *Server) table() []route {
+	v := proto.APIPrefix
+	return []route{
+		{http.MethodPost, v + "/auth/signup", "Create an account (inactive until an admin approves it)", authNone, proto.SignupRequest{}, proto.User{}, 201, s.signup},
+		{http.MethodPost, v + "/auth/token", "Trade username and password for a new API token (rate-limited)", authNone, proto.TokenRequest{}, proto.Token{}, 201, s.createTokenWithPassword},
+		{http.MethodGet, v + "/me", "The caller's account", authUser, nil, proto.User{}, 200, s.me},
+		{http.MethodGet, v + "/tokens", "The caller's API tokens (without secrets)", authUser, nil, []proto.Token{}, 200, s.listTokens},
+		{http.MethodPost, v + "/tokens", "Create another API token; the secret is shown once", authUser, tokenNameRequest{}, proto.Token{}, 201, s.createToken},
+		{http.MethodPost, v + "/tokens/:id/rotate", "Replace a token's secret; the old one stops working", authUser, nil, proto.Token{}, 200, s.rotateToken},
+		{http.MethodDelete, v + "/tokens/:id", "Revoke a token", authUser, nil, nil, 204, s.deleteToken},
+
+		{http.MethodGet, v + "/homes", "The caller's homes", authUser, nil, []proto.Home{}, 200, s.listHomes},
+		{http.MethodPost, v + "/homes", "Claim a home slot with an SSH public key", authUser, proto.ClaimHomeRequest{}, proto.Home{}, 201, s.claimHome},
+		{http.MethodGet, v + "/homes/:slug", "A home's details: ports, SSH endpoint and host key, limit, domains", authUser, nil, proto.Home{}, 200, s.getHome},
+		{http.MethodPatch, v + "/homes/:slug", "Change a home's SSH key or bandwidth limit (null removes the limit)", authUser, proto.PatchHomeRequest{}, proto.Home{}, 200, s.patchHome},
+		{http.MethodDelete, v + "/homes/:slug", "Release a home and everything it owns", authUser, nil, nil, 204, s.releaseHome},
+		{http.MethodGet, v + "/homes/:slug/base-domains", "A home's base domains", authUser, nil, []proto.BaseDomain{}, 200, s.listDomains},
+		{http.MethodPost, v + "/homes/:slug/base-domains", "Register a base domain for a home", authUser, proto.BaseDomainRequest{}, proto.BaseDomain{}, 201, s.registerDomain},
+		{http.MethodDelete, v + "/homes/:slug/base-domains/:domain", "Remove a base domain (409 while mappings use it)", authUser, nil, nil, 204, s.removeDomain},
+		{http.MethodGet, v + "/homes/:slug/mappings", "A home's mappings with live state", authUser, nil, []proto.Mapping{}, 200, s.listMappings},
+		{http.MethodPost, v + "/homes/:slug/mappings", "Create a mapping", authUser, proto.MappingRequest{}, proto.Mapping{}, 201, s.createMapping},
+		{http.MethodDelete, v + "/homes/:slug/mappings/:id", "Delete a mapping", authUser, nil, nil, 204, s.deleteMapping},
+
+		{http.MethodGet, v + "/admin/users", "All users", authAdmin, nil, []proto.User{}, 200, s.adminListUsers},
+		{http.MethodPost, v + "/admin/users/:username/approve", "Activate a user", authAdmin, nil, proto.User{}, 200, s.adminApprove},
+		{http.MethodPost, v + "/admin/users/:username/deactivate", "Deactivate a user; their tokens stop working", authAdmin, nil, proto.User{}, 200, s.adminDeactivate},
+		{http.MethodGet, v + "/admin/homes", "All homes", authAdmin, nil, []proto.Home{}, 200, s.adminListHomes},
+		{http.MethodDelete, v + "/admin/homes/:slug", "Release any home", authAdmin, nil, nil, 204, s.adminReleaseHome},
+		{http.MethodGet, v + "/admin/mappings", "All mappings", authAdmin, nil, []adminMapping{}, 200, s.adminListMappings},
+
+		{http.MethodGet, "/api/openapi.json", "This document", authNone, nil, nil, 200, s.openAPI},
+		{http.MethodGet, "/healthz", "Liveness: the process serves requests", authNone, nil, proto.Health{}, 200, s.healthz},
+		{http.MethodGet, "/readyz", "Readiness: database and data plane are usable (503 when degraded)", authNone, nil, proto.Health{}, 200, s.readyz},
+		{http.MethodGet, "/metrics", "Prometheus metrics", authNone, nil, nil, 200, s.metrics},
+	}
+}

@@ -1,0 +1,95 @@
+// Package api serves the cloud's REST API (JSON under /api/v1), its OpenAPI
+// description, health and readiness probes and Prometheus metrics. Handlers
+// are thin: they authenticate, decode, call a domain service and encode.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/mappings"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
+)
+
+// maxBody bounds every request body; nothing the API accepts comes close.
+const maxBody = "64K"
+
+// Deps are the services the API serves.
+type Deps struct {
+	DB       *store.DB
+	Accounts *account.Service
+	Homes    *homes.Service
+	Domains  *domains.Service
+	Mappings *mappings.Service
+	// SSH is the endpoint homes connect to (User is filled per home).
+	SSH proto.SSHEndpoint
+	// Checks are extra readiness checks by name (haproxy, shaper, ...); a
+	// failing one makes /readyz report degraded.
+	Checks map[string]func(context.Context) error
+	// AuthRate limits POST /auth/token and /auth/signup per client address
+	// and per username, in requests per minute (burst the same).
+	AuthRate int
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// Server is the REST API.
+type Server struct {
+	Deps
+	echo    *echo.Echo
+	log     *slog.Logger
+	limiter *limiter
+	routes  []route
+
+	metricsHandler http.Handler
+}
+
+// New builds the API and registers its routes on a fresh echo instance.
+func New(d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.AuthRate <= 0 {
+		d.AuthRate = 10
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, echo: echo.New(), log: d.Log, limiter: newLimiter(d.AuthRate, time.Minute)}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect() // never trust X-Forwarded-For for rate limits
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit(maxBody))
+	e.Use(s.instrument(d.Registry))
+	s.routes = s.table()
+	for _, r := range s.routes {
+		h := r.handler
+		switch r.auth {
+		case authUser:
+			h = s.requireUser(h)
+		case authAdmin:
+			h = s.requireUser(s.requireAdmin(h))
+		}
+		e.Add(r.method, r.path, h)
+	}
+	s.registerMetrics(d.Registry)
+	return s
+}
+
+// Echo exposes the router, for the web UI to add its pages beside the API.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }

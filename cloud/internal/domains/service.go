@@ -1,0 +1,111 @@
+package domains
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"homeport.dev/cloud/internal/problem"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
+)
+
+// Service manages the base domains of homes.
+type Service struct {
+	db *store.DB
+}
+
+// New returns a base-domain service over db.
+func New(db *store.DB) *Service { return &Service{db: db} }
+
+// List returns the base domains of a home, sorted.
+func (s *Service) List(ctx context.Context, homeID uint64) ([]store.BaseDomain, error) {
+	var ds []store.BaseDomain
+	err := s.db.WithContext(ctx).Where("home_id = ?", homeID).Order("domain").Find(&ds).Error
+	return ds, err
+}
+
+// Register gives a home a base domain after normalising and validating it.
+// The overlap check runs inside the write transaction (SQLite serialises
+// writers, so no two registrations interleave); the unique index on the
+// domain backs up the equal case.
+func (s *Service) Register(ctx context.Context, homeID uint64, raw string) (store.BaseDomain, error) {
+	d := proto.NormalizeHostname(raw)
+	if err := ValidateBase(d); err != nil {
+		return store.BaseDomain{}, problem.InvalidField("domain", err)
+	}
+	bd := store.BaseDomain{HomeID: homeID, Domain: d}
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		var clash store.BaseDomain
+		// Validated LDH names contain no LIKE wildcards (% or _), so the pattern is exact.
+		err := tx.Where("domain = ? OR domain IN ? OR domain LIKE ?", d, append(Ancestors(d), ""), "%."+d).
+			Take(&clash).Error
+		if err == nil {
+			return overlapError(d, clash, homeID)
+		}
+		if !store.IsNotFound(err) {
+			return err
+		}
+		return tx.Create(&bd).Error
+	})
+	if store.IsDuplicate(err) {
+		return store.BaseDomain{}, problem.New(problem.Conflict, "%s is already registered", d)
+	}
+	return bd, err
+}
+
+func overlapError(d string, clash store.BaseDomain, homeID uint64) error {
+	switch {
+	case clash.HomeID == homeID && clash.Domain == d:
+		return &problem.Error{Kind: problem.Conflict, Field: "domain", Message: fmt.Sprintf("%s is already one of this home's base domains", d)}
+	case clash.HomeID == homeID:
+		return &problem.Error{Kind: problem.Conflict, Field: "domain", Message: fmt.Sprintf("%s overlaps this home's base domain %s; one of them is enough", d, clash.Domain)}
+	case clash.Domain == d:
+		return &problem.Error{Kind: problem.Conflict, Field: "domain", Message: fmt.Sprintf("%s is already registered by another home", d)}
+	default:
+		// Do not reveal the other home's exact names beyond the overlap itself.
+		return &problem.Error{Kind: problem.Conflict, Field: "domain", Message: fmt.Sprintf("%s overlaps a domain registered by another home", d)}
+	}
+}
+
+// Remove deletes a home's base domain, refused while a mapping of the home
+// uses a name it covers.
+func (s *Service) Remove(ctx context.Context, homeID uint64, raw string) error {
+	d := proto.NormalizeHostname(raw)
+	if err := proto.ValidateHostname(d); err != nil {
+		return problem.InvalidField("domain", err)
+	}
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		var bd store.BaseDomain
+		if err := tx.Where("home_id = ? AND domain = ?", homeID, d).Take(&bd).Error; err != nil {
+			if store.IsNotFound(err) {
+				return problem.New(problem.NotFound, "%s is not a base domain of this home", d)
+			}
+			return err
+		}
+		var n int64
+		var first store.Mapping
+		inUse := func() *gorm.DB {
+			return tx.Model(&store.Mapping{}).Where("home_id = ? AND (host = ? OR host LIKE ?)", homeID, d, "%."+d)
+		}
+		if err := inUse().Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			inUse().Order("host").Take(&first)
+			return problem.New(problem.Conflict, "%s is still used by %d mapping(s), e.g. %s://%s; delete them first", d, n, first.Scheme, first.HostName())
+		}
+		return tx.Delete(&bd).Error
+	})
+}
+
+// Covering returns the base domain of homeID that covers host, or "".
+func (s *Service) Covering(ctx context.Context, tx *gorm.DB, homeID uint64, host string) (string, error) {
+	var bd store.BaseDomain
+	err := tx.WithContext(ctx).Where("home_id = ? AND domain IN ?", homeID, append(Ancestors(host), host)).Take(&bd).Error
+	if store.IsNotFound(err) {
+		return "", nil
+	}
+	return bd.Domain, err
+}

@@ -1,0 +1,220 @@
+// Package haproxy is the cloud's HAProxy data plane: it renders the HAProxy
+// configuration, drives the runtime API over the admin socket, writes the map
+// files that survive a restart, and supervises the haproxy process.
+//
+// Routing lives in three string-keyed maps (see [Map]); a route is added or
+// removed at run time with [Client] and persisted with [WriteMaps], so HAProxy
+// is never reloaded and no connection is dropped.
+package haproxy
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+// configTemplate is the canonical HAProxy configuration template;
+// deploy/haproxy/haproxy.cfg.tmpl is a byte-identical copy for operators.
+//
+//go:embed haproxy.cfg.tmpl
+var configTemplate string
+
+// DefaultMaxConn is the global connection limit used when Params.MaxConn is 0.
+const DefaultMaxConn = 10000
+
+// Params is the typed configuration of the data plane.
+type Params struct {
+	HTTPAddr    string    // public HTTP bind address, e.g. ":80" or "127.0.0.1:8080"
+	HTTPSAddr   string    // public HTTPS (TLS passthrough) bind address, e.g. ":443"
+	TCPHost     string    // bind host of the public TCP range; empty means all IPv4 addresses
+	TCPPorts    PortRange // public TCP ports, routed by destination port
+	TunnelPorts PortRange // the only ports HAProxy may forward to
+	TunnelHost  string    // IPv4 address the tunnel ports listen on; empty means 127.0.0.1
+	MapDir      string    // absolute directory holding https.map, http.map and tcp.map
+	SocketPath  string    // absolute path of the admin unix socket
+	PidFile     string    // optional absolute path of the master's pid file
+	MaxConn     int       // global maxconn; 0 means DefaultMaxConn
+}
+
+// PortRange is an inclusive range of TCP ports.
+type PortRange struct {
+	First, Last int
+}
+
+// ParsePortRange parses "lo-hi" (or a single port) into a PortRange.
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, found := strings.Cut(s, "-")
+	if !found {
+		hi = lo
+	}
+	first, err1 := strconv.Atoi(lo)
+	last, err2 := strconv.Atoi(hi)
+	r := PortRange{First: first, Last: last}
+	if err1 != nil || err2 != nil || r.Validate() != nil {
+		return PortRange{}, fmt.Errorf("haproxy: invalid port range %q", s)
+	}
+	return r, nil
+}
+
+// String formats the range as "lo-hi".
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+
+// Contains reports whether port lies in the range.
+func (r PortRange) Contains(port int) bool { return port >= r.First && port <= r.Last }
+
+// Validate checks 1 <= First <= Last <= 65535.
+func (r PortRange) Validate() error {
+	if r.First < 1 || r.Last > 65535 || r.First > r.Last {
+		return fmt.Errorf("haproxy: invalid port range %d-%d", r.First, r.Last)
+	}
+	return nil
+}
+
+// withDefaults returns p with the optional fields filled in.
+func (p Params) withDefaults() Params {
+	if p.TunnelHost == "" {
+		p.TunnelHost = "127.0.0.1"
+	}
+	if p.MaxConn == 0 {
+		p.MaxConn = DefaultMaxConn
+	}
+	return p
+}
+
+// Validate checks every field once, so the template only ever sees safe values.
+func (p Params) Validate() error {
+	p = p.withDefaults()
+	var errs []error
+	for _, a := range []struct{ field, addr string }{{"HTTPAddr", p.HTTPAddr}, {"HTTPSAddr", p.HTTPSAddr}} {
+		if err := validateBindAddr(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.field, err))
+		}
+	}
+	if p.TCPHost != "" && net.ParseIP(p.TCPHost) == nil {
+		errs = append(errs, fmt.Errorf("TCPHost: %q is not an IP address", p.TCPHost))
+	}
+	if err := p.TCPPorts.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("TCPPorts: %w", err))
+	}
+	if err := p.TunnelPorts.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("TunnelPorts: %w", err))
+	}
+	if p.TCPPorts.Validate() == nil && p.TunnelPorts.Validate() == nil &&
+		p.TCPPorts.First <= p.TunnelPorts.Last && p.TunnelPorts.First <= p.TCPPorts.Last {
+		errs = append(errs, fmt.Errorf("TCPPorts %s overlaps TunnelPorts %s", p.TCPPorts, p.TunnelPorts))
+	}
+	if ip := net.ParseIP(p.TunnelHost); ip == nil || ip.To4() == nil {
+		errs = append(errs, fmt.Errorf("TunnelHost: %q is not an IPv4 address", p.TunnelHost))
+	}
+	for _, f := range []struct {
+		field, path string
+		optional    bool
+	}{{"MapDir", p.MapDir, false}, {"SocketPath", p.SocketPath, false}, {"PidFile", p.PidFile, true}} {
+		if f.optional && f.path == "" {
+			continue
+		}
+		if !validPath(f.path) {
+			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path of [A-Za-z0-9._/+-]", f.field, f.path))
+		}
+	}
+	if p.MaxConn < 1 {
+		errs = append(errs, fmt.Errorf("MaxConn: %d must be positive", p.MaxConn))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("haproxy: invalid params: %w", err)
+	}
+	return nil
+}
+
+// validateBindAddr accepts "host:port" where host is empty or an IP literal.
+func validateBindAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: host must be empty or an IP address", addr)
+	}
+	if !validPort(port) {
+		return fmt.Errorf("%q: invalid port", addr)
+	}
+	return nil
+}
+
+// Render returns the HAProxy configuration for p.
+func Render(p Params) ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.withDefaults()
+	tmpl, err := template.New("haproxy.cfg").Option("missingkey=error").Parse(configTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy: parse template: %w", err)
+	}
+	data := struct {
+		Params
+		HTTPSMap, HTTPMap, TCPMap string
+	}{p, MapPath(p.MapDir, MapHTTPS), MapPath(p.MapDir, MapHTTP), MapPath(p.MapDir, MapTCP)}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("haproxy: render config: %w", err)
+	}
+	return []byte(b.String()), nil
+}
+
+// WriteConfig renders p and atomically replaces the file at path (mode 0640).
+func WriteConfig(path string, p Params) error {
+	cfg, err := Render(p)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, cfg, 0o640)
+}
+
+// writeFileAtomic writes data to a temporary file in the target directory,
+// syncs it and renames it over path, so readers see the old or the new file,
+// never a partial one, even across a crash.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("haproxy: write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("haproxy: write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("haproxy: write %s: %w", path, err)
+	}
+	// Persist the rename itself.
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("haproxy: sync %s: %w", dir, err)
+		}
+	}
+	return nil
+}

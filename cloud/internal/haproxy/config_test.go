@@ -1,0 +1,105 @@
+package haproxy
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testParams(dir string) Params {
+	return Params{
+		HTTPAddr:    ":80",
+		HTTPSAddr:   ":443",
+		TCPPorts:    PortRange{10000, 10099},
+		TunnelPorts: PortRange{20000, 20159},
+		MapDir:      dir,
+		SocketPath:  filepath.Join(dir, "admin.sock"),
+	}
+}
+
+// deploy/haproxy holds a copy of the template for operators; it must not drift.
+func TestDeployTemplateIsTheEmbeddedOne(t *testing.T) {
+	deployed, err := os.ReadFile("../../../deploy/haproxy/haproxy.cfg.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(deployed, []byte(configTemplate)) {
+		t.Fatal("deploy/haproxy/haproxy.cfg.tmpl differs from cloud/internal/haproxy/haproxy.cfg.tmpl; copy the latter over the former")
+	}
+}
+
+func TestRender(t *testing.T) {
+	dir := "/var/lib/homeport/haproxy"
+	cfg, err := Render(testParams(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(cfg)
+	for _, want := range []string{
+		"stats socket /var/lib/homeport/haproxy/admin.sock mode 600 level admin\n",
+		"req.ssl_sni,lower,map_str_int(/var/lib/homeport/haproxy/https.map,0)",
+		"var(txn.host),map_str_int(/var/lib/homeport/haproxy/http.map,0)",
+		"dst_port,map_str_int(/var/lib/homeport/haproxy/tcp.map,0)",
+		"bind :10000-10099\n",
+		"-m int 20000:20159",
+		"set-dst ipv4(127.0.0.1)",
+		"maxconn 10000\n",
+		"master-worker\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+	if strings.Count(s, "stats socket") != 1 || strings.Contains(s, "map_int") || strings.Contains(s, "pidfile") {
+		t.Errorf("config has an unexpected stats socket, map_int or pidfile:\n%s", s)
+	}
+}
+
+func TestRenderPassesHAProxyCheck(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy not found on PATH; install HAProxy 2.6+ to check the rendered config")
+	}
+	dir := t.TempDir()
+	p := testParams(dir)
+	p.PidFile = filepath.Join(dir, "haproxy.pid")
+	p.TCPHost = "127.0.0.1"
+	p.TunnelHost = "10.0.0.2"
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := WriteConfig(path, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteMaps(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckConfig(context.Background(), "", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRenderRejectsBadParams(t *testing.T) {
+	tests := map[string]func(*Params){
+		"relative map dir":      func(p *Params) { p.MapDir = "maps" },
+		"space in socket path":  func(p *Params) { p.SocketPath = "/run/a b.sock" },
+		"newline in pid file":   func(p *Params) { p.PidFile = "/run/x\nstats socket ipv4@0.0.0.0:9999" },
+		"hostname bind":         func(p *Params) { p.HTTPAddr = "example.com:80" },
+		"no port":               func(p *Params) { p.HTTPSAddr = "127.0.0.1" },
+		"bad port":              func(p *Params) { p.HTTPSAddr = ":0443" },
+		"tcp host not an ip":    func(p *Params) { p.TCPHost = "0.0.0.0:1" },
+		"empty tunnel range":    func(p *Params) { p.TunnelPorts = PortRange{} },
+		"ranges overlap":        func(p *Params) { p.TCPPorts = PortRange{20100, 20200} },
+		"ipv6 tunnel host":      func(p *Params) { p.TunnelHost = "::1" },
+		"negative maxconn":      func(p *Params) { p.MaxConn = -1 },
+		"socket path injection": func(p *Params) { p.SocketPath = "/run/s.sock mode 666" },
+	}
+	for name, mutate := range tests {
+		p := testParams("/srv/maps")
+		mutate(&p)
+		if _, err := Render(p); err == nil {
+			t.Errorf("%s: Render accepted %+v", name, p)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package homes
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/ssh"
+	"gorm.io/gorm"
+
+	"homeport.dev/cloud/internal/problem"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
+)
+
+// Bandwidth limits a home may have, in kbit/s.
+const (
+	MinLimitKbps = 100
+	MaxLimitKbps = 10_000_000
+)
+
+// Service manages home slots.
+type Service struct {
+	db           *store.DB
+	layout       Layout
+	homesPerUser int
+	changed      func(store.Home) // called after a committed change; never nil
+}
+
+// Options configure a Service.
+type Options struct {
+	Layout       Layout
+	HomesPerUser int
+	// Changed, if set, is called after a claim, change or release commits, so
+	// the data plane (HAProxy, tc, SSH sessions) can follow the database.
+	Changed func(store.Home)
+}
+
+// New returns a home service over db.
+func New(db *store.DB, o Options) (*Service, error) {
+	if err := o.Layout.Validate(); err != nil {
+		return nil, err
+	}
+	if o.HomesPerUser < 1 {
+		return nil, fmt.Errorf("homes per user must be at least 1, got %d", o.HomesPerUser)
+	}
+	if o.Changed == nil {
+		o.Changed = func(store.Home) {}
+	}
+	return &Service{db: db, layout: o.Layout, homesPerUser: o.HomesPerUser, changed: o.Changed}, nil
+}
+
+// Layout returns the slot layout.
+func (s *Service) Layout() Layout { return s.layout }
+
+// Claim gives u the lowest free slot for the SSH key publicKey.
+func (s *Service) Claim(ctx context.Context, u store.User, publicKey string) (store.Home, error) {
+	key, canonical, err := ParseKey(publicKey)
+	if err != nil {
+		return store.Home{}, problem.InvalidField("public_key", err)
+	}
+	h := store.Home{UserID: u.ID, PublicKey: canonical, KeyFingerprint: ssh.FingerprintSHA256(key)}
+	for attempt := 0; ; attempt++ {
+		h.Slug, err = newSlug()
+		if err != nil {
+			return store.Home{}, err
+		}
+		err = s.db.Tx(ctx, func(tx *gorm.DB) error { return s.claim(tx, &h) })
+		// A slug collision (1 in 36^7 per pair) is retried; any other clash is the answer.
+		if store.IsDuplicate(err) && attempt < 3 && s.slugTaken(ctx, h.Slug) {
+			continue
+		}
+		break
+	}
+	if store.IsDuplicate(err) {
+		// Lost a race the in-transaction checks could not see (another database).
+		return store.Home{}, problem.New(problem.Conflict, "another claim took this slot or key at the same moment; try again")
+	}
+	if err != nil {
+		return store.Home{}, err
+	}
+	s.changed(h)
+	return h, nil
+}
+
+func (s *Service) claim(tx *gorm.DB, h *store.Home) error {
+	var n int64
+	if err := tx.Model(&store.Home{}).Where("user_id = ?", h.UserID).Count(&n).Error; err != nil {
+		return err
+	}
+	if n >= int64(s.homesPerUser) {
+		return problem.New(problem.Quota, "you already have %d home(s), the most allowed per user; release one first", n)
+	}
+	if err := s.keyFree(tx, h.KeyFingerprint, 0); err != nil {
+		return err
+	}
+	var used []int
+	if err := tx.Model(&store.Home{}).Pluck("slot", &used).Error; err != nil {
+		return err
+	}
+	slot, ok := LowestFree(used, 0, s.layout.Slots-1)
+	if !ok {
+		return problem.New(problem.NoCapacity, "all %d home slots of this cloud are taken; ask the admin to add slots", s.layout.Slots)
+	}
+	h.Slot = slot
+	return tx.Create(h).Error
+}
+
+func (s *Service) keyFree(tx *gorm.DB, fingerprint string, self uint64) error {
+	var n int64
+	if err := tx.Model(&store.Home{}).Where("key_fingerprint = ? AND id <> ?", fingerprint, self).Count(&n).Error; err != nil {
+		return err
+	}
+	if n > 0 {
+		return &problem.Error{Kind: problem.Conflict, Field: "public_key", Message: "this SSH key already identifies another home; generate a new key for each home (home keygen)"}
+	}
+	return nil
+}
+
+func (s *Service) slugTaken(ctx context.Context, slug string) bool {
+	var n int64
+	s.db.WithContext(ctx).Model(&store.Home{}).Where("slug = ?", slug).Count(&n)
+	return n > 0
+}
+
+// Get returns u's home with the given slug. Another user's home is reported
+// as not found, so slugs cannot be probed.
+func (s *Service) Get(ctx context.Context, u store.User, slug string) (store.Home, error) {
+	return s.get(ctx, s.db.WithContext(ctx).Where("user_id = ?", u.ID), slug)
+}
+
+// GetAny returns any home by slug (admin use).
+func (s *Service) GetAny(ctx context.Context, slug string) (store.Home, error) {
+	return s.get(ctx, s.db.WithContext(ctx), slug)
+}
+
+func (s *Service) get(ctx context.Context, q *gorm.DB, slug string) (store.Home, error) {
+	var h store.Home
+	err := q.Preload("User").Where("slug = ?", slug).Take(&h).Error
+	if store.IsNotFound(err) {
+		return h, problem.New(problem.NotFound, "you have no home %s", proto.Printable(slug))
+	}
+	return h, err
+}
+
+// List returns u's homes.
+func (s *Service) List(ctx context.Context, u store.User) ([]store.Home, error) {
+	var hs []store.Home
+	err := s.db.WithContext(ctx).Preload("User").Where("user_id = ?", u.ID).Order("slot").Find(&hs).Error
+	return hs, err
+}
+
+// ListAll returns every home (admin use).
+func (s *Service) ListAll(ctx context.Context) ([]store.Home, error) {
+	var hs []store.Home
+	err := s.db.WithContext(ctx).Preload("User").Order("slot").Find(&hs).Error
+	return hs, err
+}
+
+// ValidateLimit checks a bandwidth limit in kbit/s.
+func ValidateLimit(kbps int64) error {
+	if kbps < MinLimitKbps || kbps > MaxLimitKbps {
+		return fmt.Errorf("bandwidth limit %d kbit/s is out of range: use %d..%d, or null for no limit", kbps, MinLimitKbps, MaxLimitKbps)
+	}
+	return nil
+}
+
+// Patch changes a home's key and/or bandwidth limit. Everything is validated
+// before anything is written.
+func (s *Service) Patch(ctx context.Context, h store.Home, req proto.PatchHomeRequest) (store.Home, error) {
+	updates := map[string]any{}
+	if req.PublicKey != nil {
+		key, canonical, err := ParseKey(*req.PublicKey)
+		if err != nil {
+			return h, problem.InvalidField("public_key", err)
+		}
+		updates["public_key"] = canonical
+		updates["key_fingerprint"] = ssh.FingerprintSHA256(key)
+	}
+	if req.BandwidthLimitKbps.Set {
+		if v := req.BandwidthLimitKbps.Value; v != nil {
+			if err := ValidateLimit(*v); err != nil {
+				return h, problem.InvalidField("bandwidth_limit_kbps", err)
+			}
+			updates["bandwidth_limit_kbps"] = *v
+		} else {
+			updates["bandwidth_limit_kbps"] = nil
+		}
+	}
+	if len(updates) == 0 {
+		return h, problem.New(problem.Invalid, "nothing to change: send public_key and/or bandwidth_limit_kbps")
+	}
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if fp, ok := updates["key_fingerprint"].(string); ok {
+			if err := s.keyFree(tx, fp, h.ID); err != nil {
+				return err
+			}
+		}
+		res := tx.Model(&store.Home{}).Where("id = ?", h.ID).Updates(updates)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return problem.New(problem.NotFound, "home %s was released meanwhile", h.Slug)
+		}
+		return res.Error
+	})
+	if store.IsDuplicate(err) {
+		return h, &problem.Error{Kind: problem.Conflict, Field: "public_key", Message: "this SSH key already identifies another home"}
+	}
+	if err != nil {
+		return h, err
+	}
+	if err := s.db.WithContext(ctx).Preload("User").Take(&h, h.ID).Error; err != nil {
+		return h, err
+	}
+	s.changed(h)
+	return h, nil
+}
+
+// Release frees a home's slot and deletes everything it owned (mappings, base
+// domains, bandwidth limit) in one transaction, so the slot is clean for the
+// next user.
+func (s *Service) Release(ctx context.Context, h store.Home) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("home_id = ?", h.ID).Delete(&store.Mapping{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("home_id = ?", h.ID).Delete(&store.BaseDomain{}).Error; err != nil {
+			return err
+		}
+		res := tx.Delete(&store.Home{}, h.ID)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return problem.New(problem.NotFound, "home %s was already released", h.Slug)
+		}
+		return res.Error
+	})
+	if err != nil {
+		return err
+	}
+	s.changed(h)
+	return nil
+}
+
+// ByFingerprint returns the home an SSH key identifies (the SSH endpoint's
+// authentication).
+func (s *Service) ByFingerprint(ctx context.Context, fingerprint string) (store.Home, error) {
+	var h store.Home
+	err := s.db.WithContext(ctx).Where("key_fingerprint = ?", fingerprint).Take(&h).Error
+	if store.IsNotFound(err) {
+		return h, errors.New("unknown key")
+	}
+	return h, err
+}
+
+const slugAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// newSlug returns a random 8-character slug that starts with a letter, so it
+// is a valid SSH user name and DNS label.
+func newSlug() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		n := len(slugAlphabet)
+		if i == 0 {
+			n = 26
+		}
+		b[i] = slugAlphabet[int(b[i])%n]
+	}
+	return string(b), nil
+}

@@ -1,0 +1,196 @@
+// Package mappings owns the routes from a public name or port to a home's
+// tunnel port: validating requests against the home's base domains and port
+// blocks, allocating tunnel ports, and keeping every host and port unique.
+package mappings
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/problem"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
+)
+
+// Service manages mappings.
+type Service struct {
+	db      *store.DB
+	layout  homes.Layout
+	domains *domains.Service
+	perHome int
+	changed func()
+	live    func(store.Mapping) string
+}
+
+// Options configure a Service.
+type Options struct {
+	Layout homes.Layout
+	// PerHome caps a home's mappings; it is at most the tunnel block size,
+	// since each mapping needs its own tunnel port.
+	PerHome int
+	// Changed, if set, is called after a mapping is created or deleted.
+	Changed func()
+	// Live, if set, reports a mapping's live state (whether its tunnel is up).
+	Live func(store.Mapping) string
+}
+
+// State of a mapping when nothing reports a live state.
+const StateNoTunnel = "no_tunnel"
+
+// New returns a mapping service.
+func New(db *store.DB, ds *domains.Service, o Options) (*Service, error) {
+	if o.PerHome < 1 || o.PerHome > o.Layout.TunnelBlock {
+		return nil, fmt.Errorf("mappings per home must be 1..%d (the tunnel block size), got %d", o.Layout.TunnelBlock, o.PerHome)
+	}
+	if o.Changed == nil {
+		o.Changed = func() {}
+	}
+	if o.Live == nil {
+		o.Live = func(store.Mapping) string { return StateNoTunnel }
+	}
+	return &Service{db: db, layout: o.Layout, domains: ds, perHome: o.PerHome, changed: o.Changed, live: o.Live}, nil
+}
+
+// Check validates a request against the rules that need no database: scheme,
+// host syntax, which fields each scheme takes, and the home's TCP block.
+// It returns the request normalised.
+func Check(req proto.MappingRequest, tcpPorts proto.PortRange) (proto.MappingRequest, error) {
+	if err := proto.ValidateScheme(req.Scheme); err != nil {
+		return req, problem.InvalidField("scheme", err)
+	}
+	req.Host = proto.NormalizeHostname(req.Host)
+	switch req.Scheme {
+	case proto.SchemeHTTP, proto.SchemeHTTPS:
+		if req.Host == "" {
+			return req, problem.InvalidField("host", fmt.Errorf("%s mappings need a host, like app.example.com", req.Scheme))
+		}
+		if err := proto.ValidateHostname(req.Host); err != nil {
+			return req, problem.InvalidField("host", err)
+		}
+		if req.PublicPort != 0 {
+			return req, problem.InvalidField("public_port", fmt.Errorf("%s mappings are reached on the standard port; omit public_port (only tcp mappings take one)", req.Scheme))
+		}
+	case proto.SchemeTCP:
+		if req.Host != "" {
+			return req, problem.InvalidField("host", fmt.Errorf("tcp mappings are addressed by public_port, not by host; omit host"))
+		}
+		switch {
+		case req.Private && req.PublicPort != 0:
+			return req, problem.InvalidField("public_port", fmt.Errorf("a private mapping is never public; omit public_port"))
+		case req.Private:
+		case req.PublicPort == 0:
+			return req, problem.InvalidField("public_port", fmt.Errorf("tcp mappings need a public_port in this home's range %s", tcpPorts))
+		case proto.ValidatePort(req.PublicPort) != nil:
+			return req, problem.InvalidField("public_port", proto.ValidatePort(req.PublicPort))
+		case tcpPorts.Size() <= 0 || !tcpPorts.Contains(req.PublicPort):
+			return req, problem.InvalidField("public_port", fmt.Errorf("public port %d is not in this home's range %s", req.PublicPort, tcpPorts))
+		}
+	}
+	return req, nil
+}
+
+// Create validates req for home h and stores the mapping with the lowest
+// free tunnel port of h's block.
+func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingRequest) (store.Mapping, error) {
+	req, err := Check(req, s.layout.TCPPorts(h.Slot))
+	if err != nil {
+		return store.Mapping{}, err
+	}
+	m := store.Mapping{HomeID: h.ID, Scheme: req.Scheme, Private: req.Private}
+	if req.Host != "" {
+		m.Host = &req.Host
+	}
+	if req.PublicPort != 0 {
+		m.PublicPort = &req.PublicPort
+	}
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error { return s.create(ctx, tx, h, &m) })
+	if store.IsDuplicate(err) {
+		return store.Mapping{}, problem.New(problem.Conflict, "a parallel request took this host or port at the same moment; try again")
+	}
+	if err != nil {
+		return store.Mapping{}, err
+	}
+	s.changed()
+	return m, nil
+}
+
+func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *store.Mapping) error {
+	if m.Host != nil {
+		base, err := s.domains.Covering(ctx, tx, h.ID, *m.Host)
+		if err != nil {
+			return err
+		}
+		if base == "" {
+			return &problem.Error{Kind: problem.Forbidden, Field: "host", Message: fmt.Sprintf("%s is not under any base domain of this home; register its domain first (POST .../base-domains)", *m.Host)}
+		}
+		var n int64
+		if err := tx.Model(&store.Mapping{}).Where("scheme = ? AND host = ?", m.Scheme, *m.Host).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return &problem.Error{Kind: problem.Conflict, Field: "host", Message: fmt.Sprintf("%s://%s is already mapped", m.Scheme, *m.Host)}
+		}
+	}
+	if m.PublicPort != nil {
+		var n int64
+		if err := tx.Model(&store.Mapping{}).Where("public_port = ?", *m.PublicPort).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return &problem.Error{Kind: problem.Conflict, Field: "public_port", Message: fmt.Sprintf("public port %d is already mapped", *m.PublicPort)}
+		}
+	}
+	var used []int
+	if err := tx.Model(&store.Mapping{}).Where("home_id = ?", h.ID).Pluck("tunnel_port", &used).Error; err != nil {
+		return err
+	}
+	if len(used) >= s.perHome {
+		return problem.New(problem.Quota, "this home already has %d mappings, the most allowed; delete one first", len(used))
+	}
+	block := s.layout.TunnelPorts(h.Slot)
+	port, ok := homes.LowestFree(used, block.First, block.Last)
+	if !ok {
+		return problem.New(problem.Quota, "all %d tunnel ports of this home are in use; delete a mapping first", block.Size())
+	}
+	m.TunnelPort = port
+	return tx.Create(m).Error
+}
+
+// List returns a home's mappings.
+func (s *Service) List(ctx context.Context, homeID uint64) ([]store.Mapping, error) {
+	var ms []store.Mapping
+	err := s.db.WithContext(ctx).Where("home_id = ?", homeID).Order("id").Find(&ms).Error
+	return ms, err
+}
+
+// ListAll returns every mapping (admin use and the data plane).
+func (s *Service) ListAll(ctx context.Context) ([]store.Mapping, error) {
+	var ms []store.Mapping
+	err := s.db.WithContext(ctx).Order("id").Find(&ms).Error
+	return ms, err
+}
+
+// Delete removes a mapping of home h; another home's mapping is not found.
+func (s *Service) Delete(ctx context.Context, h store.Home, id uint64) error {
+	res := s.db.WithContext(ctx).Where("id = ? AND home_id = ?", id, h.ID).Delete(&store.Mapping{})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return problem.New(problem.NotFound, "home %s has no mapping %d", h.Slug, id)
+	}
+	s.changed()
+	return nil
+}
+
+// ToProto converts a mapping for the API, with its live state.
+func (s *Service) ToProto(m store.Mapping) proto.Mapping {
+	return proto.Mapping{
+		ID: m.ID, Scheme: m.Scheme, Host: m.HostName(), PublicPort: m.Port(),
+		TunnelPort: m.TunnelPort, Private: m.Private, State: s.live(m), CreatedAt: m.CreatedAt,
+	}
+}

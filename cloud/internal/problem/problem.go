@@ -1,0 +1,59 @@
+// Package problem is the cloud's vocabulary for failures a client can act on.
+// Domain packages return a *problem.Error; the api package turns its Kind into
+// an HTTP status and the proto error envelope in one place.
+package problem
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error by what the caller should do about it.
+type Kind int
+
+// Kinds, each mapped to one HTTP status by the api package.
+const (
+	Invalid      Kind = iota + 1 // fix the input (400)
+	Unauthorized                 // authenticate (401)
+	Forbidden                    // not allowed for this caller (403)
+	Inactive                     // wait for an admin to approve the account (403)
+	NotFound                     // no such thing, or not yours (404)
+	Conflict                     // clashes with existing state (409)
+	Quota                        // a per-user or per-home limit is reached (409)
+	NoCapacity                   // the cloud has no free resource (409)
+	Unavailable                  // a dependency is down or missing; try later (503)
+)
+
+// Error is a failure with a kind, an optional field name and a message that
+// tells the user what to do.
+type Error struct {
+	Kind    Kind
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// New returns an Error of kind k.
+func New(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidField reports bad input in a named request field.
+func InvalidField(field string, err error) *Error {
+	return &Error{Kind: Invalid, Field: field, Message: err.Error()}
+}
+
+// KindOf returns the kind of err, or 0 when err is not a problem.
+func KindOf(err error) Kind {
+	var p *Error
+	if errors.As(err, &p) {
+		return p.Kind
+	}
+	return 0
+}

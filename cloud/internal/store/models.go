@@ -1,0 +1,98 @@
+package store
+
+import "time"
+
+// User is an account. New self-signed-up users are inactive until an admin
+// approves them.
+type User struct {
+	ID           uint64 `gorm:"primaryKey"`
+	Username     string `gorm:"size:32;not null;uniqueIndex"`
+	Email        string `gorm:"size:254;not null"`
+	PasswordHash string `gorm:"not null"`
+	Role         string `gorm:"size:16;not null"`
+	Active       bool   `gorm:"not null"`
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Token is an API token; only its SHA-256 is stored.
+type Token struct {
+	ID         uint64 `gorm:"primaryKey"`
+	UserID     uint64 `gorm:"not null;index"`
+	User       User   `gorm:"constraint:OnDelete:CASCADE"`
+	Name       string `gorm:"size:64;not null"`
+	Hash       string `gorm:"size:64;not null;uniqueIndex"`
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// Session is a web UI login; only its SHA-256 is stored.
+type Session struct {
+	ID        uint64    `gorm:"primaryKey"`
+	UserID    uint64    `gorm:"not null;index"`
+	User      User      `gorm:"constraint:OnDelete:CASCADE"`
+	Hash      string    `gorm:"size:64;not null;uniqueIndex"`
+	ExpiresAt time.Time `gorm:"not null;index"`
+	CreatedAt time.Time
+}
+
+// Home is a claimed slot. The slot fixes the home's tunnel and public TCP
+// port blocks; the unique indexes stop two claims from taking one slot or one
+// key.
+type Home struct {
+	ID                 uint64 `gorm:"primaryKey"`
+	Slot               int    `gorm:"not null;uniqueIndex"`
+	Slug               string `gorm:"size:32;not null;uniqueIndex"`
+	UserID             uint64 `gorm:"not null;index"`
+	User               User   `gorm:"constraint:OnDelete:RESTRICT"`
+	PublicKey          string `gorm:"not null"`
+	KeyFingerprint     string `gorm:"size:64;not null;uniqueIndex"`
+	BandwidthLimitKbps *int64
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// BaseDomain is a registrable domain owned by one home; no other home may own
+// it, a parent or a child of it.
+type BaseDomain struct {
+	ID        uint64 `gorm:"primaryKey"`
+	HomeID    uint64 `gorm:"not null;index"`
+	Home      Home   `gorm:"constraint:OnDelete:CASCADE"`
+	Domain    string `gorm:"size:253;not null;uniqueIndex"`
+	CreatedAt time.Time
+}
+
+// Mapping routes a public name or port to one tunnel port of a home.
+// Host is NULL for tcp mappings, PublicPort is NULL for http/https and private
+// mappings; SQL unique indexes ignore NULLs, which is exactly what we want.
+type Mapping struct {
+	ID         uint64  `gorm:"primaryKey"`
+	HomeID     uint64  `gorm:"not null;index"`
+	Home       Home    `gorm:"constraint:OnDelete:CASCADE"`
+	Scheme     string  `gorm:"size:8;not null;uniqueIndex:idx_mapping_scheme_host"`
+	Host       *string `gorm:"size:253;uniqueIndex:idx_mapping_scheme_host"`
+	PublicPort *int    `gorm:"uniqueIndex"`
+	TunnelPort int     `gorm:"not null;uniqueIndex"`
+	Private    bool    `gorm:"not null"`
+	CreatedAt  time.Time
+}
+
+// HostName returns the mapping's host or "".
+func (m Mapping) HostName() string {
+	if m.Host == nil {
+		return ""
+	}
+	return *m.Host
+}
+
+// Port returns the mapping's public port or 0.
+func (m Mapping) Port() int {
+	if m.PublicPort == nil {
+		return 0
+	}
+	return *m.PublicPort
+}
+
+func (db *DB) migrate() error {
+	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{})
+}
