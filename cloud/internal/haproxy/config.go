@@ -25,9 +25,6 @@ import (
 //go:embed haproxy.cfg.tmpl
 var configTemplate string
 
-// DefaultMaxConn is the global connection limit used when Params.MaxConn is 0.
-const DefaultMaxConn = 10000
-
 // Params is the typed configuration of the data plane.
 type Params struct {
 	HTTPAddr    string    // public HTTP bind address, e.g. ":80" or "127.0.0.1:8080"
@@ -39,7 +36,7 @@ type Params struct {
 	MapDir      string    // absolute directory holding https.map, http.map and tcp.map
 	SocketPath  string    // absolute path of the admin unix socket
 	PidFile     string    // optional absolute path of the master's pid file
-	MaxConn     int       // global maxconn; 0 means DefaultMaxConn
+	MaxConn     int       // global maxconn; 0 lets HAProxy derive it from the fd limit
 }
 
 // PortRange is an inclusive range of TCP ports.
@@ -81,9 +78,6 @@ func (p Params) withDefaults() Params {
 	if p.TunnelHost == "" {
 		p.TunnelHost = "127.0.0.1"
 	}
-	if p.MaxConn == 0 {
-		p.MaxConn = DefaultMaxConn
-	}
 	return p
 }
 
@@ -123,8 +117,8 @@ func (p Params) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path of [A-Za-z0-9._/+-]", f.field, f.path))
 		}
 	}
-	if p.MaxConn < 1 {
-		errs = append(errs, fmt.Errorf("MaxConn: %d must be positive", p.MaxConn))
+	if p.MaxConn < 0 {
+		errs = append(errs, fmt.Errorf("MaxConn: %d must not be negative", p.MaxConn))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("haproxy: invalid params: %w", err)

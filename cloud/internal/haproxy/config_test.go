@@ -47,14 +47,13 @@ func TestRender(t *testing.T) {
 		"bind :10000-10099\n",
 		"-m int 20000:20159",
 		"set-dst ipv4(127.0.0.1)",
-		"maxconn 10000\n",
 		"master-worker\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("config lacks %q", want)
 		}
 	}
-	if strings.Count(s, "stats socket") != 1 || strings.Contains(s, "map_int") || strings.Contains(s, "pidfile") {
+	if strings.Count(s, "stats socket") != 1 || strings.Contains(s, "map_int") || strings.Contains(s, "pidfile") || strings.Contains(s, "maxconn") {
 		t.Errorf("config has an unexpected stats socket, map_int or pidfile:\n%s", s)
 	}
 }

@@ -58,7 +58,23 @@ func runTests(m *testing.M) int {
 	}
 	env = e
 	code := m.Run()
+
+	// Stopping must leave no haproxy behind.
+	pids := []int{e.proc.Pid()}
+	if info, err := e.client.Info(context.Background()); err == nil {
+		pids = append(pids, info.Pid)
+	}
 	stop()
+	for _, pid := range pids {
+		if alive(pid) {
+			fmt.Fprintf(os.Stderr, "haproxy process %d still alive after Process stopped\n", pid)
+			code = 1
+		}
+	}
+	if st := e.proc.State(); st != StateStopped {
+		fmt.Fprintf(os.Stderr, "Process state after Run returned = %v, want stopped\n", st)
+		code = 1
+	}
 	return code
 }
 

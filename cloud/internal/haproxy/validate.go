@@ -19,13 +19,37 @@ type Entry struct {
 // and the runtime socket, so it admits no spaces, newlines, ';', '#', '\' or
 // upper case: nothing that HAProxy's command parser could interpret.
 func (e Entry) Validate() error {
-	if !validHostname(e.Key) && !validPort(e.Key) {
-		return fmt.Errorf("%w: key %q is neither a lowercase hostname nor a port", ErrInvalid, e.Key)
+	if err := validateKey(e.Key); err != nil {
+		return err
 	}
 	if !validPort(e.Value) {
 		return fmt.Errorf("%w: value %q is not a port", ErrInvalid, e.Value)
 	}
 	return nil
+}
+
+// validateKey accepts a port (a key of digits only: "080" or "0" is neither a
+// port nor, usefully, a hostname) or a lowercase LDH hostname.
+func validateKey(key string) error {
+	if allDigits(key) {
+		if !validPort(key) {
+			return fmt.Errorf("%w: key %q is not a port", ErrInvalid, key)
+		}
+		return nil
+	}
+	if !validHostname(key) {
+		return fmt.Errorf("%w: key %q is neither a lowercase hostname nor a port", ErrInvalid, key)
+	}
+	return nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validHostname reports whether s is a lowercase LDH hostname of at most 253

@@ -1,0 +1,219 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/serve"
+	"homeport.dev/proto"
+)
+
+// env is a real cloud API on a real HTTP server over a fresh database.
+type env struct {
+	t     *testing.T
+	app   *serve.App
+	url   string
+	admin string // an admin's API token
+}
+
+type option func(*config.Config)
+
+func newEnv(t *testing.T, opts ...option) *env {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Config{
+		Data: dir, APIAddr: "127.0.0.1:0", SSHAddr: "127.0.0.1:8022", PublicHost: "cloud.example.net",
+		TCPPorts: proto.PortRange{First: 10000, Last: 10099}, HAProxy: config.HAProxyOff,
+		Layout: homes.DefaultLayout, HomesPerUser: 1, MappingsPerHome: 16, AuthRate: 1000, LogLevel: "error",
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	app, err := serve.New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app.API)
+	t.Cleanup(func() { srv.Close(); app.Close() })
+	e := &env{t: t, app: app, url: srv.URL}
+	e.admin = e.user("root", true, true)
+	return e
+}
+
+// user creates an account directly in the store and returns an API token.
+func (e *env) user(name string, active, admin bool) string {
+	e.t.Helper()
+	ctx := context.Background()
+	u, err := e.app.Accounts.Create(ctx, account.NewUser{Username: name, Email: name + "@example.com", Password: "password-" + name, Active: true, Admin: admin})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, err := e.app.Accounts.CreateToken(ctx, u, "test")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if !active {
+		if _, err := e.app.Accounts.SetActive(ctx, name, false); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return tok.Token
+}
+
+// do sends a request; body may be nil, a string (sent raw) or a value (JSON).
+func (e *env) do(method, path, token string, body any) (int, []byte) {
+	e.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.url+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// must sends a request that must answer want, and decodes the answer into out.
+func (e *env) must(want int, method, path, token string, body, out any) {
+	e.t.Helper()
+	status, b := e.do(method, path, token, body)
+	if status != want {
+		e.t.Fatalf("%s %s = %d %s, want %d", method, path, status, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+}
+
+// refused asserts a 4xx answer in the error envelope with a message, and
+// returns the error body.
+func (e *env) refused(want int, method, path, token string, body any) proto.ErrorBody {
+	e.t.Helper()
+	status, b := e.do(method, path, token, body)
+	var env proto.ErrorEnvelope
+	if err := json.Unmarshal(b, &env); err != nil || env.Error.Code == "" || env.Error.Message == "" {
+		e.t.Fatalf("%s %s: answer %d %q is not an error envelope", method, path, status, b)
+	}
+	if status != want {
+		e.t.Fatalf("%s %s (%v) = %d %s, want %d", method, path, body, status, b, want)
+	}
+	return env.Error
+}
+
+// snapshot dumps every row the user can change (not token last-use times),
+// to assert that a refused request changed nothing.
+func (e *env) snapshot() string {
+	e.t.Helper()
+	var out strings.Builder
+	for _, q := range []string{
+		"SELECT id, username, email, role, active FROM users ORDER BY id",
+		"SELECT id, user_id, name, hash FROM tokens ORDER BY id",
+		"SELECT id, slot, slug, user_id, public_key, bandwidth_limit_kbps FROM homes ORDER BY id",
+		"SELECT id, home_id, domain FROM base_domains ORDER BY id",
+		"SELECT id, home_id, scheme, host, public_port, tunnel_port, private FROM mappings ORDER BY id",
+	} {
+		rows, err := e.app.DB.Raw(q).Rows()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				e.t.Fatal(err)
+			}
+			fmt.Fprintln(&out, vals...)
+		}
+		rows.Close()
+	}
+	return out.String()
+}
+
+// unchanged runs fn and fails if the database differs afterwards.
+func (e *env) unchanged(what string, fn func()) {
+	e.t.Helper()
+	before := e.snapshot()
+	fn()
+	if after := e.snapshot(); after != before {
+		e.t.Errorf("%s changed the database:\nbefore:\n%s\nafter:\n%s", what, before, after)
+	}
+}
+
+// newKey returns a fresh ed25519 public key in authorized_keys form.
+func newKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " test@home"
+}
+
+// claim claims a home for token and returns it.
+func (e *env) claim(token string) proto.Home {
+	e.t.Helper()
+	var h proto.Home
+	e.must(201, "POST", "/api/v1/homes", token, proto.ClaimHomeRequest{PublicKey: newKey(e.t)}, &h)
+	return h
+}
+
+func (e *env) addDomain(token, slug, domain string) {
+	e.t.Helper()
+	e.must(201, "POST", "/api/v1/homes/"+slug+"/base-domains", token, proto.BaseDomainRequest{Domain: domain}, nil)
+}
+
+func sorted(xs []int) []int {
+	out := append([]int(nil), xs...)
+	sort.Ints(out)
+	return out
+}
+
