@@ -216,4 +216,3 @@ func sorted(xs []int) []int {
 	sort.Ints(out)
 	return out
 }
-

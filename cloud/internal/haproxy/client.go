@@ -1,7 +1,6 @@
 package haproxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -176,8 +175,7 @@ func (c *Client) ReplaceMap(ctx context.Context, name string, entries []Entry) (
 	defer func() {
 		if err != nil {
 			// Free the uncommitted version; the live map was never touched.
-			cleanup := context.WithoutCancel(ctx)
-			if cerr := c.mutate(cleanup, "clear map", ver+" "+name); cerr != nil {
+			if cerr := c.versioned(context.WithoutCancel(ctx), "clear map", ver, name); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
 		}
@@ -217,7 +215,16 @@ func (c *Client) ReplaceMap(ctx context.Context, name string, entries []Entry) (
 	if err := flush(); err != nil {
 		return err
 	}
-	return c.mutate(ctx, "commit map", ver+" "+name)
+	return c.versioned(ctx, "commit map", ver, name)
+}
+
+// versioned sends a silent "<verb> @<ver> <name>" command.
+func (c *Client) versioned(ctx context.Context, verb, ver, name string) error {
+	reply, err := c.roundTrip(ctx, verb+" "+ver+" "+name+"\n")
+	if err != nil {
+		return err
+	}
+	return expectEmpty(verb+" "+ver+" "+name, reply)
 }
 
 // expectEmpty turns any text in the reply of a silent command into an error.

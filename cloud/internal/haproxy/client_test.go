@@ -1,15 +1,18 @@
 package haproxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -254,5 +257,116 @@ func TestClientTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("context deadline 50ms took %v", d)
+	}
+}
+
+// fakeCLI is a scripted stand-in for the admin socket in non-interactive
+// mode; it records every command it receives.
+type fakeCLI struct {
+	mu       sync.Mutex
+	commands []string
+	dropAdd  bool // close "add map" connections without a reply, as HAProxy does for oversized input
+}
+
+func (f *fakeCLI) serve(t *testing.T) string {
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			cmd, _ := br.ReadString('\n')
+			if strings.HasSuffix(cmd, "<<\n") {
+				for {
+					line, err := br.ReadString('\n')
+					cmd += line
+					if line == "\n" || err != nil {
+						break
+					}
+				}
+			}
+			f.mu.Lock()
+			f.commands = append(f.commands, cmd)
+			f.mu.Unlock()
+			switch {
+			case strings.HasPrefix(cmd, "prepare map"):
+				io.WriteString(c, "New version created: 7\n\n")
+			case strings.HasPrefix(cmd, "add map") && f.dropAdd:
+			default:
+				io.WriteString(c, "\n")
+			}
+			c.Close()
+		}
+	}()
+	return sock
+}
+
+func (f *fakeCLI) recorded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.commands)
+}
+
+func TestReplaceMapChunks(t *testing.T) {
+	t.Parallel()
+	f := &fakeCLI{}
+	c := &Client{SocketPath: f.serve(t)}
+	entries := make([]Entry, 3000)
+	for i := range entries {
+		entries[i] = Entry{Key: fmt.Sprintf("%s%04d.example.com", strings.Repeat("x", 50), i), Value: "20001"}
+	}
+	if err := c.ReplaceMap(context.Background(), "/m/http.map", entries); err != nil {
+		t.Fatal(err)
+	}
+	var got []Entry
+	adds := 0
+	cmds := f.recorded()
+	for _, cmd := range cmds {
+		if !strings.HasPrefix(cmd, "add map @7 /m/http.map <<\n") {
+			continue
+		}
+		adds++
+		if len(cmd) > maxPayload {
+			t.Errorf("payload of %d bytes exceeds %d", len(cmd), maxPayload)
+		}
+		for line := range strings.SplitSeq(strings.TrimSpace(cmd), "\n") {
+			if k, v, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "add map") {
+				got = append(got, Entry{k, v})
+			}
+		}
+	}
+	if !slices.Equal(got, entries) || adds < 2 {
+		t.Errorf("sent %d entries in %d payloads; want all %d, in order, in several payloads", len(got), adds, len(entries))
+	}
+	if first, last := cmds[0], cmds[len(cmds)-1]; first != "prepare map /m/http.map\n" || last != "commit map @7 /m/http.map\n" {
+		t.Errorf("first/last commands = %q, %q", first, last)
+	}
+}
+
+// A dropped payload must fail the replace, not pass as a silent success,
+// and the uncommitted version must be freed.
+func TestReplaceMapDetectsDroppedPayload(t *testing.T) {
+	t.Parallel()
+	f := &fakeCLI{dropAdd: true}
+	c := &Client{SocketPath: f.serve(t)}
+	err := c.ReplaceMap(context.Background(), "/m/http.map", []Entry{{"a.example.com", "20001"}})
+	if err == nil || !strings.Contains(err.Error(), "without a reply") {
+		t.Fatalf("ReplaceMap = %v; want a 'without a reply' error", err)
+	}
+	cmds := f.recorded()
+	for _, cmd := range cmds {
+		if strings.HasPrefix(cmd, "commit") {
+			t.Errorf("committed after a failed load: %q", cmd)
+		}
+	}
+	if last := cmds[len(cmds)-1]; last != "clear map @7 /m/http.map\n" {
+		t.Errorf("last command = %q; want the uncommitted version cleared", last)
 	}
 }

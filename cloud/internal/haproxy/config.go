@@ -29,7 +29,7 @@ var configTemplate string
 type Params struct {
 	HTTPAddr    string    // public HTTP bind address, e.g. ":80" or "127.0.0.1:8080"
 	HTTPSAddr   string    // public HTTPS (TLS passthrough) bind address, e.g. ":443"
-	TCPHost     string    // bind host of the public TCP range; empty means all IPv4 addresses
+	TCPHost     string    // bind IP of the public TCP range; empty means all IPv4 addresses
 	TCPPorts    PortRange // public TCP ports, routed by destination port
 	TunnelPorts PortRange // the only ports HAProxy may forward to
 	TunnelHost  string    // IPv4 address the tunnel ports listen on; empty means 127.0.0.1
@@ -153,8 +153,15 @@ func Render(p Params) ([]byte, error) {
 	}
 	data := struct {
 		Params
+		TCPBind                   string
 		HTTPSMap, HTTPMap, TCPMap string
-	}{p, MapPath(p.MapDir, MapHTTPS), MapPath(p.MapDir, MapHTTP), MapPath(p.MapDir, MapTCP)}
+	}{
+		Params:   p,
+		TCPBind:  net.JoinHostPort(p.TCPHost, p.TCPPorts.String()), // brackets an IPv6 host
+		HTTPSMap: MapPath(p.MapDir, MapHTTPS),
+		HTTPMap:  MapPath(p.MapDir, MapHTTP),
+		TCPMap:   MapPath(p.MapDir, MapTCP),
+	}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, data); err != nil {
 		return nil, fmt.Errorf("haproxy: render config: %w", err)

@@ -65,11 +65,15 @@ func TestRenderPassesHAProxyCheck(t *testing.T) {
 	dir := t.TempDir()
 	p := testParams(dir)
 	p.PidFile = filepath.Join(dir, "haproxy.pid")
-	p.TCPHost = "127.0.0.1"
+	p.TCPHost = "::1"
+	p.HTTPAddr = "[::1]:8080"
 	p.TunnelHost = "10.0.0.2"
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := WriteConfig(path, p); err != nil {
 		t.Fatal(err)
+	}
+	if cfg, _ := os.ReadFile(path); !strings.Contains(string(cfg), "bind [::1]:10000-10099\n") {
+		t.Errorf("IPv6 TCP range bind not bracketed:\n%s", cfg)
 	}
 	if err := WriteMaps(dir, nil); err != nil {
 		t.Fatal(err)
