@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what homeport's demo and tests need on a fresh Debian machine:
+# system packages with apt-get (only when something is missing) and Go
+# tools with `go install`. Safe to run again.
+set -euo pipefail
+
+need=()
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+
+if [ ${#need[@]} -gt 0 ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "installing: ${need[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null 2>&1 || { echo "Go 1.26 or newer is required: https://go.dev/dl/" >&2; exit 1; }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test of every module, plus the checks CI cares about. This is the
+# README's test command; .ci/run calls nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./deploy/install-deps.sh
+
+unformatted=$(gofmt -l proto cloud home)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+mods=(homeport.dev/proto/... homeport.dev/cloud/... homeport.dev/home/...)
+go vet "${mods[@]}"
+go test -count=1 -timeout 20m "${mods[@]}"

@@ -1,0 +1,59 @@
+// Command home is homeport's agent and console for the machine behind NAT:
+// it registers with a cloud, keeps one SSH tunnel up and serves a dashboard.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"homeport.dev/home/internal/keys"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := &cobra.Command{
+		Use:           "home",
+		Short:         "homeport's home agent: expose servers behind NAT through your own cloud",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(keygenCmd())
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "home:", err)
+		os.Exit(1)
+	}
+}
+
+func keygenCmd() *cobra.Command {
+	var output string
+	var force bool
+	c := &cobra.Command{
+		Use:   "keygen [--output PATH] [--force]",
+		Short: "Create the ed25519 key pair that identifies a home to its cloud",
+		Long: `Create an ed25519 key pair: PATH (private, mode 0600) and PATH.pub.
+Prints the public key, which is what a cloud's POST /api/v1/homes takes.
+Never overwrites an existing key unless --force is given; never prompts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _ := os.Hostname()
+			line, err := keys.Generate(output, "homeport@"+host, force)
+			if err != nil {
+				return err
+			}
+			abs, _ := filepath.Abs(output)
+			fmt.Fprintln(cmd.OutOrStdout(), line)
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (private, 0600) and %s.pub\n", abs, abs)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&output, "output", "id_ed25519", "where to write the private key; the public key goes to PATH.pub")
+	c.Flags().BoolVar(&force, "force", false, "replace an existing key")
+	return c
+}
