@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -74,8 +73,8 @@ the environment, which wins over the file.`,
 			return err
 		}
 		defer app.Close()
-		return app.Run(cmd.Context(), func(addr net.Addr) {
-			fmt.Fprintf(cmd.OutOrStdout(), "cloud ready: API and web UI on http://%s, data in %s\n", addr, cfg.Data)
+		return app.Run(cmd.Context(), func(a serve.Addrs) {
+			fmt.Fprintf(cmd.OutOrStdout(), "cloud ready: API and web UI on http://%s, SSH endpoint on %s, data in %s\n", a.API, a.SSH, cfg.Data)
 		})
 	}
 	return c

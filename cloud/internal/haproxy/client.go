@@ -18,7 +18,7 @@ const DefaultTimeout = 2 * time.Second
 
 // maxPayload bounds one bulk "add map" command including its payload.
 // HAProxy 2.6 cannot take a CLI command over its 16 KB buffer: it drops the
-// connection without a reply (and has been seen to crash at ~16.8 KB), so
+// connection without a reply (and is reported to crash from ~16.8 KB), so
 // bulk loads are split well below that.
 const maxPayload = 12 << 10
 
@@ -250,30 +250,22 @@ func (c *Client) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-// dial connects to the admin socket. The connection's deadline is pulled in
-// as soon as ctx ends; stop releases that watch.
-func (c *Client) dial(ctx context.Context) (conn net.Conn, stop func() bool, err error) {
-	dctx, cancel := context.WithTimeout(ctx, c.timeout())
+// roundTrip sends one command on its own connection and reads the reply up
+// to HAProxy closing it (non-interactive mode). The exchange ends at the
+// Timeout or when ctx ends, whichever comes first.
+func (c *Client) roundTrip(ctx context.Context, cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	var d net.Dialer
-	conn, err = d.DialContext(dctx, "unix", c.SocketPath)
+	conn, err := d.DialContext(ctx, "unix", c.SocketPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("haproxy: dial admin socket: %w", err)
-	}
-	stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	return conn, stop, nil
-}
-
-// roundTrip sends one command on its own connection and reads the reply up
-// to HAProxy closing it (non-interactive mode).
-func (c *Client) roundTrip(ctx context.Context, cmd string) (string, error) {
-	conn, stop, err := c.dial(ctx)
-	if err != nil {
-		return "", err
+		return "", fmt.Errorf("haproxy: dial admin socket: %w", err)
 	}
 	defer conn.Close()
+	// Unblock the write or read below as soon as ctx ends.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	conn.SetDeadline(time.Now().Add(c.timeout()))
+
 	if _, err := io.WriteString(conn, cmd); err != nil {
 		return "", ioError(ctx, verbOf(cmd), err)
 	}
@@ -284,7 +276,7 @@ func (c *Client) roundTrip(ctx context.Context, cmd string) (string, error) {
 	if len(reply) == 0 {
 		// Every answer, even a silent success, ends with an empty line;
 		// nothing at all means HAProxy dropped the command (it does so
-		// for oversized input).
+		// for input over its 16 KB buffer).
 		return "", fmt.Errorf("haproxy: %s: connection closed without a reply", verbOf(cmd))
 	}
 	return string(reply), nil

@@ -42,6 +42,11 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
+// stableUptime is how long haproxy must have run for its exit to count as a
+// fresh failure (restart after MinBackoff) rather than part of a crash loop
+// (the backoff keeps doubling up to MaxBackoff).
+const stableUptime = 10 * time.Second
+
 // ProcessConfig configures a managed haproxy.
 type ProcessConfig struct {
 	Binary       string        // haproxy executable; empty means "haproxy" from PATH
@@ -157,7 +162,7 @@ func (p *Process) setState(s State) {
 }
 
 // Run supervises haproxy until ctx ends, then stops it and returns nil. It
-// returns an error only when haproxy cannot be executed at all. Run may be
+// returns an error only when the haproxy binary cannot be found. Run may be
 // called once.
 func (p *Process) Run(ctx context.Context) error {
 	defer close(p.doneC)
@@ -168,40 +173,15 @@ func (p *Process) Run(ctx context.Context) error {
 	}
 	backoff := p.cfg.MinBackoff
 	for {
-		p.setState(StateStarting)
-		inst, err := p.start(bin)
-		if err != nil {
-			return err
-		}
-		if err := p.waitReady(ctx, inst); err == nil {
-			p.setState(StateReady)
-			restarts := p.Restarts()
-			p.log.Info("haproxy ready", "pid", inst.pid, "restarts", restarts)
-			if p.cfg.OnReady != nil {
-				p.cfg.OnReady(restarts)
-			}
-		} else if ctx.Err() == nil && !inst.exited() {
-			p.log.Error("haproxy did not become ready; killing it", "pid", inst.pid, "err", err)
-			inst.signal(syscall.SIGKILL)
-		}
-
-		select {
-		case <-ctx.Done():
-			p.stop(inst)
+		uptime, err := p.runOnce(ctx, bin)
+		if ctx.Err() != nil {
 			return nil
-		case <-inst.done:
 		}
-		uptime := time.Since(inst.started)
-		inst.killGroup()
-		p.log.Warn("haproxy exited", "pid", inst.pid, "err", inst.err, "uptime", uptime.Round(time.Millisecond), "backoff", backoff)
-		p.mu.Lock()
-		p.pid = 0
-		p.mu.Unlock()
-
-		p.setState(StateBackoff)
-		if uptime > 10*p.cfg.MaxBackoff {
+		if uptime >= stableUptime {
 			backoff = p.cfg.MinBackoff
 		}
+		p.setState(StateBackoff)
+		p.log.Warn("haproxy exited; restarting", "err", err, "uptime", uptime.Round(time.Millisecond), "backoff", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -213,6 +193,40 @@ func (p *Process) Run(ctx context.Context) error {
 		p.mu.Lock()
 		p.restarts++
 		p.mu.Unlock()
+	}
+}
+
+// runOnce starts one haproxy and returns when it has exited (with how long
+// it ran and why) or, once ctx ends, when it has been stopped.
+func (p *Process) runOnce(ctx context.Context, bin string) (time.Duration, error) {
+	p.setState(StateStarting)
+	inst, err := p.start(bin)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		inst.killGroup() // an orphaned worker would keep the ports
+		p.mu.Lock()
+		p.pid = 0
+		p.mu.Unlock()
+	}()
+	if err := p.waitReady(ctx, inst); err == nil {
+		p.setState(StateReady)
+		restarts := p.Restarts()
+		p.log.Info("haproxy ready", "pid", inst.pid, "restarts", restarts)
+		if p.cfg.OnReady != nil {
+			p.cfg.OnReady(restarts)
+		}
+	} else if ctx.Err() == nil && !inst.exited() {
+		p.log.Error("haproxy did not become ready; killing it", "pid", inst.pid, "err", err)
+		inst.signal(syscall.SIGKILL)
+	}
+	select {
+	case <-ctx.Done():
+		p.stop(inst)
+		return time.Since(inst.started), nil
+	case <-inst.done:
+		return time.Since(inst.started), fmt.Errorf("haproxy: pid %d: %w", inst.pid, inst.err)
 	}
 }
 
@@ -325,8 +339,8 @@ func (p *Process) waitReady(ctx context.Context, inst *instance) error {
 }
 
 // stop soft-stops haproxy (SIGUSR1: stop listening, let connections finish),
-// escalates to SIGTERM after StopTimeout and to SIGKILL after one more
-// second, then clears the process group.
+// escalating to SIGTERM after StopTimeout and to SIGKILL after one more
+// second.
 func (p *Process) stop(inst *instance) {
 	p.setState(StateStopping)
 	p.log.Info("haproxy stopping", "pid", inst.pid)
@@ -344,16 +358,11 @@ func (p *Process) stop(inst *instance) {
 		select {
 		case <-inst.done:
 			t.Stop()
-			inst.killGroup()
-			p.mu.Lock()
-			p.pid = 0
-			p.mu.Unlock()
 			p.log.Info("haproxy stopped", "pid", inst.pid, "signal", s.sig.String(), "err", inst.err)
 			return
 		case <-t.C:
 		}
 	}
-	inst.killGroup()
 	p.log.Error("haproxy did not exit after SIGKILL", "pid", inst.pid)
 }
 

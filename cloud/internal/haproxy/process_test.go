@@ -3,7 +3,9 @@ package haproxy
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,5 +117,46 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		case <-deadline:
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
+	}
+}
+
+// A haproxy that cannot start is retried with backoff and never reported
+// ready; cancelling stops the loop.
+func TestProcessCrashLoopNotReady(t *testing.T) {
+	t.Parallel()
+	needEnv(t)
+	dir := t.TempDir()
+	p := NewProcess(ProcessConfig{
+		ConfigPath: filepath.Join(dir, "missing.cfg"),
+		SocketPath: filepath.Join(dir, "admin.sock"),
+		Logger:     slog.New(slog.DiscardHandler),
+		MinBackoff: time.Millisecond,
+		MaxBackoff: 10 * time.Millisecond,
+		OnReady:    func(int) { t.Error("OnReady called for a haproxy that cannot start") },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, 5*time.Second, "three restarts", func() bool { return p.Restarts() >= 3 })
+	if p.Ready() {
+		t.Error("Ready() = true for a haproxy that cannot start")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after cancel", err)
+	}
+	if st := p.State(); st != StateStopped {
+		t.Errorf("State after Run = %v, want stopped", st)
+	}
+	if err := p.WaitReady(context.Background()); err == nil {
+		t.Error("WaitReady after Run returned nil")
+	}
+}
+
+func TestProcessMissingBinary(t *testing.T) {
+	t.Parallel()
+	p := NewProcess(ProcessConfig{Binary: "/nonexistent/haproxy", Logger: slog.New(slog.DiscardHandler)})
+	if err := p.Run(context.Background()); err == nil {
+		t.Fatal("Run with a missing binary returned nil")
 	}
 }

@@ -212,20 +212,25 @@ func TestHTTPRoutesByHost(t *testing.T) {
 	e.addRoute(t, MapHTTP, host, port)
 
 	// Upper case and an explicit port in Host are normalised; a client's
-	// own X-Forwarded-For is replaced.
-	resp, body, local := httpGet(t, e, strings.ToUpper(host)+":80", "/p?q=1", http.Header{"X-Forwarded-For": {"6.6.6.6"}})
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d, body %q; want 200", resp.StatusCode, body)
-	}
-	clientIP, _, _ := net.SplitHostPort(local.String())
-	for _, want := range []string{"tunnel=a", "remote=" + local.String(), "xff=" + clientIP + " ", "uri=/p?q=1"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("tunnel saw %q; want it to contain %q", body, want)
+	// own X-Forwarded-For is replaced. The second client must be reported
+	// as itself: HAProxy must not reuse the first client's server connection
+	// (and so its PROXY header).
+	for range 2 {
+		resp, body, local := httpGet(t, e, strings.ToUpper(host)+":80", "/p?q=1", http.Header{"X-Forwarded-For": {"6.6.6.6"}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d, body %q; want 200", resp.StatusCode, body)
+		}
+		clientIP, _, _ := net.SplitHostPort(local.String())
+		for _, want := range []string{"tunnel=a", "remote=" + local.String() + " ", "xff=" + clientIP + " ", "uri=/p?q=1"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("tunnel saw %q; want it to contain %q", body, want)
+			}
 		}
 	}
 }
 
-// Each request on one keep-alive client connection is routed by its own Host.
+// Each request on one keep-alive client connection is routed by its own Host
+// and carries its own client's address.
 func TestHTTPKeepAliveRoutesEachRequest(t *testing.T) {
 	t.Parallel()
 	e := needEnv(t)
@@ -234,6 +239,11 @@ func TestHTTPKeepAliveRoutesEachRequest(t *testing.T) {
 		ln, port := e.listenTunnel(t)
 		serveHTTP(t, ln, name)
 		e.addRoute(t, MapHTTP, host, port)
+	}
+	// Another client first leaves idle server connections behind; their
+	// PROXY headers name that client, so they must not serve ours.
+	for _, host := range hosts {
+		httpGet(t, e, host, "/", nil)
 	}
 	c, err := net.DialTimeout("tcp", e.httpAddr, 5*time.Second)
 	if err != nil {
@@ -255,6 +265,9 @@ func TestHTTPKeepAliveRoutesEachRequest(t *testing.T) {
 		resp.Body.Close()
 		if !strings.Contains(string(body), "tunnel="+name+" ") {
 			t.Fatalf("request for %s answered by %q", name, body)
+		}
+		if want := "remote=" + c.LocalAddr().String() + " "; !strings.Contains(string(body), want) {
+			t.Errorf("tunnel saw %q; want %q", body, want)
 		}
 	}
 }

@@ -269,3 +269,10 @@ func newSlug() (string, error) {
 	}
 	return string(b), nil
 }
+
+// ByID returns a home by its ID.
+func (s *Service) ByID(ctx context.Context, id uint64) (store.Home, error) {
+	var h store.Home
+	err := s.db.WithContext(ctx).Take(&h, id).Error
+	return h, err
+}

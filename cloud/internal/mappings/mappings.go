@@ -38,8 +38,12 @@ type Options struct {
 	Live func(store.Mapping) string
 }
 
-// State of a mapping when nothing reports a live state.
-const StateNoTunnel = "no_tunnel"
+// Live states of a mapping.
+const (
+	StateUp        = "up"         // the home is connected and forwards the tunnel port
+	StateNoForward = "no_forward" // the home is connected but does not forward this port
+	StateNoTunnel  = "no_tunnel"  // the home is not connected
+)
 
 // New returns a mapping service.
 func New(db *store.DB, ds *domains.Service, o Options) (*Service, error) {
@@ -193,4 +197,15 @@ func (s *Service) ToProto(m store.Mapping) proto.Mapping {
 		ID: m.ID, Scheme: m.Scheme, Host: m.HostName(), PublicPort: m.Port(),
 		TunnelPort: m.TunnelPort, Private: m.Private, State: s.live(m), CreatedAt: m.CreatedAt,
 	}
+}
+
+// PrivateForUser reports whether tunnel port belongs to a private mapping
+// of a home owned by userID: the only targets `home connect` may reach.
+func (s *Service) PrivateForUser(ctx context.Context, userID uint64, port int) bool {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&store.Mapping{}).
+		Joins("JOIN homes ON homes.id = mappings.home_id").
+		Where("mappings.tunnel_port = ? AND mappings.private = ? AND homes.user_id = ?", port, true, userID).
+		Count(&n).Error
+	return err == nil && n > 0
 }

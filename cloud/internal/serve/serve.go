@@ -34,6 +34,7 @@ type App struct {
 	Homes    *homes.Service
 	Domains  *domains.Service
 	Mappings *mappings.Service
+	SSH      *sshd.Server
 	API      *api.Server
 	log      *slog.Logger
 }
@@ -61,15 +62,23 @@ func (a *App) build() error {
 	if a.Accounts, err = account.New(a.DB); err != nil {
 		return err
 	}
-	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser}); err != nil {
+	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged}); err != nil {
 		return err
 	}
 	a.Domains = domains.New(a.DB)
-	if a.Mappings, err = mappings.New(a.DB, a.Domains, mappings.Options{Layout: cfg.Layout, PerHome: cfg.MappingsPerHome}); err != nil {
+	if a.Mappings, err = mappings.New(a.DB, a.Domains, mappings.Options{
+		Layout: cfg.Layout, PerHome: cfg.MappingsPerHome, Live: a.mappingState,
+	}); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.SSH = sshd.New(sshd.Options{
+		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
+		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
+			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
+		},
+	})
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH:      proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
@@ -78,12 +87,40 @@ func (a *App) build() error {
 	return nil
 }
 
+// homeChanged makes the live data plane follow a committed home change: a
+// released home or a replaced key loses its SSH connection at once.
+func (a *App) homeChanged(h store.Home) {
+	if a.SSH == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.SSH.Revalidate(ctx, h.ID)
+}
+
+// mappingState is a mapping's live state: up when its home is connected and
+// forwards the mapping's tunnel port.
+func (a *App) mappingState(m store.Mapping) string {
+	switch {
+	case a.SSH == nil || !a.SSH.Connected(m.HomeID):
+		return mappings.StateNoTunnel
+	case a.SSH.ForwardUp(m.HomeID, m.TunnelPort):
+		return mappings.StateUp
+	}
+	return mappings.StateNoForward
+}
+
 // Close releases the database.
 func (a *App) Close() error { return a.DB.Close() }
 
+// Addrs are the addresses the cloud listens on once ready.
+type Addrs struct {
+	API, SSH net.Addr
+}
+
 // Run serves until ctx ends, then shuts down gracefully. ready, if not nil,
-// receives the API's listen address once it accepts connections.
-func (a *App) Run(ctx context.Context, ready func(apiAddr net.Addr)) error {
+// is called once every listener accepts connections.
+func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 	ln, err := net.Listen("tcp", a.Config.APIAddr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w (is another cloud running? choose another --api-addr)", a.Config.APIAddr, err)
@@ -96,11 +133,19 @@ func (a *App) Run(ctx context.Context, ready func(apiAddr net.Addr)) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	errc := make(chan error, 1)
+	sshLn, err := net.Listen("tcp", a.Config.SSHAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("SSH listen on %s: %w (choose another --ssh-addr)", a.Config.SSHAddr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("cloud API listening", "addr", ln.Addr().String())
+	go func() { errc <- a.SSH.Serve(ctx, sshLn) }()
+	a.log.Info("cloud listening", "api", ln.Addr().String(), "ssh", sshLn.Addr().String())
 	if ready != nil {
-		ready(ln.Addr())
+		ready(Addrs{API: ln.Addr(), SSH: sshLn.Addr()})
 	}
 	select {
 	case err := <-errc:

@@ -1,0 +1,305 @@
+package sshd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/store"
+)
+
+// Options configure the SSH endpoint.
+type Options struct {
+	HostKey ssh.Signer
+	Homes   *homes.Service
+	// AllowDirect reports whether home may open a direct-tcpip channel to
+	// 127.0.0.1:port: only a private mapping of the same account qualifies.
+	AllowDirect func(ctx context.Context, home store.Home, port int) bool
+	Log         *slog.Logger
+	Registry    prometheus.Registerer
+	// Keepalive is the interval of server keepalives; a peer that answers
+	// none for two intervals more is dropped (15 s -> gone within 45 s).
+	Keepalive        time.Duration
+	HandshakeTimeout time.Duration
+	MaxConnsPerIP    int
+}
+
+// Server is the embedded SSH endpoint. It accepts public-key logins of
+// homes, remote forwards on the home's own tunnel ports (always bound to
+// 127.0.0.1) and direct-tcpip to private mappings of the same account, and
+// refuses everything else.
+type Server struct {
+	o       Options
+	config  *ssh.ServerConfig
+	metrics *metrics
+
+	mu       sync.Mutex
+	sessions map[uint64]*session // by home ID: at most one live connection per home
+	perIP    map[string]int
+}
+
+// New returns an SSH endpoint.
+func New(o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Keepalive <= 0 {
+		o.Keepalive = 15 * time.Second
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.MaxConnsPerIP <= 0 {
+		o.MaxConnsPerIP = 32
+	}
+	if o.AllowDirect == nil {
+		o.AllowDirect = func(context.Context, store.Home, int) bool { return false }
+	}
+	s := &Server{o: o, sessions: map[uint64]*session{}, perIP: map[string]int{}, metrics: newMetrics(o.Registry)}
+	s.config = &ssh.ServerConfig{
+		PublicKeyCallback: s.authenticate,
+		MaxAuthTries:      3,
+		ServerVersion:     "SSH-2.0-homeport",
+	}
+	s.config.AddHostKey(o.HostKey)
+	return s
+}
+
+const (
+	extHomeID = "homeport-home-id"
+)
+
+// authenticate accepts a key only when it identifies a home and the login
+// name is that home's slug.
+func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := s.o.Homes.ByFingerprint(ctx, ssh.FingerprintSHA256(key))
+	if err != nil {
+		s.o.Log.Info("ssh login refused: unknown key", "remote", meta.RemoteAddr().String(), "user", meta.User())
+		return nil, errors.New("unknown key")
+	}
+	if meta.User() != h.Slug {
+		s.o.Log.Info("ssh login refused: wrong user for key", "remote", meta.RemoteAddr().String(), "user", meta.User(), "home", h.Slug)
+		return nil, errors.New("wrong user")
+	}
+	return &ssh.Permissions{Extensions: map[string]string{extHomeID: strconv.FormatUint(h.ID, 10)}}, nil
+}
+
+// Serve accepts connections on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer func() {
+		s.closeAll()
+		wg.Wait()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		ip := remoteIP(c)
+		if !s.admit(ip) {
+			s.o.Log.Warn("ssh connection refused: too many from one address", "remote", ip)
+			c.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.release(ip)
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+func remoteIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+func (s *Server) admit(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip] >= s.o.MaxConnsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// handle runs one connection: handshake under a deadline, takeover of the
+// home's previous connection, then requests and channels until it ends.
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetKeepAlive(true)
+		tc.SetKeepAlivePeriod(s.o.Keepalive)
+	}
+	c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
+	conn, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	if err != nil {
+		s.o.Log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	c.SetDeadline(time.Time{})
+	id, _ := strconv.ParseUint(conn.Permissions.Extensions[extHomeID], 10, 64)
+	lookupCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	h, err := s.o.Homes.ByID(lookupCtx, id)
+	cancel()
+	if err != nil {
+		conn.Close()
+		return
+	}
+	sess := newSession(s, h, conn)
+	s.takeOver(sess)
+	s.metrics.connects.Inc()
+	s.o.Log.Info("home connected", "home", h.Slug, "remote", c.RemoteAddr().String())
+	defer func() {
+		s.drop(sess)
+		s.metrics.disconnects.Inc()
+		s.o.Log.Info("home disconnected", "home", h.Slug, "remote", c.RemoteAddr().String())
+	}()
+	go sess.keepalive(s.o.Keepalive)
+	go sess.channels(ctx, chans)
+	sess.requests(reqs)
+}
+
+// takeOver registers sess as its home's connection, closing the previous one
+// first so its listeners free their ports before the new forwards ask.
+func (s *Server) takeOver(sess *session) {
+	s.mu.Lock()
+	old := s.sessions[sess.home.ID]
+	s.sessions[sess.home.ID] = sess
+	s.mu.Unlock()
+	if old != nil {
+		s.o.Log.Info("home reconnected: closing its previous connection", "home", sess.home.Slug)
+		old.close()
+	}
+	s.metrics.homes.Set(float64(s.count()))
+}
+
+func (s *Server) drop(sess *session) {
+	sess.close()
+	s.mu.Lock()
+	if s.sessions[sess.home.ID] == sess {
+		delete(s.sessions, sess.home.ID)
+	}
+	s.mu.Unlock()
+	s.metrics.homes.Set(float64(s.count()))
+}
+
+func (s *Server) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.close()
+	}
+}
+
+// Revalidate closes a home's live connection when the home is gone or its
+// key changed (release, key rotation). Called after every home change.
+func (s *Server) Revalidate(ctx context.Context, homeID uint64) {
+	s.mu.Lock()
+	sess := s.sessions[homeID]
+	s.mu.Unlock()
+	if sess == nil {
+		return
+	}
+	h, err := s.o.Homes.ByID(ctx, homeID)
+	if err != nil || h.KeyFingerprint != sess.home.KeyFingerprint {
+		s.o.Log.Info("closing home connection: home released or key changed", "home", sess.home.Slug)
+		sess.close()
+	}
+}
+
+// ForwardUp reports whether a home's connection currently listens on port.
+func (s *Server) ForwardUp(homeID uint64, port int) bool {
+	s.mu.Lock()
+	sess := s.sessions[homeID]
+	s.mu.Unlock()
+	return sess != nil && sess.listening(port)
+}
+
+// Connected reports whether a home has a live connection.
+func (s *Server) Connected(homeID uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[homeID] != nil
+}
+
+// pipe copies both ways until both directions end, half-closing as each
+// side finishes, and returns the bytes moved (a->b, b->a).
+func pipe(a, b io.ReadWriteCloser) (int64, int64) {
+	var ab, ba int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ab, _ = io.Copy(b, a)
+		closeWrite(b)
+	}()
+	go func() {
+		defer wg.Done()
+		ba, _ = io.Copy(a, b)
+		closeWrite(a)
+	}()
+	wg.Wait()
+	a.Close()
+	b.Close()
+	return ab, ba
+}
+
+func closeWrite(c io.Closer) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+func hostPort(host string, port uint32) string {
+	return net.JoinHostPort(host, fmt.Sprint(port))
+}

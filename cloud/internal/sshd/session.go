@@ -1,0 +1,235 @@
+package sshd
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/cloud/internal/store"
+)
+
+// session is one home's live SSH connection and the listeners it owns.
+type session struct {
+	srv  *Server
+	home store.Home
+	conn *ssh.ServerConn
+
+	mu        sync.Mutex
+	listeners map[int]net.Listener // by tunnel port
+	closed    bool
+	done      chan struct{}
+}
+
+func newSession(s *Server, h store.Home, conn *ssh.ServerConn) *session {
+	return &session{srv: s, home: h, conn: conn, listeners: map[int]net.Listener{}, done: make(chan struct{})}
+}
+
+// close ends the connection and frees every port it listened on. It is
+// idempotent and returns only once the listeners are closed.
+func (s *session) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	ls := s.listeners
+	s.listeners = map[int]net.Listener{}
+	close(s.done)
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	s.srv.metrics.forwards.Sub(float64(len(ls)))
+	s.conn.Close()
+}
+
+func (s *session) listening(port int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listeners[port] != nil
+}
+
+// keepalive sends a keepalive every interval and closes the connection when
+// a reply does not come within two more intervals.
+func (s *session) keepalive(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		replied := make(chan error, 1)
+		go func() {
+			_, _, err := s.conn.SendRequest("keepalive@openssh.com", true, nil)
+			replied <- err
+		}()
+		select {
+		case err := <-replied:
+			if err != nil {
+				s.close()
+				return
+			}
+		case <-time.After(2 * interval):
+			s.srv.o.Log.Info("home silent: dropping its connection", "home", s.home.Slug)
+			s.close()
+			return
+		case <-s.done:
+			return
+		}
+	}
+}
+
+type forwardRequest struct {
+	Addr string
+	Port uint32
+}
+
+// requests answers every global request that wants a reply.
+func (s *session) requests(reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		switch req.Type {
+		case "tcpip-forward":
+			err := s.forward(req.Payload)
+			if err != nil {
+				s.srv.o.Log.Info("forward refused", "home", s.home.Slug, "err", err)
+			}
+			req.Reply(err == nil, nil)
+		case "cancel-tcpip-forward":
+			var f forwardRequest
+			ok := ssh.Unmarshal(req.Payload, &f) == nil && s.cancel(int(f.Port))
+			req.Reply(ok, nil)
+		default:
+			// streamlocal-forward@openssh.com, no-more-sessions@openssh.com, ...
+			req.Reply(false, nil)
+		}
+	}
+}
+
+// forward listens on 127.0.0.1:port for a port of the home's own block,
+// whatever address the client asked for.
+func (s *session) forward(payload []byte) error {
+	var f forwardRequest
+	if err := ssh.Unmarshal(payload, &f); err != nil {
+		return err
+	}
+	port := int(f.Port)
+	if block := s.srv.o.Homes.Layout().TunnelPorts(s.home.Slot); !block.Contains(port) {
+		return errForbiddenPort{port: port, block: block.String()}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	if s.listeners[port] != nil {
+		return nil // asked twice: already forwarding
+	}
+	ln, err := net.Listen("tcp", hostPort("127.0.0.1", f.Port))
+	if err != nil {
+		return err
+	}
+	s.listeners[port] = ln
+	s.srv.metrics.forwards.Inc()
+	go s.accept(ln, f)
+	return nil
+}
+
+type errForbiddenPort struct {
+	port  int
+	block string
+}
+
+func (e errForbiddenPort) Error() string {
+	return "port " + itoa(e.port) + " is not in this home's tunnel ports " + e.block
+}
+
+func (s *session) cancel(port int) bool {
+	s.mu.Lock()
+	ln := s.listeners[port]
+	delete(s.listeners, port)
+	s.mu.Unlock()
+	if ln == nil {
+		return false
+	}
+	s.srv.metrics.forwards.Dec()
+	return ln.Close() == nil
+}
+
+type forwardedPayload struct {
+	Addr       string
+	Port       uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+// accept hands every connection to the listener to the home over a
+// forwarded-tcpip channel naming the address exactly as the client asked.
+func (s *session) accept(ln net.Listener, f forwardRequest) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			origin := c.RemoteAddr().(*net.TCPAddr)
+			ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(forwardedPayload{
+				Addr: f.Addr, Port: f.Port, OriginAddr: origin.IP.String(), OriginPort: uint32(origin.Port),
+			}))
+			if err != nil {
+				c.Close()
+				return
+			}
+			go ssh.DiscardRequests(reqs)
+			in, out := pipe(c, ch)
+			s.srv.metrics.bytes(s.home.Slug, in, out)
+		}()
+	}
+}
+
+type directPayload struct {
+	Host       string
+	Port       uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+// channels accepts direct-tcpip to private mappings of the same account and
+// refuses sessions (shell, exec, pty, subsystems) and everything else.
+func (s *session) channels(ctx context.Context, chans <-chan ssh.NewChannel) {
+	for nc := range chans {
+		if nc.ChannelType() != "direct-tcpip" {
+			nc.Reject(ssh.Prohibited, "homeport allows only port forwarding; no shell, exec or other channels")
+			continue
+		}
+		var d directPayload
+		if err := ssh.Unmarshal(nc.ExtraData(), &d); err != nil {
+			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+			continue
+		}
+		if (d.Host != "127.0.0.1" && d.Host != "localhost") || !s.srv.o.AllowDirect(ctx, s.home, int(d.Port)) {
+			nc.Reject(ssh.Prohibited, "only private mappings of your account can be reached")
+			continue
+		}
+		go func() {
+			target, err := net.DialTimeout("tcp", hostPort("127.0.0.1", d.Port), 5*time.Second)
+			if err != nil {
+				nc.Reject(ssh.ConnectionFailed, "the private mapping's home is not connected")
+				return
+			}
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				target.Close()
+				return
+			}
+			go ssh.DiscardRequests(reqs)
+			out, in := pipe(ch, target)
+			s.srv.metrics.bytes(s.home.Slug, in, out)
+		}()
+	}
+}
