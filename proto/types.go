@@ -125,3 +125,27 @@ type Health struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks,omitempty"`
 }
+
+// Route is one key of one HAProxy map: what the database wants next to what
+// HAProxy has. Drift is "" when both agree, else "missing" (HAProxy lacks
+// it), "unexpected" (HAProxy has it, the database does not) or "wrong_port".
+type Route struct {
+	Map     string `json:"map"`
+	Key     string `json:"key"`
+	Desired string `json:"desired,omitempty"`
+	Live    string `json:"live,omitempty"`
+	Drift   string `json:"drift,omitempty"`
+}
+
+// RoutesReport is the admin view of the data plane.
+type RoutesReport struct {
+	HAProxy string  `json:"haproxy"` // managed, external or off
+	InSync  bool    `json:"in_sync"`
+	Error   string  `json:"error,omitempty"`
+	Routes  []Route `json:"routes"`
+}
+
+// ReconcileResult says what a reconcile repaired.
+type ReconcileResult struct {
+	Repaired int `json:"repaired"`
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/proto"
 )
 
@@ -80,4 +81,20 @@ func (s *Server) adminListMappings(c echo.Context) error {
 		out = append(out, adminMapping{Mapping: s.Mappings.ToProto(m), Home: slugs[m.HomeID]})
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) adminRoutes(c echo.Context) error {
+	rep, err := s.Routes.Routes(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+func (s *Server) adminReconcile(c echo.Context) error {
+	n, err := s.Routes.Full(c.Request().Context())
+	if err != nil {
+		return problem.New(problem.Unavailable, "HAProxy did not take the routes: %v; the cloud keeps retrying", err)
+	}
+	return c.JSON(http.StatusOK, proto.ReconcileResult{Repaired: n})
 }

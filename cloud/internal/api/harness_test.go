@@ -19,7 +19,6 @@ import (
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/config"
-	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/serve"
 	"homeport.dev/proto"
 )
@@ -37,10 +36,10 @@ type option func(*config.Config)
 func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := config.Config{
-		Data: dir, APIAddr: "127.0.0.1:0", SSHAddr: "127.0.0.1:8022", PublicHost: "cloud.example.net",
-		TCPPorts: proto.PortRange{First: 10000, Last: 10099}, HAProxy: config.HAProxyOff,
-		Layout: homes.DefaultLayout, HomesPerUser: 1, MappingsPerHome: 16, AuthRate: 1000, LogLevel: "error",
+	cfg, err := config.Parse([]string{"--data", dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
+		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error"})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, o := range opts {
 		o(&cfg)

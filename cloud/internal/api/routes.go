@@ -49,6 +49,8 @@ func (s *Server) table() []route {
 		{http.MethodGet, v + "/admin/homes", "All homes", authAdmin, nil, []proto.Home{}, 200, s.adminListHomes},
 		{http.MethodDelete, v + "/admin/homes/:slug", "Release any home", authAdmin, nil, nil, 204, s.adminReleaseHome},
 		{http.MethodGet, v + "/admin/mappings", "All mappings", authAdmin, nil, []adminMapping{}, 200, s.adminListMappings},
+		{http.MethodGet, v + "/admin/routes", "Live HAProxy maps next to the database's desired routes, drift marked", authAdmin, nil, proto.RoutesReport{}, 200, s.adminRoutes},
+		{http.MethodPost, v + "/admin/reconcile", "Compare HAProxy with the database now and repair drift", authAdmin, nil, proto.ReconcileResult{}, 200, s.adminReconcile},
 
 		{http.MethodGet, "/api/openapi.json", "This document", authNone, nil, nil, 200, s.openAPI},
 		{http.MethodGet, "/healthz", "Liveness: the process serves requests", authNone, nil, proto.Health{}, 200, s.healthz},

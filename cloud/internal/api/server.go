@@ -36,6 +36,12 @@ type Deps struct {
 	// Checks are extra readiness checks by name (haproxy, shaper, ...); a
 	// failing one makes /readyz report degraded.
 	Checks map[string]func(context.Context) error
+	// Routes is the data plane's view for admins (live HAProxy maps next to
+	// the database) and its repair.
+	Routes interface {
+		Routes(ctx context.Context) (proto.RoutesReport, error)
+		Full(ctx context.Context) (int, error)
+	}
 	// AuthRate limits POST /auth/token and /auth/signup per client address
 	// and per username, in requests per minute (burst the same).
 	AuthRate int

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -29,21 +30,43 @@ const (
 
 // Config is the validated configuration of `cloud serve`.
 type Config struct {
-	Data            string
-	APIAddr         string
-	SSHAddr         string
-	HTTPAddr        string
-	HTTPSAddr       string
-	TCPPorts        proto.PortRange
-	PublicHost      string
-	HAProxy         string
-	HAProxySocket   string
-	Dev             bool
-	Layout          homes.Layout
-	HomesPerUser    int
-	MappingsPerHome int
-	AuthRate        int
-	LogLevel        string
+	Data              string
+	APIAddr           string
+	SSHAddr           string
+	HTTPAddr          string
+	HTTPSAddr         string
+	TCPPorts          proto.PortRange
+	PublicHost        string
+	HAProxy           string
+	HAProxySocket     string
+	HAProxyMaps       string
+	ReconcileInterval time.Duration
+	Dev               bool
+	Layout            homes.Layout
+	HomesPerUser      int
+	MappingsPerHome   int
+	AuthRate          int
+	LogLevel          string
+}
+
+// HAProxyDir holds the managed HAProxy's config, socket and map files.
+func (c Config) HAProxyDir() string { return filepath.Join(c.Data, "haproxy") }
+
+// HAProxySocketPath is the runtime API socket: --haproxy-socket, or the
+// managed HAProxy's own.
+func (c Config) HAProxySocketPath() string {
+	if c.HAProxySocket != "" {
+		return c.HAProxySocket
+	}
+	return filepath.Join(c.HAProxyDir(), "admin.sock")
+}
+
+// HAProxyMapDir is where the map files live (HAProxy names maps after them).
+func (c Config) HAProxyMapDir() string {
+	if c.HAProxyMaps != "" {
+		return c.HAProxyMaps
+	}
+	return c.HAProxyDir()
 }
 
 // DBPath is the SQLite database inside the data directory.
@@ -62,7 +85,8 @@ func (c Config) SSHPort() int {
 // raw holds flag values before validation.
 type raw struct {
 	data, apiAddr, sshAddr, httpAddr, httpsAddr, tcpPorts, publicHost string
-	haproxy, haproxySocket, configFile, logLevel                      string
+	haproxy, haproxySocket, haproxyMaps, configFile, logLevel         string
+	reconcileInterval                                                 time.Duration
 	dev                                                               bool
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
 	authRate                                                          int
@@ -82,6 +106,8 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.publicHost, "public-host", "", "name homes use to reach the SSH endpoint (default: this machine's host name)")
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
 	fs.StringVar(&r.haproxySocket, "haproxy-socket", "", "HAProxy runtime API unix socket, for --haproxy external")
+	fs.StringVar(&r.haproxyMaps, "haproxy-maps", "", "directory of the map files, as both the cloud and HAProxy see it (default DATA/haproxy)")
+	fs.DurationVar(&r.reconcileInterval, "reconcile-interval", 30*time.Second, "how often routes in HAProxy are compared with the database and repaired")
 	fs.BoolVar(&r.dev, "dev", false, "bind loopback only and use ports 8080/8443 for a quick local try")
 	fs.IntVar(&r.slots, "home-slots", homes.DefaultLayout.Slots, "number of home slots")
 	fs.IntVar(&r.tunnelBase, "tunnel-port-base", homes.DefaultLayout.TunnelBase, "first tunnel port (127.0.0.1); slot i owns a block from base+i*block")
@@ -157,11 +183,18 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	c := Config{
 		Data: r.data, APIAddr: r.apiAddr, SSHAddr: r.sshAddr, HTTPAddr: r.httpAddr, HTTPSAddr: r.httpsAddr,
-		PublicHost: r.publicHost, HAProxy: r.haproxy, HAProxySocket: r.haproxySocket, Dev: r.dev,
+		PublicHost: r.publicHost, HAProxy: r.haproxy, HAProxySocket: r.haproxySocket, HAProxyMaps: r.haproxyMaps,
+		ReconcileInterval: r.reconcileInterval, Dev: r.dev,
 		HomesPerUser: r.homesPerUser, MappingsPerHome: r.perHome, AuthRate: r.authRate, LogLevel: r.logLevel,
 	}
 	var errs []error
 	bad := func(flag string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flag, err)) }
+	// HAProxy names maps by absolute file path, so the data directory is made absolute once here.
+	if abs, err := filepath.Abs(c.Data); err != nil {
+		bad("data", err)
+	} else {
+		c.Data = abs
+	}
 	for flag, addr := range map[string]string{"api-addr": c.APIAddr, "ssh-addr": c.SSHAddr, "http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr} {
 		if err := validateAddr(addr); err != nil {
 			bad(flag, err)
@@ -206,6 +239,12 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	default:
 		bad("haproxy", fmt.Errorf("%q is not managed, external or off", c.HAProxy))
 	}
+	if c.HAProxyMaps != "" && !filepath.IsAbs(c.HAProxyMaps) {
+		bad("haproxy-maps", fmt.Errorf("give an absolute path (HAProxy names maps by their file path)"))
+	}
+	if c.ReconcileInterval < time.Second {
+		bad("reconcile-interval", fmt.Errorf("must be at least 1s"))
+	}
 	if c.HomesPerUser < 1 {
 		bad("homes-per-user", fmt.Errorf("must be at least 1"))
 	}
@@ -240,4 +279,15 @@ func validateAddr(addr string) error {
 		return fmt.Errorf("%q: port must be 0..65535", addr)
 	}
 	return nil
+}
+
+// Parse validates serve's command line args (plus environment and file) into
+// a Config: what tests and tools use to get exactly what the binary would.
+func Parse(args []string) (Config, error) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	load := Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	return load()
 }

@@ -11,10 +11,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"homeport.dev/proto"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/template"
 )
@@ -39,39 +39,8 @@ type Params struct {
 	MaxConn     int       // global maxconn; 0 lets HAProxy derive it from the fd limit
 }
 
-// PortRange is an inclusive range of TCP ports.
-type PortRange struct {
-	First, Last int
-}
-
-// ParsePortRange parses "lo-hi" (or a single port) into a PortRange.
-func ParsePortRange(s string) (PortRange, error) {
-	lo, hi, found := strings.Cut(s, "-")
-	if !found {
-		hi = lo
-	}
-	first, err1 := strconv.Atoi(lo)
-	last, err2 := strconv.Atoi(hi)
-	r := PortRange{First: first, Last: last}
-	if err1 != nil || err2 != nil || r.Validate() != nil {
-		return PortRange{}, fmt.Errorf("haproxy: invalid port range %q", s)
-	}
-	return r, nil
-}
-
-// String formats the range as "lo-hi".
-func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
-
-// Contains reports whether port lies in the range.
-func (r PortRange) Contains(port int) bool { return port >= r.First && port <= r.Last }
-
-// Validate checks 1 <= First <= Last <= 65535.
-func (r PortRange) Validate() error {
-	if r.First < 1 || r.Last > 65535 || r.First > r.Last {
-		return fmt.Errorf("haproxy: invalid port range %d-%d", r.First, r.Last)
-	}
-	return nil
-}
+// PortRange is an inclusive range of TCP ports (the API's own type).
+type PortRange = proto.PortRange
 
 // withDefaults returns p with the optional fields filled in.
 func (p Params) withDefaults() Params {

@@ -14,8 +14,8 @@ func testParams(dir string) Params {
 	return Params{
 		HTTPAddr:    ":80",
 		HTTPSAddr:   ":443",
-		TCPPorts:    PortRange{10000, 10099},
-		TunnelPorts: PortRange{20000, 20159},
+		TCPPorts:    PortRange{First: 10000, Last: 10099},
+		TunnelPorts: PortRange{First: 20000, Last: 20159},
 		MapDir:      dir,
 		SocketPath:  filepath.Join(dir, "admin.sock"),
 	}
@@ -93,7 +93,7 @@ func TestRenderRejectsBadParams(t *testing.T) {
 		"bad port":              func(p *Params) { p.HTTPSAddr = ":0443" },
 		"tcp host not an ip":    func(p *Params) { p.TCPHost = "0.0.0.0:1" },
 		"empty tunnel range":    func(p *Params) { p.TunnelPorts = PortRange{} },
-		"ranges overlap":        func(p *Params) { p.TCPPorts = PortRange{20100, 20200} },
+		"ranges overlap":        func(p *Params) { p.TCPPorts = PortRange{First: 20100, Last: 20200} },
 		"ipv6 tunnel host":      func(p *Params) { p.TunnelHost = "::1" },
 		"negative maxconn":      func(p *Params) { p.MaxConn = -1 },
 		"socket path injection": func(p *Params) { p.SocketPath = "/run/s.sock mode 666" },

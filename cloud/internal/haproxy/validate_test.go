@@ -84,30 +84,3 @@ func TestValidateMapName(t *testing.T) {
 		}
 	}
 }
-
-func TestParsePortRange(t *testing.T) {
-	tests := []struct {
-		in   string
-		want PortRange
-		ok   bool
-	}{
-		{"20000-20159", PortRange{20000, 20159}, true},
-		{"443", PortRange{443, 443}, true},
-		{"1-65535", PortRange{1, 65535}, true},
-		{"0-10", PortRange{}, false},
-		{"10-9", PortRange{}, false},
-		{"1-65536", PortRange{}, false},
-		{"a-b", PortRange{}, false},
-		{"", PortRange{}, false},
-		{"1-2-3", PortRange{}, false},
-	}
-	for _, tt := range tests {
-		got, err := ParsePortRange(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParsePortRange(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-	if r := (PortRange{20000, 20159}); !r.Contains(20000) || !r.Contains(20159) || r.Contains(20160) || r.String() != "20000-20159" {
-		t.Errorf("PortRange methods wrong for %v", r)
-	}
-}

@@ -22,7 +22,7 @@ type Service struct {
 	layout  homes.Layout
 	domains *domains.Service
 	perHome int
-	changed func()
+	changed func(added, removed []store.Mapping)
 	live    func(store.Mapping) string
 }
 
@@ -32,8 +32,9 @@ type Options struct {
 	// PerHome caps a home's mappings; it is at most the tunnel block size,
 	// since each mapping needs its own tunnel port.
 	PerHome int
-	// Changed, if set, is called after a mapping is created or deleted.
-	Changed func()
+	// Changed, if set, is called after mappings are created or deleted, so the
+	// data plane can apply exactly that change.
+	Changed func(added, removed []store.Mapping)
 	// Live, if set, reports a mapping's live state (whether its tunnel is up).
 	Live func(store.Mapping) string
 }
@@ -51,7 +52,7 @@ func New(db *store.DB, ds *domains.Service, o Options) (*Service, error) {
 		return nil, fmt.Errorf("mappings per home must be 1..%d (the tunnel block size), got %d", o.Layout.TunnelBlock, o.PerHome)
 	}
 	if o.Changed == nil {
-		o.Changed = func() {}
+		o.Changed = func(_, _ []store.Mapping) {}
 	}
 	if o.Live == nil {
 		o.Live = func(store.Mapping) string { return StateNoTunnel }
@@ -118,7 +119,7 @@ func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingReq
 	if err != nil {
 		return store.Mapping{}, err
 	}
-	s.changed()
+	s.changed([]store.Mapping{m}, nil)
 	return m, nil
 }
 
@@ -180,14 +181,20 @@ func (s *Service) ListAll(ctx context.Context) ([]store.Mapping, error) {
 
 // Delete removes a mapping of home h; another home's mapping is not found.
 func (s *Service) Delete(ctx context.Context, h store.Home, id uint64) error {
-	res := s.db.WithContext(ctx).Where("id = ? AND home_id = ?", id, h.ID).Delete(&store.Mapping{})
-	if res.Error != nil {
-		return res.Error
+	var m store.Mapping
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("id = ? AND home_id = ?", id, h.ID).Take(&m).Error; err != nil {
+			if store.IsNotFound(err) {
+				return problem.New(problem.NotFound, "home %s has no mapping %d", h.Slug, id)
+			}
+			return err
+		}
+		return tx.Delete(&m).Error
+	})
+	if err != nil {
+		return err
 	}
-	if res.RowsAffected == 0 {
-		return problem.New(problem.NotFound, "home %s has no mapping %d", h.Slug, id)
-	}
-	s.changed()
+	s.changed(nil, []store.Mapping{m})
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,8 +20,10 @@ import (
 	"homeport.dev/cloud/internal/api"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/haproxy"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
+	"homeport.dev/cloud/internal/reconcile"
 	"homeport.dev/cloud/internal/sshd"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -35,6 +38,8 @@ type App struct {
 	Domains  *domains.Service
 	Mappings *mappings.Service
 	SSH      *sshd.Server
+	Routes   *reconcile.Reconciler
+	haproxy  *haproxy.Process // nil unless managed
 	API      *api.Server
 	log      *slog.Logger
 }
@@ -66,13 +71,19 @@ func (a *App) build() error {
 		return err
 	}
 	a.Domains = domains.New(a.DB)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.buildDataPlane(reg)
 	if a.Mappings, err = mappings.New(a.DB, a.Domains, mappings.Options{
 		Layout: cfg.Layout, PerHome: cfg.MappingsPerHome, Live: a.mappingState,
+		Changed: func(added, removed []store.Mapping) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			a.Routes.Changed(ctx, added, removed)
+		},
 	}); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.SSH = sshd.New(sshd.Options{
 		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
@@ -82,7 +93,8 @@ func (a *App) build() error {
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH:      proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
-		AuthRate: cfg.AuthRate, Log: a.log, Registry: reg,
+		AuthRate: cfg.AuthRate, Log: a.log, Registry: reg, Routes: a.Routes,
+		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check},
 	})
 	return nil
 }
@@ -90,12 +102,15 @@ func (a *App) build() error {
 // homeChanged makes the live data plane follow a committed home change: a
 // released home or a replaced key loses its SSH connection at once.
 func (a *App) homeChanged(h store.Home) {
-	if a.SSH == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a.SSH.Revalidate(ctx, h.ID)
+	if a.SSH != nil {
+		a.SSH.Revalidate(ctx, h.ID)
+	}
+	// A release removes many routes at once: repair by full comparison.
+	if _, err := a.Routes.Full(ctx); err != nil {
+		a.log.Warn("routes of a changed home not applied yet", "home", h.Slug, "err", err)
+	}
 }
 
 // mappingState is a mapping's live state: up when its home is connected and
@@ -140,7 +155,14 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := a.startDataPlane(ctx, &wg, errc); err != nil {
+		ln.Close()
+		sshLn.Close()
+		return err
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- a.SSH.Serve(ctx, sshLn) }()
 	a.log.Info("cloud listening", "api", ln.Addr().String(), "ssh", sshLn.Addr().String())

@@ -21,7 +21,6 @@ import (
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/config"
-	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/serve"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -71,11 +70,11 @@ func freeBlockBase(t *testing.T) int {
 func startCloud(t *testing.T) *cloud {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := config.Config{
-		Data: dir, APIAddr: "127.0.0.1:0", SSHAddr: "127.0.0.1:0", PublicHost: "127.0.0.1",
-		TCPPorts: proto.PortRange{First: 10000, Last: 10099}, HAProxy: config.HAProxyOff,
-		Layout:       homes.Layout{Slots: 4, TunnelBase: freeBlockBase(t), TunnelBlock: 16, TCPBase: 10000, TCPBlock: 10},
-		HomesPerUser: 2, MappingsPerHome: 16, AuthRate: 1000, LogLevel: "error",
+	cfg, err := config.Parse([]string{"--data", dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0",
+		"--public-host", "127.0.0.1", "--haproxy", "off", "--home-slots", "4", "--homes-per-user", "2",
+		"--tunnel-port-base", fmt.Sprint(freeBlockBase(t)), "--log-level", "error"})
+	if err != nil {
+		t.Fatal(err)
 	}
 	app, err := serve.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -1,0 +1,302 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"homeport.dev/cloud/internal/haproxy"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
+)
+
+// replaceAbove is the number of differences in one map from which a full
+// versioned replace (prepare, bulk add, commit) beats single commands.
+const replaceAbove = 64
+
+// Options configure a Reconciler.
+type Options struct {
+	DB     *store.DB
+	MapDir string
+	// Client talks to HAProxy; nil when HAProxy is off (map files only).
+	Client *haproxy.Client
+	// Mode is reported by the admin view: managed, external or off.
+	Mode     string
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Reconciler pushes the database's routes into HAProxy.
+type Reconciler struct {
+	o   Options
+	log *slog.Logger
+
+	mu      sync.Mutex // serialises every write to HAProxy and to the map files
+	live    State      // what HAProxy has after our last successful write; nil = unknown
+	lastErr error
+
+	kick       chan struct{}
+	repairs    prometheus.Counter
+	syncErrors prometheus.Counter
+}
+
+// New returns a reconciler; call Run to start its loop.
+func New(o Options) *Reconciler {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	r := &Reconciler{
+		o: o, log: o.Log.With("component", "reconcile"), kick: make(chan struct{}, 1),
+		repairs:    prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_haproxy_repairs_total", Help: "Map entries the periodic reconcile found drifted and repaired."}),
+		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_haproxy_sync_errors_total", Help: "Failed attempts to push routes to HAProxy."}),
+	}
+	if o.Registry != nil {
+		o.Registry.MustRegister(r.repairs, r.syncErrors)
+	}
+	return r
+}
+
+// Kick asks the loop for a full reconcile soon (a home was released, HAProxy
+// restarted). It never blocks.
+func (r *Reconciler) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles at start, on every Kick, every interval, and every second
+// while HAProxy is unreachable, until ctx ends.
+func (r *Reconciler) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	r.Kick()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		case <-t.C:
+		case <-retry.C:
+			if r.Check(ctx) == nil {
+				continue
+			}
+		}
+		if n, err := r.Full(ctx); err != nil {
+			r.log.Warn("reconcile failed; the API keeps accepting changes and they apply once HAProxy is back", "err", err)
+		} else if n > 0 {
+			r.log.Info("reconcile repaired drift", "entries", n)
+		}
+	}
+}
+
+// WriteFiles writes the map files from the database without touching
+// HAProxy: a managed HAProxy needs them before it can start.
+func (r *Reconciler) WriteFiles(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	desired, err := r.desired(ctx)
+	if err != nil {
+		return err
+	}
+	return r.writeFiles(desired)
+}
+
+// Full writes the map files from the database, then compares every map
+// HAProxy holds with them and repairs the differences. It returns how many
+// entries it repaired.
+func (r *Reconciler) Full(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	desired, err := r.desired(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.writeFiles(desired); err != nil {
+		return 0, r.fail(err)
+	}
+	if r.o.Client == nil {
+		r.live, r.lastErr = desired, nil
+		return 0, nil
+	}
+	live, err := r.show(ctx)
+	if err != nil {
+		return 0, r.fail(err)
+	}
+	ops := Diff(live, desired)
+	if err := r.apply(ctx, live, desired, ops); err != nil {
+		return 0, r.fail(err)
+	}
+	r.live, r.lastErr = desired, nil
+	r.repairs.Add(float64(len(ops)))
+	return len(ops), nil
+}
+
+// Changed applies the routes of mappings that were just created or deleted,
+// synchronously, so a route is live when the API call returns. When HAProxy
+// cannot take it, the change waits in the database for the loop.
+func (r *Reconciler) Changed(ctx context.Context, added, removed []store.Mapping) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ops []Op
+	for _, m := range removed {
+		if name, e, ok := route(m); ok {
+			ops = append(ops, Op{Map: name, Key: e.Key, Had: true})
+		}
+	}
+	for _, m := range added {
+		if name, e, ok := route(m); ok {
+			ops = append(ops, Op{Map: name, Key: e.Key, Value: e.Value})
+		}
+	}
+	if len(ops) == 0 {
+		return
+	}
+	// Files first: a restart of HAProxy must never lose an applied route.
+	desired, err := r.desired(ctx)
+	if err == nil {
+		err = r.writeFiles(desired)
+	}
+	if err == nil && r.o.Client != nil && r.live != nil {
+		err = r.applyOps(ctx, ops)
+	}
+	if err != nil || r.live == nil {
+		if err != nil {
+			r.fail(err)
+		}
+		r.Kick()
+		return
+	}
+	r.live = desired
+}
+
+func (r *Reconciler) fail(err error) error {
+	r.lastErr, r.live = err, nil
+	r.syncErrors.Inc()
+	return err
+}
+
+// Check reports whether HAProxy holds the database's routes as far as the
+// reconciler knows: nil, or the last error (readyz shows it).
+func (r *Reconciler) Check(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.o.Client == nil {
+		return nil // HAProxy off: nothing to be ready
+	}
+	if r.lastErr != nil {
+		return fmt.Errorf("routes not applied: %w", r.lastErr)
+	}
+	if r.live == nil {
+		return errors.New("routes not applied yet")
+	}
+	return nil
+}
+
+func (r *Reconciler) desired(ctx context.Context) (State, error) {
+	var ms []store.Mapping
+	if err := r.o.DB.WithContext(ctx).Select("scheme", "host", "public_port", "tunnel_port", "private").Find(&ms).Error; err != nil {
+		return nil, err
+	}
+	return Desired(ms), nil
+}
+
+func (r *Reconciler) writeFiles(s State) error {
+	if err := os.MkdirAll(r.o.MapDir, 0o750); err != nil {
+		return err
+	}
+	maps := map[haproxy.Map][]haproxy.Entry{}
+	for m, kv := range s {
+		maps[m] = entries(kv)
+	}
+	return haproxy.WriteMaps(r.o.MapDir, maps)
+}
+
+func (r *Reconciler) show(ctx context.Context) (State, error) {
+	live := emptyState()
+	for _, m := range haproxy.Maps() {
+		es, err := r.o.Client.ShowMap(ctx, haproxy.MapPath(r.o.MapDir, m))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			live[m][e.Key] = e.Value
+		}
+	}
+	return live, nil
+}
+
+// apply repairs each map with single commands, or with one atomic versioned
+// replace when it differs in many entries.
+func (r *Reconciler) apply(ctx context.Context, live, desired State, ops []Op) error {
+	perMap := map[haproxy.Map][]Op{}
+	for _, op := range ops {
+		perMap[op.Map] = append(perMap[op.Map], op)
+	}
+	for m, mops := range perMap {
+		if len(mops) > replaceAbove {
+			if err := r.o.Client.ReplaceMap(ctx, haproxy.MapPath(r.o.MapDir, m), entries(desired[m])); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.applyOps(ctx, mops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) applyOps(ctx context.Context, ops []Op) error {
+	c := r.o.Client
+	for _, op := range ops {
+		name := haproxy.MapPath(r.o.MapDir, op.Map)
+		var err error
+		switch {
+		case op.Value == "":
+			err = c.DelMap(ctx, name, op.Key)
+			if errors.Is(err, haproxy.ErrNotFound) {
+				err = nil
+			}
+		case op.Had:
+			err = c.SetMap(ctx, name, op.Key, op.Value)
+		default:
+			err = c.AddMap(ctx, name, op.Key, op.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", op.Map, op.Key, err)
+		}
+	}
+	return nil
+}
+
+// Routes reports HAProxy's live maps next to the database's desired state.
+func (r *Reconciler) Routes(ctx context.Context) (proto.RoutesReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	desired, err := r.desired(ctx)
+	if err != nil {
+		return proto.RoutesReport{}, err
+	}
+	rep := proto.RoutesReport{HAProxy: r.o.Mode}
+	live := emptyState()
+	if r.o.Client != nil {
+		if live, err = r.show(ctx); err != nil {
+			rep.Error = "HAProxy unreachable: " + err.Error()
+			live = emptyState()
+		}
+	} else {
+		live = desired // off: the map files are the whole data plane
+	}
+	rep.Routes = Report(live, desired)
+	rep.InSync = rep.Error == "" && len(Diff(live, desired)) == 0
+	return rep, nil
+}
