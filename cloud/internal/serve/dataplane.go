@@ -22,7 +22,7 @@ func (a *App) buildDataPlane(reg prometheus.Registerer) {
 	switch cfg.HAProxy {
 	case config.HAProxyManaged:
 		client = &haproxy.Client{SocketPath: cfg.HAProxySocketPath()}
-		a.haproxy = haproxy.NewProcess(haproxy.ProcessConfig{
+		a.HAProxy = haproxy.NewProcess(haproxy.ProcessConfig{
 			ConfigPath: filepath.Join(cfg.HAProxyDir(), "haproxy.cfg"),
 			SocketPath: cfg.HAProxySocketPath(),
 			Logger:     a.log,
@@ -48,7 +48,7 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 	if err := a.Routes.WriteFiles(ctx); err != nil {
 		return fmt.Errorf("write HAProxy map files: %w", err)
 	}
-	if a.haproxy != nil {
+	if a.HAProxy != nil {
 		tcpHost, _, _ := net.SplitHostPort(cfg.HTTPSAddr)
 		err := haproxy.WriteConfig(filepath.Join(cfg.HAProxyDir(), "haproxy.cfg"), haproxy.Params{
 			HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, TCPHost: tcpHost, TCPPorts: cfg.TCPPorts,
@@ -60,7 +60,7 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := a.haproxy.Run(ctx); err != nil {
+			if err := a.HAProxy.Run(ctx); err != nil {
 				errc <- fmt.Errorf("haproxy: %w (install it with apt-get install haproxy, or run with --haproxy off)", err)
 			}
 		}()

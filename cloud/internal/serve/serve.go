@@ -39,7 +39,7 @@ type App struct {
 	Mappings *mappings.Service
 	SSH      *sshd.Server
 	Routes   *reconcile.Reconciler
-	haproxy  *haproxy.Process // nil unless managed
+	HAProxy  *haproxy.Process // nil unless managed
 	API      *api.Server
 	log      *slog.Logger
 }

@@ -1,0 +1,268 @@
+// Package cloudtest starts whole clouds for tests: real database, real API
+// server, real SSH endpoint and, when asked, a real managed HAProxy, all on
+// loopback with free ports.
+package cloudtest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/serve"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
+)
+
+// Cloud is a running cloud.
+type Cloud struct {
+	App       *serve.App
+	Dir       string
+	APIURL    string
+	SSHAddr   string
+	HostKey   string // authorized_keys line
+	KnownHost string // a known_hosts file pinning HostKey
+	HTTPAddr  string // public HTTP (HAProxy), when managed
+	HTTPSAddr string // public HTTPS (HAProxy), when managed
+	TCPPorts  proto.PortRange
+
+	stop func()
+	opts Options
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreeRange finds n consecutive free loopback ports starting at a multiple
+// of align, so parallel test packages do not collide on fixed ports.
+func FreeRange(t testing.TB, n, align int) proto.PortRange {
+	t.Helper()
+	for try := 0; try < 100; try++ {
+		p := FreePort(t)
+		first := p - p%align
+		if first < 1024 || first+n-1 > 65535 {
+			continue
+		}
+		ok := true
+		for q := first; q < first+n && ok; q++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return proto.PortRange{First: first, Last: first + n - 1}
+		}
+	}
+	t.Fatalf("no %d free consecutive ports", n)
+	return proto.PortRange{}
+}
+
+// Options shape a test cloud.
+type Options struct {
+	Dir     string   // reuse a data directory (restart tests); default a new temp dir
+	HAProxy bool     // run a managed HAProxy (the test is skipped when haproxy is missing)
+	Slots   int      // home slots; default 4
+	Args    []string // more `cloud serve` flags
+
+	restart bool     // keep ports (Restart)
+	ports   []string // the port flags chosen at first start
+}
+
+// Start runs a cloud until the test ends (or Stop).
+func Start(t testing.TB, o Options) *Cloud {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	if o.Slots == 0 {
+		o.Slots = 4
+	}
+	c := &Cloud{Dir: o.Dir}
+	if !o.restart {
+		tunnels := FreeRange(t, o.Slots*16, 16)
+		tcp := FreeRange(t, o.Slots*2, 1)
+		o.ports = []string{"--tunnel-port-base", fmt.Sprint(tunnels.First), "--tcp-ports", tcp.String()}
+		if o.HAProxy {
+			o.ports = append(o.ports, "--http-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--https-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+		}
+	}
+	c.opts = o
+	args := []string{"--data", o.Dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0",
+		"--public-host", "127.0.0.1", "--home-slots", fmt.Sprint(o.Slots), "--homes-per-user", "2",
+		"--tcp-block", "2", "--auth-rate", "1000", "--log-level", "error"}
+	args = append(args, o.ports...)
+	if o.HAProxy {
+		RequireHAProxy(t)
+		args = append(args, "--haproxy", "managed")
+	} else {
+		args = append(args, "--haproxy", "off")
+	}
+	cfg, err := config.Parse(append(args, o.Args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TCPPorts, c.HTTPAddr, c.HTTPSAddr = cfg.TCPPorts, cfg.HTTPAddr, cfg.HTTPSAddr
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("CLOUDTEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	app, err := serve.New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan serve.Addrs, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, func(a serve.Addrs) { ready <- a }) }()
+	var addrs serve.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	stopped := false
+	c.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		<-done
+		app.Close()
+	}
+	t.Cleanup(c.Stop)
+	c.App, c.APIURL, c.SSHAddr = app, "http://"+addrs.API.String(), addrs.SSH.String()
+	if o.HAProxy {
+		wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer wcancel()
+		if err := c.WaitRoutes(wctx); err != nil {
+			t.Fatalf("haproxy never took the routes: %v", err)
+		}
+	}
+	b, err := os.ReadFile(cfg.HostKeyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HostKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hk.PublicKey())))
+	_, port, _ := net.SplitHostPort(c.SSHAddr)
+	c.KnownHost = filepath.Join(o.Dir, "known_hosts")
+	if err := os.WriteFile(c.KnownHost, []byte(fmt.Sprintf("[127.0.0.1]:%s %s\n", port, c.HostKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Restart stops the cloud and starts it again on the same data directory
+// and ports, as an operator restarting the service would.
+func (c *Cloud) Restart(t testing.TB) *Cloud {
+	t.Helper()
+	c.Stop()
+	o := c.opts
+	o.restart = true
+	return Start(t, o)
+}
+
+// Stop ends the cloud (idempotent; also runs at test cleanup).
+func (c *Cloud) Stop() { c.stop() }
+
+// WaitRoutes waits until HAProxy holds the database's routes.
+func (c *Cloud) WaitRoutes(ctx context.Context) error {
+	for {
+		err := c.App.Routes.Check(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// RequireHAProxy skips the test, saying why, when haproxy is not installed.
+func RequireHAProxy(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy is not installed: run deploy/install-deps.sh (apt-get install haproxy)")
+	}
+}
+
+// Home is a claimed home with its private key on disk.
+type Home struct {
+	store.Home
+	User    store.User
+	KeyPath string
+	Signer  ssh.Signer
+	Tunnel  proto.PortRange
+	TCP     proto.PortRange
+}
+
+// NewHome claims a home for user (created active when missing).
+func (c *Cloud) NewHome(t testing.TB, user string) Home {
+	t.Helper()
+	ctx := context.Background()
+	u, err := c.App.Accounts.User(ctx, user)
+	if err != nil {
+		u, err = c.App.Accounts.Create(ctx, account.NewUser{Username: user, Email: user + "@example.com", Password: "password-" + user, Active: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := ssh.NewPublicKey(pub)
+	h, err := c.App.Homes.Claim(ctx, u, string(ssh.MarshalAuthorizedKey(sp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	path := filepath.Join(c.Dir, h.Slug+".key")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	l := c.App.Homes.Layout()
+	return Home{Home: h, User: u, KeyPath: path, Signer: signer, Tunnel: l.TunnelPorts(h.Slot), TCP: l.TCPPorts(h.Slot)}
+}
+
+// Token returns a new API token for user.
+func (c *Cloud) Token(t testing.TB, user store.User) string {
+	t.Helper()
+	tok, err := c.App.Accounts.CreateToken(context.Background(), user, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Token
+}
