@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -55,16 +56,13 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// FreeRange finds n consecutive free loopback ports starting at a multiple
-// of align, so parallel test packages do not collide on fixed ports.
+// FreeRange finds n consecutive free loopback ports starting at a random
+// multiple of align, so parallel test packages do not collide on fixed ports.
 func FreeRange(t testing.TB, n, align int) proto.PortRange {
 	t.Helper()
 	for try := 0; try < 100; try++ {
-		p := FreePort(t)
-		first := p - p%align
-		if first < 1024 || first+n-1 > 65535 {
-			continue
-		}
+		first := 2048 + mrand.IntN(65535-n-2048)
+		first -= first % align
 		ok := true
 		for q := first; q < first+n && ok; q++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
@@ -106,6 +104,12 @@ func Start(t testing.TB, o Options) *Cloud {
 	if !o.restart {
 		tunnels := FreeRange(t, o.Slots*16, 16)
 		tcp := FreeRange(t, o.Slots*2, 1)
+		for tries := 0; tcp.First <= tunnels.Last && tunnels.First <= tcp.Last; tries++ {
+			if tries > 50 {
+				t.Fatal("no public TCP range apart from the tunnel ports")
+			}
+			tcp = FreeRange(t, o.Slots*2, 1)
+		}
 		o.ports = []string{"--tunnel-port-base", fmt.Sprint(tunnels.First), "--tcp-ports", tcp.String()}
 		if o.HAProxy {
 			o.ports = append(o.ports, "--http-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--https-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))

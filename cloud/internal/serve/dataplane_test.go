@@ -32,7 +32,7 @@ import (
 )
 
 // api calls the cloud's REST API and decodes the answer into out.
-func api(t *testing.T, c *cloudtest.Cloud, token, method, path string, body any, out any) int {
+func api(t testing.TB, c *cloudtest.Cloud, token, method, path string, body any, out any) int {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
