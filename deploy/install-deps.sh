@@ -10,6 +10,7 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # web UI browser tests
 
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""

@@ -11,7 +11,7 @@ import (
 )
 
 func (s *Server) rateLimit(c echo.Context, username string) error {
-	if !s.limiter.allow("ip:"+c.RealIP(), "user:"+username) {
+	if !s.Limiter.Allow("ip:"+c.RealIP(), "user:"+username) {
 		c.Response().Header().Set("Retry-After", "60")
 		return echo.NewHTTPError(http.StatusTooManyRequests, "too many attempts; wait a minute and try again")
 	}

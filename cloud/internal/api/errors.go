@@ -11,32 +11,6 @@ import (
 	"homeport.dev/proto"
 )
 
-// statusOf is the one place that maps a problem kind to an HTTP status and
-// an error code.
-func statusOf(k problem.Kind) (int, string) {
-	switch k {
-	case problem.Invalid:
-		return http.StatusBadRequest, proto.CodeInvalid
-	case problem.Unauthorized:
-		return http.StatusUnauthorized, proto.CodeUnauthorized
-	case problem.Forbidden:
-		return http.StatusForbidden, proto.CodeForbidden
-	case problem.Inactive:
-		return http.StatusForbidden, proto.CodeInactive
-	case problem.NotFound:
-		return http.StatusNotFound, proto.CodeNotFound
-	case problem.Conflict:
-		return http.StatusConflict, proto.CodeConflict
-	case problem.Quota:
-		return http.StatusConflict, proto.CodeQuota
-	case problem.NoCapacity:
-		return http.StatusConflict, proto.CodeNoCapacity
-	case problem.Unavailable:
-		return http.StatusServiceUnavailable, proto.CodeUnavailable
-	}
-	return http.StatusInternalServerError, proto.CodeInternal
-}
-
 // codeOfStatus names the errors echo itself raises (routing, body limit).
 func codeOfStatus(status int) string {
 	switch status {
@@ -70,7 +44,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	)
 	switch {
 	case errors.As(err, &p):
-		status, body.Code = statusOf(p.Kind)
+		status, body.Code = problem.HTTPStatus(p.Kind)
 		body.Message, body.Field = p.Message, p.Field
 	case errors.As(err, &he):
 		status, body.Code = he.Code, codeOfStatus(he.Code)

@@ -17,6 +17,7 @@ import (
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
+	"homeport.dev/cloud/internal/ratelimit"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
 )
@@ -42,9 +43,9 @@ type Deps struct {
 		Routes(ctx context.Context) (proto.RoutesReport, error)
 		Full(ctx context.Context) (int, error)
 	}
-	// AuthRate limits POST /auth/token and /auth/signup per client address
-	// and per username, in requests per minute (burst the same).
-	AuthRate int
+	// Limiter slows POST /auth/token and /auth/signup per client address
+	// and per username (shared with the web UI's login and signup).
+	Limiter  *ratelimit.Limiter
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 }
@@ -52,10 +53,9 @@ type Deps struct {
 // Server is the REST API.
 type Server struct {
 	Deps
-	echo    *echo.Echo
-	log     *slog.Logger
-	limiter *limiter
-	routes  []route
+	echo   *echo.Echo
+	log    *slog.Logger
+	routes []route
 
 	metricsHandler http.Handler
 }
@@ -65,13 +65,13 @@ func New(d Deps) *Server {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	if d.AuthRate <= 0 {
-		d.AuthRate = 10
+	if d.Limiter == nil {
+		d.Limiter = ratelimit.New(10, time.Minute)
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{Deps: d, echo: echo.New(), log: d.Log, limiter: newLimiter(d.AuthRate, time.Minute)}
+	s := &Server{Deps: d, echo: echo.New(), log: d.Log}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError

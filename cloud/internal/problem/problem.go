@@ -6,6 +6,9 @@ package problem
 import (
 	"errors"
 	"fmt"
+	"net/http"
+
+	"homeport.dev/proto"
 )
 
 // Kind classifies an error by what the caller should do about it.
@@ -56,4 +59,30 @@ func KindOf(err error) Kind {
 		return p.Kind
 	}
 	return 0
+}
+
+// HTTPStatus is the one place that maps a kind to an HTTP status and a proto
+// error code; the API and the web UI both use it.
+func HTTPStatus(k Kind) (int, string) {
+	switch k {
+	case Invalid:
+		return http.StatusBadRequest, proto.CodeInvalid
+	case Unauthorized:
+		return http.StatusUnauthorized, proto.CodeUnauthorized
+	case Forbidden:
+		return http.StatusForbidden, proto.CodeForbidden
+	case Inactive:
+		return http.StatusForbidden, proto.CodeInactive
+	case NotFound:
+		return http.StatusNotFound, proto.CodeNotFound
+	case Conflict:
+		return http.StatusConflict, proto.CodeConflict
+	case Quota:
+		return http.StatusConflict, proto.CodeQuota
+	case NoCapacity:
+		return http.StatusConflict, proto.CodeNoCapacity
+	case Unavailable:
+		return http.StatusServiceUnavailable, proto.CodeUnavailable
+	}
+	return http.StatusInternalServerError, proto.CodeInternal
 }

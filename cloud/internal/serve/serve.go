@@ -23,9 +23,11 @@ import (
 	"homeport.dev/cloud/internal/haproxy"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
+	"homeport.dev/cloud/internal/ratelimit"
 	"homeport.dev/cloud/internal/reconcile"
 	"homeport.dev/cloud/internal/sshd"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/cloud/internal/web"
 	"homeport.dev/proto"
 )
 
@@ -90,12 +92,19 @@ func (a *App) build() error {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
 	})
+	limiter := ratelimit.New(cfg.AuthRate, time.Minute)
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
-		SSH:      proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
-		AuthRate: cfg.AuthRate, Log: a.log, Registry: reg, Routes: a.Routes,
+		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
+		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes,
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check},
 	})
+	if err := web.Register(a.API.Echo(), web.Deps{
+		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
+		SSH: a.API.SSH, Limiter: limiter, Log: a.log,
+	}); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -1,4 +1,7 @@
-package api
+// Package ratelimit owns the token buckets that slow down password guessing
+// and account creation, shared by the API and the web UI so both draw on one
+// budget per client address and per username.
+package ratelimit
 
 import (
 	"sync"
@@ -7,9 +10,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket per key (client address, username), for the
+// Limiter is a token bucket per key (client address, username), for the
 // unauthenticated endpoints that check passwords or create accounts.
-type limiter struct {
+type Limiter struct {
 	mu      sync.Mutex
 	perMin  int
 	window  time.Duration
@@ -22,12 +25,13 @@ type bucket struct {
 	seen time.Time
 }
 
-func newLimiter(perMin int, window time.Duration) *limiter {
-	return &limiter{perMin: perMin, window: window, buckets: map[string]*bucket{}}
+// New allows perMin requests per window per key (burst the same).
+func New(perMin int, window time.Duration) *Limiter {
+	return &Limiter{perMin: perMin, window: window, buckets: map[string]*bucket{}}
 }
 
-// allow takes one token from every key's bucket; all must have one.
-func (l *limiter) allow(keys ...string) bool {
+// Allow takes one token from every key's bucket; all must have one.
+func (l *Limiter) Allow(keys ...string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()

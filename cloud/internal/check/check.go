@@ -1,0 +1,76 @@
+// Package check owns `cloud check`: the preflight an operator runs before
+// (or while) serving — file modes of secrets, a runtime socket that is never
+// reachable over the network, and a configuration HAProxy accepts.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/haproxy"
+)
+
+// Finding is one problem, with what to do about it.
+type Finding struct {
+	What string
+	Fix  string
+}
+
+// networkSocket matches an HAProxy stats socket bound to an IP address.
+var networkSocket = regexp.MustCompile(`(?m)^\s*stats\s+socket\s+(ipv4@|ipv6@|\[|\d+\.\d+\.\d+\.\d+:|:)`)
+
+// Run inspects the state of cfg and returns every problem found.
+func Run(ctx context.Context, cfg config.Config) []Finding {
+	var out []Finding
+	add := func(what, fix string) { out = append(out, Finding{what, fix}) }
+	mode := func(path string, max fs.FileMode, optional bool) {
+		st, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) && optional {
+			return
+		}
+		if err != nil {
+			add(fmt.Sprintf("%s: %v", path, err), "start `cloud serve` once to create it")
+			return
+		}
+		if st.Mode().Perm()&^max != 0 {
+			add(fmt.Sprintf("%s has mode %o, more open than %o", path, st.Mode().Perm(), max), fmt.Sprintf("chmod %o %s", max, path))
+		}
+	}
+	mode(cfg.Data, 0o750, false)
+	mode(cfg.DBPath(), 0o600, false)
+	mode(cfg.HostKeyPath(), 0o600, false)
+	if cfg.HAProxy == config.HAProxyOff {
+		return out
+	}
+	mode(cfg.HAProxySocketPath(), 0o660, cfg.HAProxy == config.HAProxyManaged)
+	if st, err := os.Stat(cfg.HAProxySocketPath()); err == nil && st.Mode()&fs.ModeSocket == 0 {
+		add(cfg.HAProxySocketPath()+" is not a unix socket", "point --haproxy-socket at HAProxy's `stats socket` path")
+	}
+	if cfg.HAProxy == config.HAProxyManaged {
+		path := filepath.Join(cfg.HAProxyDir(), "haproxy.cfg")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			add(fmt.Sprintf("%s: %v", path, err), "start `cloud serve` once to render it")
+			return out
+		}
+		if networkSocket.Match(b) {
+			add(path+" exposes the runtime API on a network address", "use only a unix socket (stats socket /path mode 600 level admin)")
+		}
+		if err := haproxy.CheckConfig(ctx, "haproxy", path); err != nil {
+			add(fmt.Sprintf("HAProxy rejects %s: %v", path, err), "fix the flags it was rendered from and restart `cloud serve`")
+		}
+	}
+	for _, m := range haproxy.Maps() {
+		p := haproxy.MapPath(cfg.HAProxyMapDir(), m)
+		if _, err := haproxy.ReadMap(cfg.HAProxyMapDir(), m); err != nil {
+			add(fmt.Sprintf("map file %s: %v", p, err), "run `cloud reconcile` to rewrite the map files from the database")
+		}
+	}
+	return out
+}

@@ -1,0 +1,99 @@
+package web
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"homeport.dev/cloud/internal/problem"
+	"homeport.dev/proto"
+)
+
+func (w *ui) adminUsers(c echo.Context) error { return w.showUsers(c, http.StatusOK, nil) }
+
+func (w *ui) showUsers(c echo.Context, status int, fe *formError) error {
+	us, err := w.Accounts.List(ctx(c))
+	if err != nil {
+		return err
+	}
+	// Pending accounts first: approving them is why an admin comes here.
+	sort.SliceStable(us, func(i, j int) bool { return !us[i].Active && us[j].Active })
+	return w.render(c, status, "admin_users", page{Title: "Users", Err: fe, Data: us})
+}
+
+func (w *ui) setActive(c echo.Context, active bool, notice string) error {
+	name := c.Param("username")
+	show := func(fe *formError) error { return w.showUsers(c, fe.Status, fe) }
+	if !active && name == currentUser(c).Username {
+		return w.refused(c, "users", problem.New(problem.Invalid, "you cannot deactivate your own account; ask another admin"), show)
+	}
+	if _, err := w.Accounts.SetActive(ctx(c), name, active); err != nil {
+		return w.refused(c, "users", err, show)
+	}
+	return done(c, "/admin/users", notice)
+}
+
+func (w *ui) approve(c echo.Context) error    { return w.setActive(c, true, "approved") }
+func (w *ui) deactivate(c echo.Context) error { return w.setActive(c, false, "deactivated") }
+
+// adminHome is one row of the admin's homes table.
+type adminHome struct {
+	Slug        string
+	Owner       string
+	Slot        int
+	TunnelPorts proto.PortRange
+	TCPPorts    proto.PortRange
+	Limit       *int64
+	Created     time.Time
+}
+
+func (w *ui) adminHomes(c echo.Context) error { return w.showHomes(c, http.StatusOK, nil) }
+
+func (w *ui) showHomes(c echo.Context, status int, fe *formError) error {
+	hs, err := w.Homes.ListAll(ctx(c))
+	if err != nil {
+		return err
+	}
+	layout := w.Homes.Layout()
+	rows := make([]adminHome, 0, len(hs))
+	for _, h := range hs {
+		rows = append(rows, adminHome{
+			Slug: h.Slug, Owner: h.User.Username, Slot: h.Slot, Limit: h.BandwidthLimitKbps,
+			TunnelPorts: layout.TunnelPorts(h.Slot), TCPPorts: layout.TCPPorts(h.Slot), Created: h.CreatedAt,
+		})
+	}
+	return w.render(c, status, "admin_homes", page{Title: "Homes", Err: fe, Data: rows})
+}
+
+func (w *ui) adminRelease(c echo.Context) error {
+	h, err := w.Homes.GetAny(ctx(c), c.Param("slug"))
+	if err == nil {
+		err = w.Homes.Release(ctx(c), h)
+	}
+	if err != nil {
+		return w.refused(c, "homes", err, func(fe *formError) error { return w.showHomes(c, fe.Status, fe) })
+	}
+	return done(c, "/admin/homes", "released")
+}
+
+func (w *ui) adminMappings(c echo.Context) error {
+	ms, err := w.Mappings.ListAll(ctx(c))
+	if err != nil {
+		return err
+	}
+	hs, err := w.Homes.ListAll(ctx(c))
+	if err != nil {
+		return err
+	}
+	slugs := make(map[uint64]string, len(hs))
+	for _, h := range hs {
+		slugs[h.ID] = h.Slug
+	}
+	rows := make([]mappingView, 0, len(ms))
+	for _, m := range ms {
+		rows = append(rows, mappingView{Mapping: w.Mappings.ToProto(m), Home: slugs[m.HomeID]})
+	}
+	return w.render(c, http.StatusOK, "admin_mappings", page{Title: "Mappings", Data: rows})
+}
