@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/check"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/serve"
 	"homeport.dev/cloud/internal/store"
@@ -40,7 +41,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	c.AddCommand(serveCmd(), usersCmd())
+	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd())
 	return c
 }
 
@@ -184,4 +185,59 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func reconcileCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Rewrite the HAProxy map files from the database and repair HAProxy's live maps now",
+		Long: `Rewrite the HAProxy map files from the database and repair HAProxy's live
+maps now (a running cloud also does this at start and every
+--reconcile-interval). Takes the same flags as serve.`,
+		Args: cobra.NoArgs,
+	}
+	load := config.Flags(c.Flags())
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		app, err := serve.New(cmd.Context(), cfg, logger("warn"))
+		if err != nil {
+			return err
+		}
+		defer app.Close()
+		n, err := app.Routes.Full(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("map files written, but HAProxy did not take the routes: %w", err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "routes in sync (%s mode); %d entries repaired\n", cfg.HAProxy, n)
+		return nil
+	}
+	return c
+}
+
+func checkCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "check",
+		Short: "Check file modes, that the runtime socket is not network-exposed, and the HAProxy config; non-zero on problems",
+		Args:  cobra.NoArgs,
+	}
+	load := config.Flags(c.Flags())
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		findings := check.Run(cmd.Context(), cfg)
+		for _, f := range findings {
+			fmt.Fprintf(cmd.OutOrStdout(), "PROBLEM %s\n        fix: %s\n", f.What, f.Fix)
+		}
+		if len(findings) > 0 {
+			return fmt.Errorf("%d problem(s) found", len(findings))
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "ok: %s looks right\n", cfg.Data)
+		return nil
+	}
+	return c
 }

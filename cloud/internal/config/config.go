@@ -207,7 +207,7 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	c.TCPPorts = tcp
 	c.Layout = homes.Layout{Slots: r.slots, TunnelBase: r.tunnelBase, TunnelBlock: r.tunnelBlock, TCPBase: tcp.First, TCPBlock: r.tcpBlock}
 	if err := c.Layout.Validate(); err != nil {
-		bad("home-slots/tunnel-port-base/tunnel-block/tcp-block", err)
+		bad("home-slots, --tunnel-port-base, --tunnel-block, --tcp-block", err)
 	} else if r.tcpBlock > 0 && c.Layout.TCPRange().Last > tcp.Last {
 		bad("tcp-ports", fmt.Errorf("%d homes x %d ports need %s, more than %s; widen the range or lower --tcp-block", r.slots, r.tcpBlock, c.Layout.TCPRange(), tcp))
 	}

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAndDev(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Parse([]string{"--data", dir, "--haproxy", "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAddr != ":8000" || c.SSHAddr != ":8022" || c.HTTPAddr != ":80" || c.HTTPSAddr != ":443" ||
+		c.TCPPorts.String() != "10000-10099" || c.Layout.Slots != 10 || c.ReconcileInterval != 30*time.Second {
+		t.Errorf("defaults = %+v", c)
+	}
+	d, err := Parse([]string{"--data", dir, "--dev", "--haproxy", "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.APIAddr != "127.0.0.1:8000" || d.HTTPAddr != "127.0.0.1:8080" || d.HTTPSAddr != "127.0.0.1:8443" || d.PublicHost != "127.0.0.1" {
+		t.Errorf("--dev = %+v", d)
+	}
+}
+
+func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cloud.yaml"), []byte("home-slots: 5\napi-addr: 127.0.0.1:7000\nssh-addr: 127.0.0.1:7022\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CLOUD_API_ADDR", "127.0.0.1:7100")
+	c, err := Parse([]string{"--data", dir, "--haproxy", "off", "--ssh-addr", "127.0.0.1:7200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Layout.Slots != 5 || c.APIAddr != "127.0.0.1:7100" || c.SSHAddr != "127.0.0.1:7200" {
+		t.Errorf("got slots=%d api=%s ssh=%s; want file, env, flag", c.Layout.Slots, c.APIAddr, c.SSHAddr)
+	}
+}
+
+func TestBadConfigNamesTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	tests := map[string][]string{
+		"--tcp-ports":          {"--tcp-ports", "10099-10000"},
+		"--api-addr":           {"--api-addr", "localhost"},
+		"--haproxy":            {"--haproxy", "sometimes"},
+		"--haproxy-socket":     {"--haproxy", "external"},
+		"--tunnel-block":       {"--tunnel-block", "10"},
+		"--mappings-per-home":  {"--mappings-per-home", "17"},
+		"--tcp-ports:":         {"--tcp-ports", "10000-10010"}, // 10 homes x 10 ports do not fit
+		"--reconcile-interval": {"--reconcile-interval", "10ms"},
+		"--log-level":          {"--log-level", "loud"},
+	}
+	for want, args := range tests {
+		_, err := Parse(append([]string{"--data", dir}, args...))
+		if err == nil || !strings.Contains(err.Error(), strings.TrimSuffix(want, ":")) {
+			t.Errorf("%v: err = %v, want it to name %s", args, err, want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cloud.yaml"), []byte("slots: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]string{"--data", dir}); err == nil || !strings.Contains(err.Error(), `unknown key "slots"`) {
+		t.Errorf("unknown yaml key: %v", err)
+	}
+}

@@ -1,0 +1,65 @@
+package reconcile
+
+import (
+	"reflect"
+	"testing"
+
+	"homeport.dev/cloud/internal/haproxy"
+	"homeport.dev/cloud/internal/store"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestDesiredRoutesOnlyPublicMappings(t *testing.T) {
+	got := Desired([]store.Mapping{
+		{Scheme: "https", Host: ptr("app.example.com"), TunnelPort: 20000},
+		{Scheme: "http", Host: ptr("app.example.com"), TunnelPort: 20001},
+		{Scheme: "tcp", PublicPort: ptr(10001), TunnelPort: 20002},
+		{Scheme: "tcp", Private: true, TunnelPort: 20003},
+		{Scheme: "https", Host: ptr("gpu.example.com"), Private: true, TunnelPort: 20004},
+	})
+	want := State{
+		haproxy.MapHTTPS: {"app.example.com": "20000"},
+		haproxy.MapHTTP:  {"app.example.com": "20001"},
+		haproxy.MapTCP:   {"10001": "20002"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Desired = %v, want %v", got, want)
+	}
+}
+
+func TestDiffAndReport(t *testing.T) {
+	live := State{
+		haproxy.MapHTTPS: {"a.example.com": "20000", "stale.example.com": "20005"},
+		haproxy.MapHTTP:  {"b.example.com": "20009"},
+		haproxy.MapTCP:   {},
+	}
+	desired := State{
+		haproxy.MapHTTPS: {"a.example.com": "20000"},
+		haproxy.MapHTTP:  {"b.example.com": "20001"},
+		haproxy.MapTCP:   {"10001": "20002"},
+	}
+	ops := Diff(live, desired)
+	want := []Op{
+		{Map: haproxy.MapHTTP, Key: "b.example.com", Value: "20001", Had: true},
+		{Map: haproxy.MapHTTPS, Key: "stale.example.com", Had: true},
+		{Map: haproxy.MapTCP, Key: "10001", Value: "20002"},
+	}
+	if !reflect.DeepEqual(ops, want) {
+		t.Errorf("Diff = %+v\nwant %+v", ops, want)
+	}
+	if ops := Diff(desired, desired); len(ops) != 0 {
+		t.Errorf("Diff of equal states = %+v", ops)
+	}
+	drift := map[string]string{}
+	for _, r := range Report(live, desired) {
+		drift[r.Map+" "+r.Key] = r.Drift
+	}
+	wantDrift := map[string]string{
+		"https a.example.com": "", "https stale.example.com": "unexpected",
+		"http b.example.com": "wrong_port", "tcp 10001": "missing",
+	}
+	if !reflect.DeepEqual(drift, wantDrift) {
+		t.Errorf("Report drift = %v, want %v", drift, wantDrift)
+	}
+}
