@@ -12,9 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"homeport.dev/proto"
+	"homeport.dev/proto/atomicfile"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/template"
 )
@@ -144,47 +143,5 @@ func WriteConfig(path string, p Params) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, cfg, 0o640)
-}
-
-// writeFileAtomic writes data to a temporary file in the target directory,
-// syncs it and renames it over path, so readers see the old or the new file,
-// never a partial one, even across a crash.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("haproxy: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("haproxy: write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("haproxy: write %s: %w", path, err)
-	}
-	// Persist the rename itself.
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("haproxy: sync %s: %w", dir, err)
-		}
-	}
-	return nil
+	return atomicfile.Write(path, cfg, 0o640)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"homeport.dev/proto/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +50,7 @@ func WriteMap(dir string, m Map, entries []Entry) error {
 		b.WriteString(e.Value)
 		b.WriteByte('\n')
 	}
-	return writeFileAtomic(MapPath(dir, m), b.Bytes(), 0o640)
+	return atomicfile.Write(MapPath(dir, m), b.Bytes(), 0o640)
 }
 
 // WriteMaps writes the full routing state: every map in [Maps], a map absent

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/proto/atomicfile"
 )
 
 // LoadOrCreateHostKey reads the host key at path, creating an ed25519 key
@@ -54,28 +56,8 @@ func createHostKey(path string) (ssh.Signer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".hostkey-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := pem.Encode(tmp, block); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	// Link, not rename: if another process created the key meanwhile, keep theirs.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	// Create, not replace: if another process made the key meanwhile, keep theirs.
+	if err := atomicfile.Create(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return LoadOrCreateHostKey(path)
 		}

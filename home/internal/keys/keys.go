@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/proto/atomicfile"
 )
 
 // Generate creates an ed25519 key pair at path (private, 0600) and path.pub
@@ -48,38 +50,12 @@ func Generate(path, comment string, force bool) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := writeAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return "", err
 	}
-	if err := writeAtomic(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(path+".pub", []byte(line+"\n"), 0o644); err != nil {
 		os.Remove(path)
 		return "", err
 	}
 	return line, nil
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it
-// into place, so a reader sees the old file or the whole new one.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -1,0 +1,189 @@
+// Package cloudapi is the home's typed client of the cloud's REST API: every
+// call takes a context, has a timeout, and turns the cloud's error envelope
+// into an *Error that carries the cloud's own message.
+package cloudapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"homeport.dev/proto"
+)
+
+// Client talks to one cloud with one API token.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the cloud at rawURL (http or https).
+func New(rawURL, token string) (*Client, error) {
+	u, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{base: u, token: token, http: &http.Client{Timeout: 20 * time.Second}}, nil
+}
+
+// ParseURL checks a cloud URL: http(s), a host, no query or fragment.
+func ParseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("cloud URL %s must look like https://cloud.example.com or http://127.0.0.1:8000", proto.Printable(raw))
+	}
+	return u, nil
+}
+
+// URL is the cloud's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// Error is an error answer of the cloud.
+type Error struct {
+	Status int
+	proto.ErrorBody
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("the cloud refused (%d %s): %s: %s", e.Status, e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("the cloud refused (%d %s): %s", e.Status, e.Code, e.Message)
+}
+
+// IsStatus reports whether err is a cloud answer with the given status.
+func IsStatus(err error, status int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == status
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return unreachable(c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("reading the cloud's answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var env proto.ErrorEnvelope
+		if json.Unmarshal(b, &env) != nil || env.Error.Code == "" {
+			return &Error{Status: resp.StatusCode, ErrorBody: proto.ErrorBody{Code: "http_error", Message: fmt.Sprintf("%s from %s: is this a homeport cloud URL?", resp.Status, c.base)}}
+		}
+		return &Error{Status: resp.StatusCode, ErrorBody: env.Error}
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("the cloud's answer to %s %s is not what this home expects (%v); are the versions compatible?", method, path, err)
+		}
+	}
+	return nil
+}
+
+func unreachable(base *url.URL, err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("the cloud at %s did not answer in time: %w", base, err)
+	case strings.Contains(err.Error(), "connection refused"):
+		return fmt.Errorf("cannot reach the cloud at %s: connection refused (is `cloud serve` running there, and is the URL right?)", base)
+	case strings.Contains(err.Error(), "no such host"):
+		return fmt.Errorf("cannot reach the cloud at %s: unknown host name", base)
+	}
+	return fmt.Errorf("cannot reach the cloud at %s: %w", base, err)
+}
+
+// Me returns the token's user.
+func (c *Client) Me(ctx context.Context) (proto.User, error) {
+	var u proto.User
+	return u, c.do(ctx, http.MethodGet, proto.APIPrefix+"/me", nil, &u)
+}
+
+// ClaimHome claims a home slot for publicKey.
+func (c *Client) ClaimHome(ctx context.Context, publicKey string) (proto.Home, error) {
+	var h proto.Home
+	return h, c.do(ctx, http.MethodPost, proto.APIPrefix+"/homes", proto.ClaimHomeRequest{PublicKey: publicKey}, &h)
+}
+
+// Home returns a home's details.
+func (c *Client) Home(ctx context.Context, slug string) (proto.Home, error) {
+	var h proto.Home
+	return h, c.do(ctx, http.MethodGet, homePath(slug), nil, &h)
+}
+
+// PatchHome changes a home.
+func (c *Client) PatchHome(ctx context.Context, slug string, req proto.PatchHomeRequest) (proto.Home, error) {
+	var h proto.Home
+	return h, c.do(ctx, http.MethodPatch, homePath(slug), req, &h)
+}
+
+// ReleaseHome releases a home and everything it owns.
+func (c *Client) ReleaseHome(ctx context.Context, slug string) error {
+	return c.do(ctx, http.MethodDelete, homePath(slug), nil, nil)
+}
+
+// BaseDomains lists a home's base domains.
+func (c *Client) BaseDomains(ctx context.Context, slug string) ([]proto.BaseDomain, error) {
+	var ds []proto.BaseDomain
+	return ds, c.do(ctx, http.MethodGet, homePath(slug)+"/base-domains", nil, &ds)
+}
+
+// AddBaseDomain registers a base domain.
+func (c *Client) AddBaseDomain(ctx context.Context, slug, domain string) (proto.BaseDomain, error) {
+	var d proto.BaseDomain
+	return d, c.do(ctx, http.MethodPost, homePath(slug)+"/base-domains", proto.BaseDomainRequest{Domain: domain}, &d)
+}
+
+// RemoveBaseDomain removes a base domain.
+func (c *Client) RemoveBaseDomain(ctx context.Context, slug, domain string) error {
+	return c.do(ctx, http.MethodDelete, homePath(slug)+"/base-domains/"+url.PathEscape(domain), nil, nil)
+}
+
+// Mappings lists a home's mappings.
+func (c *Client) Mappings(ctx context.Context, slug string) ([]proto.Mapping, error) {
+	var ms []proto.Mapping
+	return ms, c.do(ctx, http.MethodGet, homePath(slug)+"/mappings", nil, &ms)
+}
+
+// CreateMapping creates a mapping.
+func (c *Client) CreateMapping(ctx context.Context, slug string, req proto.MappingRequest) (proto.Mapping, error) {
+	var m proto.Mapping
+	return m, c.do(ctx, http.MethodPost, homePath(slug)+"/mappings", req, &m)
+}
+
+// DeleteMapping deletes a mapping.
+func (c *Client) DeleteMapping(ctx context.Context, slug string, id uint64) error {
+	return c.do(ctx, http.MethodDelete, fmt.Sprintf("%s/mappings/%d", homePath(slug), id), nil, nil)
+}
+
+func homePath(slug string) string { return proto.APIPrefix + "/homes/" + url.PathEscape(slug) }

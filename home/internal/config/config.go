@@ -1,0 +1,232 @@
+// Package config owns a home profile's config.yaml: its typed form, loading
+// with validation that names the field and says what to do, relative paths
+// resolved against the profile directory, and atomic saving (mode 0600).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+	"gopkg.in/yaml.v3"
+
+	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/proto"
+	"homeport.dev/proto/atomicfile"
+)
+
+// FileName is the config file inside a profile directory.
+const FileName = "config.yaml"
+
+// Version is the config format this binary writes.
+const Version = 1
+
+// Config is a home profile's configuration. Paths are as written in the
+// file; use the Profile methods for resolved paths.
+type Config struct {
+	Version  int      `yaml:"version"`
+	Name     string   `yaml:"name"`
+	Cloud    Cloud    `yaml:"cloud"`
+	Key      string   `yaml:"key"`
+	Database string   `yaml:"database"`
+	CertsDir string   `yaml:"certs_dir"`
+	Console  Console  `yaml:"console"`
+	Features Features `yaml:"features"`
+}
+
+// Cloud is where the home's cloud is and how the home proves who it is.
+type Cloud struct {
+	URL   string `yaml:"url"`
+	Token string `yaml:"token"`
+	Home  string `yaml:"home"`
+	SSH   SSH    `yaml:"ssh"`
+}
+
+// SSH is the cloud's SSH endpoint and its pinned host key.
+type SSH struct {
+	Host    string `yaml:"host"`
+	Port    int    `yaml:"port"`
+	User    string `yaml:"user"`
+	HostKey string `yaml:"host_key"`
+}
+
+// Console is the local dashboard.
+type Console struct {
+	Listen       string `yaml:"listen"`
+	PasswordHash string `yaml:"password_hash,omitempty"`
+}
+
+// Features are opt-in behaviours.
+type Features struct {
+	// LANForwarding allows forwards to hosts other than this machine.
+	LANForwarding bool `yaml:"lan_forwarding"`
+}
+
+// Profile is a loaded, validated profile.
+type Profile struct {
+	Dir string
+	Config
+}
+
+// Path resolves p against the profile directory.
+func (p *Profile) Path(rel string) string {
+	if filepath.IsAbs(rel) {
+		return rel
+	}
+	return filepath.Join(p.Dir, rel)
+}
+
+// ConfigPath is the profile's config.yaml.
+func (p *Profile) ConfigPath() string { return filepath.Join(p.Dir, FileName) }
+
+// KeyPath is the home's private key.
+func (p *Profile) KeyPath() string { return p.Path(p.Key) }
+
+// DBPath is the home's database.
+func (p *Profile) DBPath() string { return p.Path(p.Database) }
+
+// CertsPath is the certificates directory.
+func (p *Profile) CertsPath() string { return p.Path(p.CertsDir) }
+
+// SocketPath is the running console's control socket.
+func (p *Profile) SocketPath() string { return filepath.Join(p.Dir, "console.sock") }
+
+// SSHAddr is the cloud's SSH endpoint as host:port.
+func (p *Profile) SSHAddr() string {
+	return net.JoinHostPort(p.Cloud.SSH.Host, strconv.Itoa(p.Cloud.SSH.Port))
+}
+
+// Defaults fills what a new profile leaves out.
+func (c *Config) Defaults() {
+	if c.Version == 0 {
+		c.Version = Version
+	}
+	if c.Key == "" {
+		c.Key = "id_ed25519"
+	}
+	if c.Database == "" {
+		c.Database = "home.db"
+	}
+	if c.CertsDir == "" {
+		c.CertsDir = "certs"
+	}
+	if c.Console.Listen == "" {
+		c.Console.Listen = "127.0.0.1:8001"
+	}
+}
+
+// Validate checks every field and returns all problems at once, each naming
+// its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Version != Version {
+		bad("version", "is %d; this home understands version %d", c.Version, Version)
+	}
+	if c.Name == "" || strings.ContainsAny(c.Name, "/\\\x00") || strings.HasPrefix(c.Name, ".") {
+		bad("name", "%s must be a plain name (no slashes, not starting with a dot)", proto.Printable(c.Name))
+	}
+	if _, err := cloudapi.ParseURL(c.Cloud.URL); err != nil {
+		bad("cloud.url", "%v", err)
+	}
+	if c.Cloud.Token == "" {
+		bad("cloud.token", "is empty; create a token in the cloud's web UI (or POST /api/v1/auth/token) and put it here")
+	}
+	if err := proto.ValidateUsername(c.Cloud.Home); err != nil || c.Cloud.Home == "" {
+		bad("cloud.home", "%s is not a home slug; `home register` writes it", proto.Printable(c.Cloud.Home))
+	}
+	if c.Cloud.SSH.Host == "" || strings.ContainsAny(c.Cloud.SSH.Host, " /\n") {
+		bad("cloud.ssh.host", "%s must be the cloud's host name or IP address", proto.Printable(c.Cloud.SSH.Host))
+	}
+	if err := proto.ValidatePort(c.Cloud.SSH.Port); err != nil {
+		bad("cloud.ssh.port", "%v", err)
+	}
+	if c.Cloud.SSH.User != c.Cloud.Home {
+		bad("cloud.ssh.user", "must equal cloud.home (%s): the cloud identifies the home by it", proto.Printable(c.Cloud.Home))
+	}
+	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.Cloud.SSH.HostKey)); err != nil {
+		bad("cloud.ssh.host_key", "is not an SSH public key (%v); copy ssh.host_key from GET /api/v1/homes/%s, or register again", err, c.Cloud.Home)
+	}
+	for field, p := range map[string]string{"key": c.Key, "database": c.Database, "certs_dir": c.CertsDir} {
+		if p == "" || strings.ContainsRune(p, 0) {
+			bad(field, "must be a path (relative to the profile directory, or absolute)")
+		}
+	}
+	if host, port, err := net.SplitHostPort(c.Console.Listen); err != nil || net.ParseIP(host) == nil && host != "localhost" {
+		bad("console.listen", "%s must be IP:PORT, like 127.0.0.1:8001", proto.Printable(c.Console.Listen))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("console.listen", "port %s is out of range", proto.Printable(port))
+	}
+	return errors.Join(errs...)
+}
+
+// HostKey parses the pinned host key.
+func (c *Config) HostKey() (ssh.PublicKey, error) {
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.Cloud.SSH.HostKey))
+	return k, err
+}
+
+// Load reads and validates the profile in dir (or the directory of a
+// config.yaml path). Unknown keys are errors: a typo must not silently
+// disable a setting.
+func Load(path string) (*Profile, error) {
+	dir := path
+	if strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml") {
+		dir = filepath.Dir(path)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no profile at %s (no %s); create one with `home register --cloud URL --token TOKEN`", dir, FileName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(file); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %o) and holds an API token; run chmod 600 %s", file, st.Mode().Perm(), file)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s is invalid:\n%w", file, indent(err))
+	}
+	return &Profile{Dir: dir, Config: c}, nil
+}
+
+func indent(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// Save writes the config atomically with mode 0600.
+func (p *Profile) Save() error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	b, err := yaml.Marshal(&p.Config)
+	if err != nil {
+		return err
+	}
+	header := []byte("# homeport home profile. Edit with care; `home` validates it at start.\n")
+	return atomicfile.Write(p.ConfigPath(), append(header, b...), 0o600)
+}
