@@ -1,0 +1,122 @@
+package entries
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/home/internal/store"
+	"homeport.dev/proto"
+)
+
+// Cloud is what a sync needs of the cloud API.
+type Cloud interface {
+	Mappings(ctx context.Context, slug string) ([]proto.Mapping, error)
+	CreateMapping(ctx context.Context, slug string, req proto.MappingRequest) (proto.Mapping, error)
+	DeleteMapping(ctx context.Context, slug string, id uint64) error
+}
+
+var _ Cloud = (*cloudapi.Client)(nil)
+
+// Change is one thing a sync did or failed to do.
+type Change struct {
+	Action string `json:"action"` // created, removed, kept, failed
+	What   string `json:"what"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Report is the outcome of a sync; InSync is true only when nothing failed.
+type Report struct {
+	Changes []Change `json:"changes"`
+	InSync  bool     `json:"in_sync"`
+}
+
+// Options narrow a sync.
+type Options struct {
+	// Domain limits the sync to entries (and mappings) at or under it.
+	Domain string
+	// Disconnect removes the mappings instead of creating them.
+	Disconnect bool
+}
+
+func (o Options) covers(host string) bool {
+	return o.Domain == "" || host == o.Domain || strings.HasSuffix(host, "."+o.Domain)
+}
+
+// Sync makes the cloud's mappings of home slug match the enabled local
+// entries: it creates what is missing, removes mappings no enabled entry
+// wants, and records each entry's mapping and tunnel port. It is
+// idempotent: a second run changes nothing.
+func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options) (Report, error) {
+	ms, err := cloud.Mappings(ctx, slug)
+	if err != nil {
+		return Report{}, err
+	}
+	es, err := db.Entries(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{InSync: true}
+	add := func(action, what string, err error) {
+		c := Change{Action: action, What: what}
+		if err != nil {
+			c.Action, c.Error = "failed", err.Error()
+			rep.InSync = false
+		}
+		rep.Changes = append(rep.Changes, c)
+	}
+	used := map[uint64]bool{}
+	for i := range es {
+		e := &es[i]
+		if !o.covers(e.Host) {
+			continue
+		}
+		want := e.Enabled && !o.Disconnect
+		var found *proto.Mapping
+		for j := range ms {
+			if !used[ms[j].ID] && matches(*e, ms[j]) {
+				found = &ms[j]
+				break
+			}
+		}
+		switch {
+		case found != nil && want:
+			used[found.ID] = true
+			add("kept", e.Public(), nil)
+			e.MappingID, e.TunnelPort, e.SyncError = found.ID, found.TunnelPort, ""
+		case want:
+			m, err := cloud.CreateMapping(ctx, slug, Request(*e))
+			add("created", e.Public(), err)
+			if err != nil {
+				e.SyncError = err.Error()
+			} else {
+				used[m.ID] = true
+				e.MappingID, e.TunnelPort, e.SyncError = m.ID, m.TunnelPort, ""
+			}
+		default:
+			e.MappingID, e.TunnelPort = 0, 0
+		}
+		if err := db.Save(ctx, e); err != nil {
+			return rep, err
+		}
+	}
+	for _, m := range ms {
+		if used[m.ID] || !o.covers(m.Host) {
+			continue
+		}
+		what := describe(m)
+		add("removed", what, cloud.DeleteMapping(ctx, slug, m.ID))
+	}
+	return rep, nil
+}
+
+func describe(m proto.Mapping) string {
+	switch {
+	case m.Scheme == proto.SchemeTCP && m.Private:
+		return fmt.Sprintf("private mapping %d", m.ID)
+	case m.Scheme == proto.SchemeTCP:
+		return fmt.Sprintf("tcp:%d", m.PublicPort)
+	}
+	return m.Scheme + "://" + m.Host
+}
