@@ -24,7 +24,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(keygenCmd())
+	root.PersistentFlags().StringVar(&configFlag, "config", "", "profile directory or its config.yaml (default: $HOME_CONFIG, or the only profile)")
+	root.AddCommand(keygenCmd(), registerCmd(), domainsCmd(), exposeCmd(), forwardsCmd(), limitCmd(), syncCmd(), statusCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "home:", err)
 		os.Exit(1)

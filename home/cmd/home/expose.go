@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"homeport.dev/home/internal/entries"
+	"homeport.dev/home/internal/store"
+)
+
+func exposeCmd() *cobra.Command {
+	var to, mode, name string
+	var proxyProto, private bool
+	c := &cobra.Command{
+		Use:   "expose http|https|tcp HOST|PORT --to HOST:PORT",
+		Short: "Expose a local service (creates the entry and its cloud mapping)",
+		Long: `Expose a local service:
+  https NAME   TLS by SNI to a local TLS service (--mode passthrough, the default)
+               or to a plain-HTTP service with the home's certificate (--mode terminate)
+  http NAME    plain HTTP by Host header
+  tcp PORT     a public TCP port of this home's range
+  tcp --private --name NAME   reachable only through 'home connect', never public`,
+		Example: `  home expose https app.example.com --to localhost:3000
+  home expose tcp 10001 --to localhost:22
+  home expose tcp --private --name gpu-ui --to localhost:7860`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e := store.Entry{Scheme: args[0], Target: to, Mode: mode, ProxyProtocol: proxyProto, Private: private, Name: name, Enabled: true}
+			switch {
+			case len(args) == 2 && e.Scheme == "tcp":
+				port, err := strconv.Atoi(args[1])
+				if err != nil {
+					return fmt.Errorf("tcp takes a public port number, not %q", args[1])
+				}
+				e.PublicPort = port
+			case len(args) == 2:
+				e.Host = args[1]
+			case !(e.Scheme == "tcp" && private):
+				return fmt.Errorf("say what to expose: a host name for http/https, a public port for tcp")
+			}
+			if to == "" {
+				return fmt.Errorf("--to is required: the local service, like localhost:3000")
+			}
+			return withProfile(cmd, func(ctx context.Context, s *session) error {
+				e, err := entries.Normalize(e, s.p.Features.LANForwarding)
+				if err != nil {
+					return err
+				}
+				// The cloud decides first, so a refused mapping leaves nothing behind.
+				m, err := s.cloud.CreateMapping(ctx, s.p.Cloud.Home, entries.Request(e))
+				if err != nil {
+					return err
+				}
+				e.MappingID, e.TunnelPort = m.ID, m.TunnelPort
+				if err := s.db.Add(ctx, &e); err != nil {
+					s.cloud.DeleteMapping(ctx, s.p.Cloud.Home, m.ID)
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "exposed %s -> %s (entry %d, tunnel port %d)\n", e.Public(), e.Target, e.ID, e.TunnelPort)
+				notifyConsole(cmd, s)
+				return nil
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&to, "to", "", "local service HOST:PORT (this machine unless features.lan_forwarding is on)")
+	f.StringVar(&mode, "mode", "", "https only: passthrough (local TLS service) or terminate (local plain HTTP)")
+	f.BoolVar(&proxyProto, "proxy-protocol", false, "tcp only: send a PROXY v2 header with the visitor's address to the local service")
+	f.BoolVar(&private, "private", false, "never public: reachable only with 'home connect'")
+	f.StringVar(&name, "name", "", "name of a private entry")
+	return c
+}
+
+func forwardsCmd() *cobra.Command {
+	c := &cobra.Command{Use: "forwards", Short: "List, remove, open and close the home's entries"}
+	list := &cobra.Command{
+		Use: "list", Short: "List entries", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withProfile(cmd, func(ctx context.Context, s *session) error {
+				es, err := s.db.Entries(ctx)
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tPUBLIC\tTARGET\tMODE\tENABLED\tTUNNEL PORT\tLAST ERROR")
+				for _, e := range es {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%v\t%d\t%s\n", e.ID, e.Public(), e.Target, dash(e.Mode), e.Enabled, e.TunnelPort, dash(e.SyncError))
+				}
+				return w.Flush()
+			})
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm ID", Short: "Remove an entry and its cloud mapping", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return entryCmd(cmd, args[0], func(ctx context.Context, s *session, e store.Entry) error {
+				if e.MappingID != 0 {
+					if err := s.cloud.DeleteMapping(ctx, s.p.Cloud.Home, e.MappingID); err != nil && !isNotFound(err) {
+						return err
+					}
+				}
+				if err := s.db.Remove(ctx, e.ID); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", e.Public())
+				return nil
+			})
+		},
+	}
+	setEnabled := func(use, short string, on bool) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return entryCmd(cmd, args[0], func(ctx context.Context, s *session, e store.Entry) error {
+					e.Enabled = on
+					if err := s.db.Save(ctx, &e); err != nil {
+						return err
+					}
+					rep, err := entries.Sync(ctx, s.cloud, s.p.Cloud.Home, s.db, entries.Options{})
+					if err != nil {
+						return err
+					}
+					printReport(cmd, rep)
+					return nil
+				})
+			},
+		}
+	}
+	c.AddCommand(list, rm, setEnabled("open", "Open an entry (create its mapping)", true), setEnabled("close", "Close an entry (remove its mapping, keep the entry)", false))
+	return c
+}
+
+// entryCmd runs fn on entry idArg of the selected profile, then tells a
+// running console.
+func entryCmd(cmd *cobra.Command, idArg string, fn func(context.Context, *session, store.Entry) error) error {
+	id, err := strconv.ParseUint(idArg, 10, 64)
+	if err != nil {
+		return fmt.Errorf("entry ID %q is not a number; `home forwards list` shows them", idArg)
+	}
+	return withProfile(cmd, func(ctx context.Context, s *session) error {
+		e, err := s.db.Entry(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(ctx, s, e); err != nil {
+			return err
+		}
+		notifyConsole(cmd, s)
+		return nil
+	})
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

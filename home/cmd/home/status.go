@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/home/internal/control"
+	"homeport.dev/home/internal/entries"
+	"homeport.dev/proto"
+)
+
+// notifyConsole asks a running console to pick up changed entries; without
+// one, it says how the change goes live.
+func notifyConsole(cmd *cobra.Command, s *session) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	err := control.NewClient(s.p.SocketPath()).Reload(ctx)
+	switch {
+	case err == nil:
+		fmt.Fprintln(cmd.ErrOrStderr(), "the running console picked up the change")
+	case errors.Is(err, control.ErrNotRunning):
+		fmt.Fprintf(cmd.ErrOrStderr(), "no console runs for this profile: start `home --config %s console` to bring the tunnel up\n", s.p.Dir)
+	default:
+		fmt.Fprintf(cmd.ErrOrStderr(), "the running console did not pick up the change: %v\n", err)
+	}
+}
+
+func isNotFound(err error) bool { return cloudapi.IsStatus(err, 404) }
+
+func printReport(cmd *cobra.Command, rep entries.Report) {
+	for _, c := range rep.Changes {
+		if c.Error != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "  %-8s %s: %s\n", c.Action, c.What, c.Error)
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "  %-8s %s\n", c.Action, c.What)
+		}
+	}
+}
+
+func limitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "limit [KBPS|none]",
+		Short: "Show or change the home's bandwidth limit in kbit/s (100..10000000, none = unlimited)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withProfile(cmd, func(ctx context.Context, s *session) error {
+				var h proto.Home
+				var err error
+				if len(args) == 0 {
+					h, err = s.cloud.Home(ctx, s.p.Cloud.Home)
+				} else {
+					req := proto.PatchHomeRequest{BandwidthLimitKbps: proto.Null[int64]()}
+					if args[0] != "none" {
+						var v int64
+						if _, err := fmt.Sscanf(args[0], "%d", &v); err != nil || fmt.Sprint(v) != args[0] {
+							return fmt.Errorf("limit %q must be a whole number of kbit/s or none", args[0])
+						}
+						req.BandwidthLimitKbps = proto.Some(v)
+					}
+					h, err = s.cloud.PatchHome(ctx, s.p.Cloud.Home, req)
+				}
+				if err != nil {
+					return err
+				}
+				if h.BandwidthLimitKbps == nil {
+					fmt.Fprintln(cmd.OutOrStdout(), "bandwidth limit: none")
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "bandwidth limit: %d kbit/s\n", *h.BandwidthLimitKbps)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func syncCmd() *cobra.Command {
+	var o entries.Options
+	c := &cobra.Command{
+		Use:   "sync-tunnels [--domain NAME] [--disconnect]",
+		Short: "Make the cloud's mappings match the local entries, then (re)connect the tunnel",
+		Long: `Make the cloud's mappings match the local entries: create missing mappings,
+remove stale ones of this home, record tunnel ports; then ask the running
+console to (re)connect. --disconnect removes the mappings and closes the
+tunnel instead. Idempotent; prints what it changed; exits 0 only when
+everything is in sync.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withProfile(cmd, func(ctx context.Context, s *session) error {
+				rep, err := entries.Sync(ctx, s.cloud, s.p.Cloud.Home, s.db, o)
+				if err != nil {
+					return err
+				}
+				printReport(cmd, rep)
+				agent := control.NewClient(s.p.SocketPath())
+				if o.Disconnect {
+					err = agent.Disconnect(ctx)
+				} else {
+					err = agent.Reload(ctx)
+				}
+				switch {
+				case errors.Is(err, control.ErrNotRunning):
+					fmt.Fprintf(cmd.ErrOrStderr(), "no console runs for this profile: start `home --config %s console` to bring the tunnel up\n", s.p.Dir)
+				case err != nil:
+					return err
+				}
+				if !rep.InSync {
+					return errors.New("not in sync: see the failures above")
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "in sync")
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&o.Domain, "domain", "", "only entries at or under this domain")
+	c.Flags().BoolVar(&o.Disconnect, "disconnect", false, "remove the mappings and close the tunnel")
+	return c
+}
+
+func statusCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "What is connected, mapped and certified",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withProfile(cmd, func(ctx context.Context, s *session) error {
+				st, err := control.NewClient(s.p.SocketPath()).Status(ctx)
+				if errors.Is(err, control.ErrNotRunning) {
+					st = control.Status{Profile: s.p.Dir, Home: s.p.Cloud.Home, Cloud: s.p.Cloud.URL, Tunnel: control.TunnelStatus{State: "stopped", LastError: "no console runs for this profile"}}
+					es, err := s.db.Entries(ctx)
+					if err != nil {
+						return err
+					}
+					for _, e := range es {
+						st.Forwards = append(st.Forwards, control.ForwardStatus{Entry: e.ID, Public: e.Public(), Target: e.Target, TunnelPort: e.TunnelPort, Error: e.SyncError})
+					}
+				} else if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(st)
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "home %s on %s\ntunnel: %s", st.Home, st.Cloud, st.Tunnel.State)
+				if !st.Tunnel.Since.IsZero() {
+					fmt.Fprintf(out, " since %s", st.Tunnel.Since.Format(time.RFC3339))
+				}
+				if st.Tunnel.LastError != "" {
+					fmt.Fprintf(out, " (%s)", st.Tunnel.LastError)
+				}
+				fmt.Fprintln(out)
+				w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "ENTRY\tPUBLIC\tTARGET\tTUNNEL\tLOCAL\tLAST ERROR")
+				for _, f := range st.Forwards {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", f.Entry, f.Public, f.Target, upDown(f.Up), upDown(f.LocalUp), dash(f.Error))
+				}
+				return w.Flush()
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func upDown(b bool) string {
+	if b {
+		return "up"
+	}
+	return "down"
+}

@@ -1,0 +1,153 @@
+// Package control is the local channel between `home` commands and a
+// running agent (console or foreground tunnel) of the same profile: HTTP over
+// a unix socket in the profile directory, mode 0600, so only the profile's
+// owner can use it.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// TunnelStatus is the SSH connection's state.
+type TunnelStatus struct {
+	State     string    `json:"state"` // connecting, connected, backoff, stopped
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	Attempts  int       `json:"attempts"`
+}
+
+// ForwardStatus is one entry's live state.
+type ForwardStatus struct {
+	Entry      uint64 `json:"entry"`
+	Public     string `json:"public"`
+	Target     string `json:"target"`
+	TunnelPort int    `json:"tunnel_port"`
+	Up         bool   `json:"up"`
+	Error      string `json:"error,omitempty"`
+	LocalUp    bool   `json:"local_listening"`
+}
+
+// Status is what a running agent reports.
+type Status struct {
+	Profile  string          `json:"profile"`
+	Home     string          `json:"home"`
+	Cloud    string          `json:"cloud"`
+	Tunnel   TunnelStatus    `json:"tunnel"`
+	Forwards []ForwardStatus `json:"forwards"`
+}
+
+// ErrNotRunning means no agent serves the socket.
+var ErrNotRunning = errors.New("no console or foreground tunnel is running for this profile")
+
+// Client talks to the agent of one profile.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	return &Client{http: &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) || errors.Is(err, os.ErrNotExist) {
+			return ErrNotRunning
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the running agent answered %s: %s", resp.Status, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// Status asks for the live status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/status", &s)
+}
+
+// Reload asks the agent to re-read the entries and (re)connect the tunnel.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/reload", nil)
+}
+
+// Disconnect asks the agent to close the tunnel.
+func (c *Client) Disconnect(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/disconnect", nil)
+}
+
+// Agent is what a running agent offers over the socket.
+type Agent interface {
+	Status() Status
+	Reload(ctx context.Context) error
+	Disconnect(ctx context.Context) error
+}
+
+// Serve answers the control API for a on a unix socket at path until ctx
+// ends. A stale socket (no agent behind it) is replaced; a live one means
+// another agent runs for this profile, which is refused.
+func Serve(ctx context.Context, path string, a Agent) error {
+	if _, err := NewClient(path).Status(ctx); err == nil {
+		return fmt.Errorf("another console or tunnel already runs for this profile (socket %s)", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(a.Status())
+	})
+	action := func(fn func(context.Context) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if err := fn(r.Context()); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+		}
+	}
+	mux.HandleFunc("POST /reload", action(a.Reload))
+	mux.HandleFunc("POST /disconnect", action(a.Disconnect))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		os.Remove(path)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

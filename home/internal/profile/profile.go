@@ -1,0 +1,281 @@
+// Package profile owns where home profiles live, which one a command uses,
+// and creating one by registering with a cloud (`home register`), with
+// rollback so a failure never leaves a claimed slot or half a profile.
+package profile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/home/internal/config"
+	"homeport.dev/home/internal/keys"
+	"homeport.dev/home/internal/store"
+	"homeport.dev/proto"
+)
+
+// EnvConfig selects a profile, like --config.
+const EnvConfig = "HOME_CONFIG"
+
+// BaseDir is where profiles are created by default: $HOMEPORT_PROFILES, or
+// $XDG_CONFIG_HOME/homeport, or ~/.config/homeport.
+func BaseDir() (string, error) {
+	if d := os.Getenv("HOMEPORT_PROFILES"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no config directory (%v); pass --output or set HOMEPORT_PROFILES", err)
+	}
+	return filepath.Join(d, "homeport"), nil
+}
+
+// List returns the profile directories under the base directory.
+func List() ([]string, error) {
+	base, err := BaseDir()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(base, e.Name(), config.FileName)); e.IsDir() && err == nil {
+			out = append(out, filepath.Join(base, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Resolve picks the profile a command uses: the --config flag, else
+// HOME_CONFIG, else the only profile under the base directory.
+func Resolve(flag string) (*config.Profile, error) {
+	path := flag
+	if path == "" {
+		path = os.Getenv(EnvConfig)
+	}
+	if path == "" {
+		all, err := List()
+		if err != nil {
+			return nil, err
+		}
+		switch len(all) {
+		case 0:
+			return nil, errors.New("no profile yet: run `home register --cloud URL --token TOKEN` first")
+		case 1:
+			path = all[0]
+		default:
+			return nil, fmt.Errorf("several profiles exist (%s); choose one with --config DIR or HOME_CONFIG=DIR", strings.Join(all, ", "))
+		}
+	}
+	return config.Load(path)
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// DefaultName derives a profile name from the cloud URL's host.
+func DefaultName(cloudURL string) string {
+	u, err := url.Parse(cloudURL)
+	name := "cloud"
+	if err == nil && u.Hostname() != "" {
+		name = u.Hostname()
+	}
+	name = strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(name), "-"), "-.")
+	if name == "" {
+		name = "cloud"
+	}
+	return name
+}
+
+// freeDir returns base/name, or base/name-2, -3 ... when taken.
+func freeDir(base, name string) string {
+	dir := filepath.Join(base, name)
+	for i := 2; exists(dir); i++ {
+		dir = filepath.Join(base, fmt.Sprintf("%s-%d", name, i))
+	}
+	return dir
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// RegisterOptions are `home register`'s inputs.
+type RegisterOptions struct {
+	Cloud      string
+	Token      string
+	Name       string // profile name; default from the cloud's host name
+	Output     string // profile directory; default BaseDir/Name
+	PublicKey  string // existing key pair to use (both or neither)
+	PrivateKey string
+	Progress   func(format string, args ...any)
+}
+
+// Register claims a home with the token and writes a new profile. Nothing
+// is left behind on failure: the profile is built in a staging directory
+// and moved into place last, and a claim is released if a later step fails.
+func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Home, error) {
+	say := o.Progress
+	if say == nil {
+		say = func(string, ...any) {}
+	}
+	client, err := cloudapi.New(o.Cloud, o.Token)
+	if err != nil {
+		return nil, proto.Home{}, err
+	}
+	if (o.PublicKey == "") != (o.PrivateKey == "") {
+		return nil, proto.Home{}, errors.New("give both --public-key and --private-key, or neither (a new key is generated)")
+	}
+	dir, err := target(o)
+	if err != nil {
+		return nil, proto.Home{}, err
+	}
+	say("checking the token with %s", client.URL())
+	me, err := client.Me(ctx)
+	if err != nil {
+		if cloudapi.IsStatus(err, 401) {
+			return nil, proto.Home{}, fmt.Errorf("the cloud rejected the token (wrong, rotated or revoked?): %w", err)
+		}
+		return nil, proto.Home{}, err
+	}
+	staging, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new-*")
+	if err != nil {
+		return nil, proto.Home{}, err
+	}
+	defer os.RemoveAll(staging) // gone after the final rename, or on failure
+	if err := os.Chmod(staging, 0o700); err != nil {
+		return nil, proto.Home{}, err
+	}
+	pub, err := installKey(staging, o)
+	if err != nil {
+		return nil, proto.Home{}, err
+	}
+	say("claiming a home for %s", me.Username)
+	home, err := client.ClaimHome(ctx, pub)
+	if err != nil {
+		return nil, proto.Home{}, err
+	}
+	p, err := writeProfile(ctx, staging, dir, o, home)
+	if err == nil {
+		err = os.Rename(staging, dir)
+	}
+	if err != nil {
+		// Roll the claim back with a fresh context: the caller's may be done.
+		rctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if rerr := client.ReleaseHome(rctx, home.Slug); rerr != nil {
+			return nil, home, fmt.Errorf("%w; releasing the claimed home %s also failed (%v): release it in the cloud's web UI", err, home.Slug, rerr)
+		}
+		return nil, home, fmt.Errorf("%w (the claimed home %s was released again)", err, home.Slug)
+	}
+	p.Dir = dir
+	return p, home, nil
+}
+
+func target(o RegisterOptions) (string, error) {
+	if o.Output != "" {
+		dir, err := filepath.Abs(o.Output)
+		if err != nil {
+			return "", err
+		}
+		if exists(dir) {
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				return "", fmt.Errorf("%s already exists and is not empty; choose another --output (an existing profile is never overwritten)", dir)
+			}
+			if err := os.Remove(dir); err != nil {
+				return "", err
+			}
+		}
+		return dir, os.MkdirAll(filepath.Dir(dir), 0o700)
+	}
+	base, err := BaseDir()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", err
+	}
+	name := o.Name
+	if name == "" {
+		name = DefaultName(o.Cloud)
+	} else if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("--name %s must be a plain name", proto.Printable(name))
+	}
+	if o.Name != "" && exists(filepath.Join(base, name)) {
+		return "", fmt.Errorf("a profile named %s already exists in %s; choose another --name", name, base)
+	}
+	return freeDir(base, name), nil
+}
+
+// installKey puts the home's key pair in the profile and returns the
+// public key line.
+func installKey(dir string, o RegisterOptions) (string, error) {
+	dst := filepath.Join(dir, "id_ed25519")
+	if o.PrivateKey == "" {
+		host, _ := os.Hostname()
+		return keys.Generate(dst, "homeport@"+host, false)
+	}
+	priv, err := os.ReadFile(o.PrivateKey)
+	if err != nil {
+		return "", fmt.Errorf("--private-key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(priv)
+	if err != nil {
+		return "", fmt.Errorf("--private-key %s: %v (passphrase-protected keys are not supported)", o.PrivateKey, err)
+	}
+	pubLine, err := os.ReadFile(o.PublicKey)
+	if err != nil {
+		return "", fmt.Errorf("--public-key: %w", err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(pubLine)
+	if err != nil {
+		return "", fmt.Errorf("--public-key %s: %v", o.PublicKey, err)
+	}
+	if string(pub.Marshal()) != string(signer.PublicKey().Marshal()) {
+		return "", errors.New("--public-key and --private-key are not a pair")
+	}
+	if err := os.WriteFile(dst, priv, 0o600); err != nil {
+		return "", err
+	}
+	line := strings.TrimSpace(string(pubLine))
+	return line, os.WriteFile(dst+".pub", []byte(line+"\n"), 0o644)
+}
+
+func writeProfile(ctx context.Context, staging, final string, o RegisterOptions, h proto.Home) (*config.Profile, error) {
+	c := config.Config{
+		Name: filepath.Base(final),
+		Cloud: config.Cloud{URL: strings.TrimRight(o.Cloud, "/"), Token: o.Token, Home: h.Slug,
+			SSH: config.SSH{Host: h.SSH.Host, Port: h.SSH.Port, User: h.SSH.User, HostKey: h.SSH.HostKey}},
+	}
+	c.Defaults()
+	p := &config.Profile{Dir: staging, Config: c}
+	if err := p.Save(); err != nil {
+		return nil, fmt.Errorf("the cloud's answer does not make a valid profile: %w", err)
+	}
+	if err := os.MkdirAll(p.CertsPath(), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, p.DBPath())
+	if err != nil {
+		return nil, err
+	}
+	return p, db.Close()
+}
