@@ -48,7 +48,9 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 	if err := a.Routes.WriteFiles(ctx); err != nil {
 		return fmt.Errorf("write HAProxy map files: %w", err)
 	}
-	if a.HAProxy != nil {
+	// External mode gets the same rendered config, for an HAProxy that
+	// shares the data volume (compose.yaml).
+	if cfg.HAProxy != config.HAProxyOff {
 		tcpHost, _, _ := net.SplitHostPort(cfg.HTTPSAddr)
 		err := haproxy.WriteConfig(filepath.Join(cfg.HAProxyDir(), "haproxy.cfg"), haproxy.Params{
 			HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, TCPHost: tcpHost, TCPPorts: cfg.TCPPorts,
@@ -57,6 +59,8 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 		if err != nil {
 			return fmt.Errorf("write HAProxy config: %w", err)
 		}
+	}
+	if a.HAProxy != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
