@@ -1,0 +1,102 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const goodYAML = `version: 1
+name: test
+cloud:
+  url: http://127.0.0.1:8000
+  token: hp_abc
+  home: abcdefgh
+  ssh:
+    host: 127.0.0.1
+    port: 8022
+    user: abcdefgh
+    host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo
+key: id_ed25519
+database: home.db
+certs_dir: certs
+console:
+  listen: 127.0.0.1:8001
+features:
+  lan_forwarding: false
+`
+
+func write(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestLoadResolvesPathsAgainstTheProfile(t *testing.T) {
+	dir := write(t, goodYAML, 0o600)
+	p, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.KeyPath() != filepath.Join(dir, "id_ed25519") || p.DBPath() != filepath.Join(dir, "home.db") || p.SSHAddr() != "127.0.0.1:8022" {
+		t.Errorf("paths: %s %s %s", p.KeyPath(), p.DBPath(), p.SSHAddr())
+	}
+	if _, err := Load(filepath.Join(dir, FileName)); err != nil {
+		t.Errorf("loading by the file's path: %v", err)
+	}
+	// Saving round-trips and keeps 0600.
+	p.Features.LANForwarding = true
+	if err := p.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(dir)
+	if err != nil || !again.Features.LANForwarding {
+		t.Fatalf("after save: %+v %v", again, err)
+	}
+	if st, _ := os.Stat(p.ConfigPath()); st.Mode().Perm() != 0o600 {
+		t.Errorf("saved mode %o", st.Mode().Perm())
+	}
+}
+
+func TestLoadNamesTheBadField(t *testing.T) {
+	tests := map[string]struct{ from, to, want string }{
+		"version":        {"version: 1", "version: 7", "version:"},
+		"name":           {"name: test", "name: ../x", "name:"},
+		"url":            {"url: http://127.0.0.1:8000", "url: ftp://x", "cloud.url:"},
+		"token":          {"token: hp_abc", "token: \"\"", "cloud.token:"},
+		"home":           {"  home: abcdefgh", "  home: \"Bad Slug\"", "cloud.home:"},
+		"ssh host":       {"host: 127.0.0.1", "host: \"\"", "cloud.ssh.host:"},
+		"ssh port":       {"port: 8022", "port: 70000", "cloud.ssh.port:"},
+		"ssh user":       {"user: abcdefgh", "user: root", "cloud.ssh.user:"},
+		"host key":       {"host_key: ssh-ed25519 AAAAC3", "host_key: not-a-key AAAAC3", "cloud.ssh.host_key:"},
+		"console":        {"listen: 127.0.0.1:8001", "listen: everywhere", "console.listen:"},
+		"unknown key":    {"certs_dir: certs", "certs_dir: certs\ncert_dir: x", "field cert_dir not found"},
+		"wrong type":     {"lan_forwarding: false", "lan_forwarding: maybe", "cannot unmarshal"},
+		"not yaml":       {"version: 1", "version: [", "did not find"},
+		"database empty": {"database: home.db", "database: \"\"", "database:"},
+	}
+	for name, tt := range tests {
+		content := strings.Replace(goodYAML, tt.from, tt.to, 1)
+		if content == goodYAML {
+			t.Fatalf("%s: replacement %q not found", name, tt.from)
+		}
+		_, err := Load(write(t, content, 0o600))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", name, err, tt.want)
+		}
+	}
+}
+
+func TestLoadRefusesAWorldReadableConfig(t *testing.T) {
+	_, err := Load(write(t, goodYAML, 0o644))
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "home register") {
+		t.Errorf("missing profile: %v", err)
+	}
+}
