@@ -63,22 +63,13 @@ type adminMapping struct {
 }
 
 func (s *Server) adminListMappings(c echo.Context) error {
-	ctx := c.Request().Context()
-	ms, err := s.Mappings.ListAll(ctx)
+	ms, err := s.Mappings.ListAll(c.Request().Context())
 	if err != nil {
 		return err
-	}
-	hs, err := s.Homes.ListAll(ctx)
-	if err != nil {
-		return err
-	}
-	slugs := make(map[uint64]string, len(hs))
-	for _, h := range hs {
-		slugs[h.ID] = h.Slug
 	}
 	out := make([]adminMapping, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, adminMapping{Mapping: s.Mappings.ToProto(m), Home: slugs[m.HomeID]})
+		out = append(out, adminMapping{Mapping: s.Mappings.ToProto(m), Home: m.Home.Slug})
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -3,8 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
+	"homeport.dev/cloud/internal/cloudtest"
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/config"
@@ -185,16 +183,8 @@ func (e *env) unchanged(what string, fn func()) {
 
 // newKey returns a fresh ed25519 public key in authorized_keys form.
 func newKey(t *testing.T) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " test@home"
+	_, pub := cloudtest.NewKey(t)
+	return pub
 }
 
 // claim claims a home for token and returns it.

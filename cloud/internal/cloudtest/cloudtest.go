@@ -231,6 +231,21 @@ type Home struct {
 	TCP     proto.PortRange
 }
 
+// NewKey returns a fresh ed25519 key pair: the signer and the public key in
+// authorized_keys form.
+func NewKey(t testing.TB) (ssh.Signer, string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " test@home"
+}
+
 // NewHome claims a home for user (created active when missing).
 func (c *Cloud) NewHome(t testing.TB, user string) Home {
 	t.Helper()
@@ -242,12 +257,12 @@ func (c *Cloud) NewHome(t testing.TB, user string) Home {
 			t.Fatal(err)
 		}
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, _ := ssh.NewPublicKey(pub)
-	h, err := c.App.Homes.Claim(ctx, u, string(ssh.MarshalAuthorizedKey(sp)))
+	signer, _ := ssh.NewSignerFromKey(priv)
+	h, err := c.App.Homes.Claim(ctx, u, string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +271,6 @@ func (c *Cloud) NewHome(t testing.TB, user string) Home {
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signer, _ := ssh.NewSignerFromKey(priv)
 	l := c.App.Homes.Layout()
 	return Home{Home: h, User: u, KeyPath: path, Signer: signer, Tunnel: l.TunnelPorts(h.Slot), TCP: l.TCPPorts(h.Slot)}
 }

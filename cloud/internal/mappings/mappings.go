@@ -172,10 +172,10 @@ func (s *Service) List(ctx context.Context, homeID uint64) ([]store.Mapping, err
 	return ms, err
 }
 
-// ListAll returns every mapping (admin use and the data plane).
+// ListAll returns every mapping with its home (admin use).
 func (s *Service) ListAll(ctx context.Context) ([]store.Mapping, error) {
 	var ms []store.Mapping
-	err := s.db.WithContext(ctx).Order("id").Find(&ms).Error
+	err := s.db.WithContext(ctx).Preload("Home").Order("id").Find(&ms).Error
 	return ms, err
 }
 

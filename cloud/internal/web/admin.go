@@ -83,17 +83,9 @@ func (w *ui) adminMappings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	hs, err := w.Homes.ListAll(ctx(c))
-	if err != nil {
-		return err
-	}
-	slugs := make(map[uint64]string, len(hs))
-	for _, h := range hs {
-		slugs[h.ID] = h.Slug
-	}
 	rows := make([]mappingView, 0, len(ms))
 	for _, m := range ms {
-		rows = append(rows, mappingView{Mapping: w.Mappings.ToProto(m), Home: slugs[m.HomeID]})
+		rows = append(rows, mappingView{Mapping: w.Mappings.ToProto(m), Home: m.Home.Slug})
 	}
 	return w.render(c, http.StatusOK, "admin_mappings", page{Title: "Mappings", Data: rows})
 }

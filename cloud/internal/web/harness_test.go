@@ -2,8 +2,6 @@ package web_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"html"
 	"io"
 	"log/slog"
@@ -15,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
+	"homeport.dev/cloud/internal/cloudtest"
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/config"
@@ -156,16 +154,8 @@ func (b *browser) cookie(name string) string {
 
 // newKey returns a fresh ed25519 public key in authorized_keys form.
 func newKey(t *testing.T) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " test@home"
+	_, pub := cloudtest.NewKey(t)
+	return pub
 }
 
 // must fails the test unless the answer has status want and contains every
