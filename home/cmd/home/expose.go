@@ -86,9 +86,9 @@ func forwardsCmd() *cobra.Command {
 					return err
 				}
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tPUBLIC\tTARGET\tMODE\tENABLED\tTUNNEL PORT\tLAST ERROR")
+				fmt.Fprintln(w, "ID\tPUBLIC\tTARGET\tMODE\tENABLED\tMAPPING\tTUNNEL PORT\tLAST ERROR")
 				for _, e := range es {
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%v\t%d\t%s\n", e.ID, e.Public(), e.Target, dash(e.Mode), e.Enabled, e.TunnelPort, dash(e.SyncError))
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%v\t%d\t%d\t%s\n", e.ID, e.Public(), e.Target, dash(e.Mode), e.Enabled, e.MappingID, e.TunnelPort, dash(e.SyncError))
 				}
 				return w.Flush()
 			})

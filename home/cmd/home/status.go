@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"homeport.dev/home/internal/agent"
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/control"
 	"homeport.dev/home/internal/entries"
@@ -82,6 +83,7 @@ func limitCmd() *cobra.Command {
 
 func syncCmd() *cobra.Command {
 	var o entries.Options
+	var foreground bool
 	c := &cobra.Command{
 		Use:   "sync-tunnels [--domain NAME] [--disconnect]",
 		Short: "Make the cloud's mappings match the local entries, then (re)connect the tunnel",
@@ -98,15 +100,25 @@ everything is in sync.`,
 					return err
 				}
 				printReport(cmd, rep)
-				agent := control.NewClient(s.p.SocketPath())
+				running := control.NewClient(s.p.SocketPath())
 				if o.Disconnect {
-					err = agent.Disconnect(ctx)
+					err = running.Disconnect(ctx)
 				} else {
-					err = agent.Reload(ctx)
+					err = running.Reload(ctx)
 				}
 				switch {
+				case errors.Is(err, control.ErrNotRunning) && foreground && !o.Disconnect:
+					if !rep.InSync {
+						return errors.New("not in sync: see the failures above")
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), "in sync; running the tunnel in the foreground (Ctrl-C to stop)")
+					return runAgent(cmd, s.p.Dir, func(ctx context.Context, _ *agent.Agent) error {
+						<-ctx.Done()
+						return nil
+					})
+				case errors.Is(err, control.ErrNotRunning) && !o.Disconnect:
+					fmt.Fprintf(cmd.ErrOrStderr(), "no console runs for this profile: start `home --config %s console`, or pass --foreground\n", s.p.Dir)
 				case errors.Is(err, control.ErrNotRunning):
-					fmt.Fprintf(cmd.ErrOrStderr(), "no console runs for this profile: start `home --config %s console` to bring the tunnel up\n", s.p.Dir)
 				case err != nil:
 					return err
 				}
@@ -120,6 +132,7 @@ everything is in sync.`,
 	}
 	c.Flags().StringVar(&o.Domain, "domain", "", "only entries at or under this domain")
 	c.Flags().BoolVar(&o.Disconnect, "disconnect", false, "remove the mappings and close the tunnel")
+	c.Flags().BoolVar(&foreground, "foreground", false, "when no console runs, run the tunnel here until Ctrl-C")
 	return c
 }
 

@@ -187,3 +187,9 @@ func (c *Client) DeleteMapping(ctx context.Context, slug string, id uint64) erro
 }
 
 func homePath(slug string) string { return proto.APIPrefix + "/homes/" + url.PathEscape(slug) }
+
+// Homes lists the account's homes.
+func (c *Client) Homes(ctx context.Context) ([]proto.Home, error) {
+	var hs []proto.Home
+	return hs, c.do(ctx, http.MethodGet, proto.APIPrefix+"/homes", nil, &hs)
+}

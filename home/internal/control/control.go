@@ -5,6 +5,7 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -49,12 +52,13 @@ var ErrNotRunning = errors.New("no console or foreground tunnel is running for t
 
 // Client talks to the agent of one profile.
 type Client struct {
-	http *http.Client
+	http   *http.Client
+	socket string
 }
 
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client {
-	return &Client{http: &http.Client{
+	return &Client{socket: path, http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -87,6 +91,45 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	return nil
 }
 
+// Dial opens a stream to tunnel port through the running agent.
+func (c *Client) Dial(ctx context.Context, port int) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, ErrNotRunning
+	}
+	fmt.Fprintf(conn, "POST /dial?port=%d HTTP/1.1\r\nHost: agent\r\nContent-Length: 0\r\n\r\n", port)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		conn.Close()
+		return nil, fmt.Errorf("%s", strings.TrimSpace(string(b)))
+	}
+	return &bufferedConn{Conn: conn, r: br}, nil
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// pipe copies both ways between a hijacked client and the target.
+func pipe(client net.Conn, target net.Conn, pending *bufio.Reader) {
+	defer client.Close()
+	defer target.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(target, pending); done <- struct{}{} }()
+	go func() { io.Copy(client, target); done <- struct{}{} }()
+	<-done
+}
+
 // Status asks for the live status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
@@ -108,6 +151,9 @@ type Agent interface {
 	Status() Status
 	Reload(ctx context.Context) error
 	Disconnect(ctx context.Context) error
+	// Dial opens a stream to a private mapping's tunnel port through the
+	// agent's tunnel (home connect).
+	Dial(ctx context.Context, port int) (net.Conn, error)
 }
 
 // Serve answers the control API for a on a unix socket at path until ctx
@@ -139,6 +185,26 @@ func Serve(ctx context.Context, path string, a Agent) error {
 		}
 	}
 	mux.HandleFunc("POST /reload", action(a.Reload))
+	mux.HandleFunc("POST /dial", func(w http.ResponseWriter, r *http.Request) {
+		port, err := strconv.Atoi(r.URL.Query().Get("port"))
+		if err != nil || port < 1 || port > 65535 {
+			http.Error(w, "port must be 1-65535", http.StatusBadRequest)
+			return
+		}
+		target, err := a.Dial(r.Context(), port)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			target.Close()
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+		buf.Flush()
+		go pipe(conn, target, buf.Reader)
+	})
 	mux.HandleFunc("POST /disconnect", action(a.Disconnect))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -1,0 +1,127 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/labstack/echo/v4"
+
+	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/home/internal/entries"
+	"homeport.dev/home/internal/store"
+	"homeport.dev/proto"
+)
+
+func (c *Console) setLimit(ctx context.Context, ec echo.Context) (string, error) {
+	req := proto.PatchHomeRequest{BandwidthLimitKbps: proto.Null[int64]()}
+	notice := "bandwidth limit removed"
+	if v := ec.FormValue("kbps"); v != "" && v != "none" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("limit %s must be a whole number of kbit/s, or empty for none", proto.Printable(v))
+		}
+		req.BandwidthLimitKbps = proto.Some(n)
+		notice = fmt.Sprintf("bandwidth limit set to %d kbit/s", n)
+	}
+	_, err := c.a.Cloud.PatchHome(ctx, c.a.Profile.Cloud.Home, req)
+	return notice, err
+}
+
+func (c *Console) addDomain(ctx context.Context, ec echo.Context) (string, error) {
+	d, err := c.a.Cloud.AddBaseDomain(ctx, c.a.Profile.Cloud.Home, ec.FormValue("domain"))
+	if err != nil {
+		return "", err
+	}
+	return "base domain " + d.Domain + " added", nil
+}
+
+func (c *Console) removeDomain(ctx context.Context, ec echo.Context) (string, error) {
+	d := ec.FormValue("domain")
+	return "base domain " + d + " removed", c.a.Cloud.RemoveBaseDomain(ctx, c.a.Profile.Cloud.Home, d)
+}
+
+func (c *Console) addEntry(ctx context.Context, ec echo.Context) (string, error) {
+	e := store.Entry{Scheme: ec.FormValue("scheme"), Host: ec.FormValue("host"), Target: ec.FormValue("target"),
+		Mode: ec.FormValue("mode"), Enabled: true}
+	if e.Scheme == proto.SchemeTCP {
+		p, err := strconv.Atoi(ec.FormValue("public_port"))
+		if err != nil {
+			return "", fmt.Errorf("a tcp forward needs the public port (a number in your home's range)")
+		}
+		e.PublicPort, e.Host = p, ""
+	}
+	e, err := entries.Normalize(e, c.a.Profile.Features.LANForwarding)
+	if err != nil {
+		return "", err
+	}
+	// The cloud decides first, so a refused mapping leaves nothing behind.
+	m, err := c.a.Cloud.CreateMapping(ctx, c.a.Profile.Cloud.Home, entries.Request(e))
+	if err != nil {
+		return "", err
+	}
+	e.MappingID, e.TunnelPort = m.ID, m.TunnelPort
+	if err := c.a.DB.Add(ctx, &e); err != nil {
+		c.a.Cloud.DeleteMapping(ctx, c.a.Profile.Cloud.Home, m.ID)
+		return "", err
+	}
+	return e.Public() + " added", c.a.Reload(ctx)
+}
+
+func (c *Console) entryAction(ctx context.Context, ec echo.Context) (string, error) {
+	id, err := strconv.ParseUint(ec.Param("id"), 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("no such entry")
+	}
+	e, err := c.a.DB.Entry(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	switch ec.Param("action") {
+	case "open", "close":
+		e.Enabled = ec.Param("action") == "open"
+		if err := c.a.DB.Save(ctx, &e); err != nil {
+			return "", err
+		}
+	case "sync":
+	case "delete":
+		if e.MappingID != 0 {
+			if err := c.a.Cloud.DeleteMapping(ctx, c.a.Profile.Cloud.Home, e.MappingID); err != nil && !cloudapi.IsStatus(err, 404) {
+				return "", err
+			}
+		}
+		if err := c.a.DB.Remove(ctx, e.ID); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("unknown action")
+	}
+	return e.Public() + ": " + ec.Param("action") + " done", c.a.Reload(ctx)
+}
+
+func writeEvent(w *echo.Response, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+		return err
+	}
+	w.Flush()
+	return nil
+}
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,290 @@
+// Package console serves a running profile's dashboard: connection state
+// (live, over server-sent events), bandwidth limit, base domains, entries
+// with their tunnel state and a "local service listening" indicator, and
+// every action the CLI has. It binds loopback by default; bound elsewhere it
+// requires the password set with `home console --set-password`. Every form
+// is CSRF-protected.
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/crypto/bcrypt"
+
+	"homeport.dev/home/internal/agent"
+	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/home/internal/control"
+	"homeport.dev/home/internal/store"
+	"homeport.dev/proto"
+)
+
+//go:embed templates/*.html
+var templates embed.FS
+
+//go:embed static
+var static embed.FS
+
+const (
+	csrfField     = "csrf"
+	sessionCookie = "homeport_console"
+)
+
+// Console is the dashboard of one agent.
+type Console struct {
+	a       *agent.Agent
+	log     *slog.Logger
+	pages   *template.Template
+	login   bool   // a password is required (non-loopback bind)
+	session string // random secret of the logged-in browser session
+}
+
+// HashPassword returns the bcrypt hash stored in console.password_hash.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 10 {
+		return "", errors.New("the console password needs at least 10 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	return string(h), err
+}
+
+// Loopback reports whether addr binds only this machine.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// New returns the console of a. When listen is not loopback, the profile
+// must have a console password.
+func New(a *agent.Agent, listen string, log *slog.Logger) (*Console, error) {
+	c := &Console{a: a, log: log, login: !Loopback(listen)}
+	if c.login && a.Profile.Console.PasswordHash == "" {
+		return nil, fmt.Errorf("the console would listen on %s, beyond this machine: set a password first with `home console --set-password`, or listen on 127.0.0.1", listen)
+	}
+	pages, err := template.New("").Funcs(template.FuncMap{
+		"upDown": func(b bool) string {
+			if b {
+				return "up"
+			}
+			return "down"
+		},
+	}).ParseFS(templates, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	c.pages = pages
+	secret, err := randomHex(16)
+	if err != nil {
+		return nil, err
+	}
+	c.session = secret
+	return c, nil
+}
+
+// Handler is the console's HTTP handler.
+func (c *Console) Handler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.Recover(), middleware.BodyLimit("64K"), headers)
+	sub, _ := fs.Sub(static, "static")
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(sub)))))
+	csrf := middleware.CSRFWithConfig(middleware.CSRFConfig{
+		TokenLookup: "form:" + csrfField, CookieName: "homeport_csrf", CookiePath: "/",
+		CookieHTTPOnly: true, CookieSameSite: http.SameSiteStrictMode, ContextKey: "csrf",
+	})
+	e.GET("/login", c.loginPage, csrf)
+	e.POST("/login", c.doLogin, csrf)
+	g := e.Group("", csrf, c.requireLogin)
+	g.GET("/", c.dashboard)
+	g.GET("/status.json", c.statusJSON)
+	g.GET("/events", c.events)
+	g.POST("/logout", c.logout)
+	g.POST("/connect", c.act(func(ctx context.Context, _ echo.Context) (string, error) {
+		return "connected", c.a.Connect(ctx)
+	}))
+	g.POST("/disconnect", c.act(func(ctx context.Context, _ echo.Context) (string, error) {
+		return "disconnected", c.a.Disconnect(ctx)
+	}))
+	g.POST("/limit", c.act(c.setLimit))
+	g.POST("/domains", c.act(c.addDomain))
+	g.POST("/domains/remove", c.act(c.removeDomain))
+	g.POST("/entries", c.act(c.addEntry))
+	g.POST("/entries/:id/:action", c.act(c.entryAction))
+	return e
+}
+
+// Serve runs the console on ln until ctx ends.
+func (c *Console) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func headers(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Content-Type-Options", "nosniff")
+		return next(c)
+	}
+}
+
+func (c *Console) requireLogin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		if !c.login {
+			return next(ec)
+		}
+		if ck, err := ec.Cookie(sessionCookie); err == nil && ck.Value == c.session {
+			return next(ec)
+		}
+		return ec.Redirect(http.StatusSeeOther, "/login")
+	}
+}
+
+func (c *Console) loginPage(ec echo.Context) error {
+	return c.render(ec, http.StatusOK, "login", map[string]any{"CSRF": ec.Get("csrf")})
+}
+
+func (c *Console) doLogin(ec echo.Context) error {
+	err := bcrypt.CompareHashAndPassword([]byte(c.a.Profile.Console.PasswordHash), []byte(ec.FormValue("password")))
+	if !c.login || err != nil {
+		time.Sleep(500 * time.Millisecond) // slows guessing; bcrypt already costs ~50 ms
+		return c.render(ec, http.StatusUnauthorized, "login", map[string]any{"CSRF": ec.Get("csrf"), "Error": "wrong password"})
+	}
+	ec.SetCookie(&http.Cookie{Name: sessionCookie, Value: c.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: ec.Scheme() == "https"})
+	return ec.Redirect(http.StatusSeeOther, "/")
+}
+
+func (c *Console) logout(ec echo.Context) error {
+	ec.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1})
+	return ec.Redirect(http.StatusSeeOther, "/login")
+}
+
+// view is everything the dashboard shows.
+type view struct {
+	CSRF    any
+	Status  control.Status
+	Home    *proto.Home
+	Domains []proto.BaseDomain
+	Entries []store.Entry
+	States  map[uint64]control.ForwardStatus
+	Notice  string
+	Error   string
+	Form    map[string]string
+}
+
+func (c *Console) dashboard(ec echo.Context) error {
+	return c.show(ec, http.StatusOK, ec.QueryParam("notice"), "", nil)
+}
+
+func (c *Console) show(ec echo.Context, status int, notice, errText string, form map[string]string) error {
+	ctx, cancel := context.WithTimeout(ec.Request().Context(), 10*time.Second)
+	defer cancel()
+	v := view{CSRF: ec.Get("csrf"), Status: c.a.Status(), Notice: notice, Error: errText, Form: form}
+	slug := c.a.Profile.Cloud.Home
+	if h, err := c.a.Cloud.Home(ctx, slug); err == nil {
+		v.Home = &h
+		if ds, err := c.a.Cloud.BaseDomains(ctx, slug); err == nil {
+			v.Domains = ds
+		}
+	} else if v.Error == "" {
+		v.Error = "cannot read the home from the cloud: " + err.Error()
+	}
+	es, err := c.a.DB.Entries(ctx)
+	if err != nil {
+		return err
+	}
+	v.Entries = es
+	v.States = map[uint64]control.ForwardStatus{}
+	for _, f := range v.Status.Forwards {
+		v.States[f.Entry] = f
+	}
+	return c.render(ec, status, "dashboard", v)
+}
+
+func (c *Console) render(ec echo.Context, status int, name string, data any) error {
+	var b strings.Builder
+	if err := c.pages.ExecuteTemplate(&b, name, data); err != nil {
+		return err
+	}
+	return ec.HTML(status, b.String())
+}
+
+func (c *Console) statusJSON(ec echo.Context) error {
+	return ec.JSON(http.StatusOK, c.a.Status())
+}
+
+// events streams the status as server-sent events: at once, after every
+// change, and every 2 s (the "local service listening" indicators).
+func (c *Console) events(ec echo.Context) error {
+	w := ec.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	changes, stop := c.a.Subscribe()
+	defer stop()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		if err := writeEvent(w, c.a.Status()); err != nil {
+			return nil
+		}
+		select {
+		case <-ec.Request().Context().Done():
+			return nil
+		case <-changes:
+		case <-tick.C:
+		}
+	}
+}
+
+// act runs a form action, then redirects to the dashboard with a notice
+// (post/redirect/get), or re-renders it with the error and the input kept.
+func (c *Console) act(fn func(context.Context, echo.Context) (string, error)) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		ctx, cancel := context.WithTimeout(ec.Request().Context(), 60*time.Second)
+		defer cancel()
+		notice, err := fn(ctx, ec)
+		if err != nil {
+			form := map[string]string{}
+			if vals, perr := ec.FormParams(); perr == nil {
+				for k := range vals {
+					if k != csrfField {
+						form[k] = vals.Get(k)
+					}
+				}
+			}
+			status := http.StatusBadRequest
+			var ce *cloudapi.Error
+			if errors.As(err, &ce) {
+				status = ce.Status
+			}
+			return c.show(ec, status, "", err.Error(), form)
+		}
+		return ec.Redirect(http.StatusSeeOther, "/?notice="+urlQuery(notice))
+	}
+}

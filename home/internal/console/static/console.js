@@ -1,0 +1,22 @@
+// Live state: the console pushes its status as server-sent events.
+(function () {
+  if (!window.EventSource || !document.getElementById("tunnel-state")) return;
+  function set(el, text) {
+    if (!el) return;
+    el.textContent = text;
+    el.className = "state " + text;
+  }
+  var es = new EventSource("/events");
+  es.onmessage = function (ev) {
+    var st = JSON.parse(ev.data);
+    set(document.getElementById("tunnel-state"), st.tunnel.state);
+    document.getElementById("tunnel-error").textContent = st.tunnel.last_error || "";
+    (st.forwards || []).forEach(function (f) {
+      var state = document.querySelector('[data-entry-state="' + f.entry + '"]');
+      if (state && state.textContent !== "closed") set(state, f.up ? "up" : "down");
+      set(document.querySelector('[data-entry-local="' + f.entry + '"]'), f.local_listening ? "listening" : "not listening");
+      var err = document.querySelector('[data-entry-error="' + f.entry + '"]');
+      if (err) err.textContent = f.error && f.error !== "closed" ? f.error : "";
+    });
+  };
+})();

@@ -1,0 +1,262 @@
+// Package gateway is what a forwarded connection reaches first on the home.
+//
+// The cloud's HAProxy puts a PROXY v2 header in front of every public
+// connection; the gateway reads it (under a deadline) to learn the internet
+// client's address, then serves the connection as its entry says: tcp pipes
+// bytes to the local service (optionally passing a PROXY v2 header on),
+// http reverse-proxies to the local HTTP service with X-Forwarded-For and
+// X-Forwarded-Proto, https either passes the TLS bytes through to a local
+// TLS service or terminates TLS with the home's own certificate and
+// reverse-proxies plain HTTP. Targets other than this machine need
+// features.lan_forwarding.
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+// Defaults of Options.
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultDialTimeout   = 5 * time.Second
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Home is the home's slug, for logs.
+	Home string
+	// AllowLAN lets entries target other hosts than this machine
+	// (the profile's features.lan_forwarding).
+	AllowLAN bool
+	// HeaderTimeout bounds the wait for the PROXY header and, for
+	// terminated https, the TLS handshake.
+	HeaderTimeout time.Duration
+	// DialTimeout bounds connecting to the local service.
+	DialTimeout time.Duration
+	// Log receives events with the keys home, port, target and err.
+	Log *slog.Logger
+}
+
+// Gateway serves forwarded connections. It owns one HTTP server shared by
+// every http entry and terminated https entry; Close stops it.
+type Gateway struct {
+	o         Options
+	log       *slog.Logger
+	dialer    *net.Dialer
+	transport *http.Transport
+	server    *http.Server
+	listener  *connListener
+	served    chan struct{} // closed when the HTTP server has returned
+	buffers   sync.Pool     // *[]byte of copyBufferSize
+}
+
+// New returns a gateway; call Close when done.
+func New(o Options) *Gateway {
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	g := &Gateway{o: o, log: o.Log.With("home", o.Home), served: make(chan struct{})}
+	g.buffers.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	g.dialer = &net.Dialer{Timeout: o.DialTimeout, ControlContext: g.checkDial}
+	g.transport = &http.Transport{
+		DialContext:           g.dialer.DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass the service's encoding through untouched
+	}
+	g.listener = newConnListener()
+	g.server = &http.Server{
+		Handler:           http.HandlerFunc(g.serveRequest),
+		ConnContext:       connContext,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(g.served)
+		g.server.Serve(g.listener)
+	}()
+	return g
+}
+
+// Close stops the HTTP server, closing its connections, and waits for it.
+func (g *Gateway) Close() error {
+	err := g.server.Close()
+	<-g.served
+	g.transport.CloseIdleConnections()
+	return err
+}
+
+// route is a validated entry, ready to serve.
+type route struct {
+	Entry
+	tls   *tls.Config            // TLS with HTTP/1.1 as the only HTTP protocol
+	proxy *httputil.ReverseProxy // http and terminated https
+}
+
+// Handler validates e and returns the function that serves the connections
+// forwarded to its tunnel port (tunnel.Forward.Handler). It returns when the
+// connection is done or ctx ends, and closes conn.
+func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), error) {
+	if err := e.Validate(g.o.AllowLAN); err != nil {
+		return nil, err
+	}
+	r := &route{Entry: e}
+	if e.Kind == HTTP || e.TLS != nil {
+		r.proxy = g.reverseProxy(e.Target)
+	}
+	if e.TLS != nil {
+		r.tls = http11Only(e.TLS)
+	}
+	return func(ctx context.Context, conn net.Conn) { g.serve(ctx, conn, r) }, nil
+}
+
+// http11Only clones c without "h2" in its ALPN list: the gateway's HTTP
+// server speaks HTTP/1.1 to clients of terminated https entries. Other
+// protocols (acme-tls/1 for TLS-ALPN-01) stay.
+func http11Only(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	c.NextProtos = slices.DeleteFunc(slices.Clone(c.NextProtos), func(p string) bool { return p == "h2" })
+	if len(c.NextProtos) > 0 && !slices.Contains(c.NextProtos, "http/1.1") {
+		c.NextProtos = append(c.NextProtos, "http/1.1")
+	}
+	return c
+}
+
+// serve reads the PROXY header and dispatches by kind.
+func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
+	defer conn.Close()
+	log := g.log.With("port", portOf(conn.LocalAddr()), "target", r.Target)
+	c, hdr, err := g.readHeader(ctx, conn, r.Private)
+	if err != nil {
+		log.Info("gateway: connection refused", "err", err)
+		return
+	}
+	switch {
+	case r.Kind == HTTP:
+		g.serveHTTP(ctx, c, r)
+	case r.tls != nil:
+		g.serveTLS(ctx, c, r, log)
+	default:
+		g.servePipe(ctx, c, hdr, r, log)
+	}
+}
+
+// proxiedConn is a forwarded connection after its PROXY header: reads
+// continue from the buffer that held the header, and RemoteAddr is the
+// internet client's address.
+type proxiedConn struct {
+	net.Conn
+	r      *bufio.Reader
+	remote net.Addr
+}
+
+func (c *proxiedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *proxiedConn) RemoteAddr() net.Addr       { return c.remote }
+
+// CloseWrite half-closes, when the underlying connection can.
+func (c *proxiedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// readHeader reads the PROXY header of a public entry's connection within
+// HeaderTimeout. A connection without one did not come through the cloud's
+// HAProxy and is refused. Private entries have no header.
+func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool) (*proxiedConn, *proxyproto.Header, error) {
+	br := bufio.NewReader(conn)
+	if private {
+		return &proxiedConn{Conn: conn, r: br, remote: conn.RemoteAddr()}, nil, nil
+	}
+	// Forwarded channels have no deadlines: closing the connection is what
+	// interrupts a read that waits too long.
+	hctx, cancel := context.WithTimeout(ctx, g.o.HeaderTimeout)
+	defer cancel()
+	stop := context.AfterFunc(hctx, func() { conn.Close() })
+	hdr, err := proxyproto.Read(br)
+	if !stop() {
+		return nil, nil, fmt.Errorf("no PROXY header within %s: %w", g.o.HeaderTimeout, context.Cause(hctx))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the PROXY header the cloud sends first: %w", err)
+	}
+	remote := conn.RemoteAddr()
+	if hdr.Command.IsProxy() && hdr.SourceAddr != nil {
+		remote = hdr.SourceAddr
+	}
+	return &proxiedConn{Conn: conn, r: br, remote: remote}, hdr, nil
+}
+
+// servePipe connects to the target and copies both ways.
+func (g *Gateway) servePipe(ctx context.Context, c *proxiedConn, hdr *proxyproto.Header, r *route, log *slog.Logger) {
+	target, err := g.dialer.DialContext(ctx, "tcp", r.Target)
+	if err != nil {
+		log.Warn("gateway: local service unreachable", "err", err)
+		return
+	}
+	defer target.Close()
+	if r.SendProxy {
+		if _, err := outgoingHeader(c, hdr).WriteTo(target); err != nil {
+			log.Warn("gateway: sending the PROXY header to the local service", "err", err)
+			return
+		}
+	}
+	g.pipe(ctx, c, target)
+}
+
+// outgoingHeader is the PROXY v2 header passed on to a local service: the
+// internet client as source, the public address it connected to as
+// destination (without the cloud's TLVs).
+func outgoingHeader(c *proxiedConn, in *proxyproto.Header) *proxyproto.Header {
+	if in != nil && in.Command.IsProxy() {
+		return &proxyproto.Header{
+			Version: 2, Command: proxyproto.PROXY, TransportProtocol: in.TransportProtocol,
+			SourceAddr: in.SourceAddr, DestinationAddr: in.DestinationAddr,
+		}
+	}
+	return proxyproto.HeaderProxyFromAddrs(2, c.RemoteAddr(), c.LocalAddr())
+}
+
+// checkDial refuses, at connect time, addresses that are not loopback when
+// LAN forwarding is off: a name that passed validation may still resolve to
+// another host.
+func (g *Gateway) checkDial(_ context.Context, _, address string, _ syscall.RawConn) error {
+	if g.o.AllowLAN {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil || !isLoopback(host) {
+		return fmt.Errorf("%s is not on this machine: %w", address, ErrLANForwarding)
+	}
+	return nil
+}
+
+func portOf(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
+	return 0
+}

@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net"
+)
+
+// copyBufferSize is the buffer of each direction of a pipe. Larger than
+// io.Copy's 32 KiB so that a bulk transfer makes fewer, larger writes to the
+// local socket and to the SSH channel (which splits them into packets).
+const copyBufferSize = 128 << 10
+
+// pipe copies a to b and b to a until both directions end, half-closing
+// each side as its direction finishes, and closes both. ctx ending (the
+// tunnel lost, the cloud closed the channel) closes both at once, so a side
+// that never finishes cannot hold the pipe open.
+func (g *Gateway) pipe(ctx context.Context, a, b net.Conn) {
+	stop := context.AfterFunc(ctx, func() {
+		a.Close()
+		b.Close()
+	})
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.copyHalf(b, a)
+	}()
+	g.copyHalf(a, b)
+	<-done
+	a.Close()
+	b.Close()
+}
+
+// copyHalf copies src to dst through a pooled buffer, then half-closes dst.
+// Wrapping hides ReaderFrom/WriterTo, which would fall back to 32 KiB.
+func (g *Gateway) copyHalf(dst, src net.Conn) {
+	buf := g.buffers.Get().(*[]byte)
+	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
+	g.buffers.Put(buf)
+	closeWrite(dst)
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}

@@ -1,0 +1,105 @@
+package tunnel
+
+import (
+	"bufio"
+	"net"
+	"sync"
+)
+
+// Sizes of the batching under the SSH transport. x/crypto/ssh reads a
+// packet as a 4-byte length and then the rest, through a 4 KiB bufio.Reader,
+// and flushes one write system call per packet (at most 32 KiB of payload).
+// Moving bulk data, system calls and not encryption dominate (DESIGN.md,
+// "Performance notes"), so the connection underneath batches both ways.
+const (
+	readBufferSize = 256 << 10 // one read system call fetches several packets
+	maxPendingSize = 512 << 10 // writes block while this much awaits the socket
+)
+
+// bufferedConn is the net.Conn under the SSH transport. Reads go through a
+// large buffer. Writes are queued and a flusher goroutine writes everything
+// queued in one system call: an idle connection sends at once (no Nagle-like
+// delay), a busy one coalesces the packets queued while the previous write
+// was in the kernel. Close stops the flusher; it is the flusher's owner.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signals queued data, free space and close
+	pending []byte     // queued, not yet handed to the kernel
+	spare   []byte     // the flusher's previous batch, reused
+	err     error      // sticky: the first write error, or net.ErrClosed
+	closed  bool
+	done    chan struct{} // closed when the flusher has returned
+}
+
+func newBufferedConn(c net.Conn) *bufferedConn {
+	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), done: make(chan struct{})}
+	b.cond = sync.NewCond(&b.mu)
+	go b.flush()
+	return b
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// Write queues p. It blocks only while too much is queued, and returns the
+// error of an earlier failed write (TCP reports delivery failures late, too).
+func (b *bufferedConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.err == nil && len(b.pending) > 0 && len(b.pending)+len(p) > maxPendingSize {
+		b.cond.Wait()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	b.pending = append(b.pending, p...)
+	b.cond.Broadcast()
+	return len(p), nil
+}
+
+// flush hands queued bytes to the kernel until the connection fails or is
+// closed.
+func (b *bufferedConn) flush() {
+	defer close(b.done)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		for len(b.pending) == 0 && !b.closed {
+			b.cond.Wait()
+		}
+		if b.closed {
+			return
+		}
+		batch := b.pending
+		b.pending = b.spare[:0]
+		b.mu.Unlock()
+		_, err := b.Conn.Write(batch)
+		b.mu.Lock()
+		b.spare = batch
+		if err != nil && b.err == nil {
+			b.err = err
+		}
+		b.cond.Broadcast()
+		if b.err != nil {
+			return
+		}
+	}
+}
+
+// Close closes the connection and waits for the flusher. Queued bytes not
+// yet written are dropped: SSH closes only on a dead connection or after
+// its last message was acknowledged.
+func (b *bufferedConn) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	if b.err == nil {
+		b.err = net.ErrClosed
+	}
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	err := b.Conn.Close()
+	<-b.done
+	return err
+}

@@ -1,0 +1,58 @@
+package tunnel
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrNoDeadline is returned by the deadline methods of forwarded
+// connections: an SSH channel cannot interrupt a blocked read. Users that
+// need deadlines (net/http) wrap the connection; the handler's context ends
+// when the channel does.
+var ErrNoDeadline = errors.New("tunnel: deadlines are not supported on forwarded connections")
+
+// channelConn is a forwarded-tcpip channel seen as a net.Conn: LocalAddr is
+// the tunnel port on the cloud, RemoteAddr the cloud-side peer that opened
+// it (HAProxy, or the cloud itself for direct-tcpip).
+type channelConn struct {
+	ssh.Channel
+	local, remote net.Addr
+}
+
+func (c *channelConn) LocalAddr() net.Addr  { return c.local }
+func (c *channelConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *channelConn) SetDeadline(time.Time) error      { return ErrNoDeadline }
+func (c *channelConn) SetReadDeadline(time.Time) error  { return ErrNoDeadline }
+func (c *channelConn) SetWriteDeadline(time.Time) error { return ErrNoDeadline }
+
+// forwardedPayload is the extra data of a forwarded-tcpip channel (RFC 4254
+// 7.2): the address the forward was requested for, and the peer.
+type forwardedPayload struct {
+	Addr       string
+	Port       uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+// forwardRequest is the payload of tcpip-forward and cancel-tcpip-forward.
+type forwardRequest struct {
+	Addr string
+	Port uint32
+}
+
+// forwardBindAddr is the address forwards are requested on. The cloud binds
+// every tunnel port on 127.0.0.1 whatever is asked; asking for it explicitly
+// keeps the echoed address in forwarded-tcpip channels unambiguous.
+const forwardBindAddr = "127.0.0.1"
+
+func tcpAddr(host string, port uint32) net.Addr {
+	ip := net.ParseIP(host)
+	if ip == nil {
+		ip = net.IPv4zero
+	}
+	return &net.TCPAddr{IP: ip, Port: int(port)}
+}

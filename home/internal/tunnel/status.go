@@ -1,0 +1,103 @@
+package tunnel
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// State is the phase of a Supervisor's connection.
+type State int
+
+const (
+	// StateConnecting: dialing the cloud and running the SSH handshake.
+	StateConnecting State = iota
+	// StateConnected: the SSH connection is up and forwards are requested
+	// on it (each forward reports its own outcome).
+	StateConnected
+	// StateBackoff: the last attempt failed or the connection was lost;
+	// waiting (Status.NextAttempt) before the next attempt.
+	StateBackoff
+	// StateStopped: Stop was called or the context of Start ended.
+	StateStopped
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateBackoff:
+		return "backoff"
+	case StateStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// MarshalText makes states read as their names in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Status is a snapshot of a Supervisor, always the truth about the live
+// connection: what a console or `home status` shows.
+type Status struct {
+	Home  string    `json:"home"`
+	State State     `json:"state"`
+	Since time.Time `json:"since"` // when State was entered
+	// LastError says why the last attempt failed or the last connection
+	// ended; it stays set after a later success, as history.
+	LastError error `json:"-"`
+	// Attempts counts failed attempts since the last successful connection.
+	Attempts int `json:"attempts"`
+	// Connects counts successful connections since Start.
+	Connects int `json:"connects"`
+	// NextAttempt is when the next attempt starts, in StateBackoff.
+	NextAttempt time.Time       `json:"next_attempt,omitzero"`
+	Forwards    []ForwardStatus `json:"forwards"` // by tunnel port
+}
+
+// ForwardStatus is the state of one forward on the live connection.
+type ForwardStatus struct {
+	TunnelPort int       `json:"tunnel_port"`
+	Up         bool      `json:"up"`
+	Since      time.Time `json:"since"` // when Up last changed
+	// LastError is the cloud's refusal of this forward, if it refused it on
+	// the current (or, while disconnected, the last) connection.
+	LastError error `json:"-"`
+}
+
+// Forward finds the status of the forward of port.
+func (s Status) Forward(port int) (ForwardStatus, bool) {
+	for _, f := range s.Forwards {
+		if f.TunnelPort == port {
+			return f, true
+		}
+	}
+	return ForwardStatus{}, false
+}
+
+// MarshalJSON adds last_error as text.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status
+	return json.Marshal(struct {
+		plain
+		LastError string `json:"last_error,omitempty"`
+	}{plain(s), errorText(s.LastError)})
+}
+
+// MarshalJSON adds last_error as text.
+func (f ForwardStatus) MarshalJSON() ([]byte, error) {
+	type plain ForwardStatus
+	return json.Marshal(struct {
+		plain
+		LastError string `json:"last_error,omitempty"`
+	}{plain(f), errorText(f.LastError)})
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,625 @@
+// Package tunnel keeps a profile's one SSH connection to its cloud up and
+// carries every forward of the profile over it.
+//
+// A Supervisor is an explicit state machine (connecting, connected, backoff,
+// stopped). It dials the cloud's SSH endpoint, checks the host key against
+// the one pinned in the profile, logs in as the home, requests a remote
+// forward (tcpip-forward) for each tunnel port and hands every forwarded
+// connection to that port's handler (the gateway). Keepalives detect a
+// silent cloud; a lost connection is replaced after an exponential, jittered
+// backoff and every forward is requested again. Status is always the truth
+// about the live connection, and Subscribe streams it to a console.
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Forward asks the cloud to forward one tunnel port of the home's block to
+// this supervisor, which hands each forwarded connection to Handler.
+type Forward struct {
+	TunnelPort int
+	// Handler serves one forwarded connection and returns when done; the
+	// supervisor closes conn afterwards. ctx ends when the supervisor stops,
+	// the SSH connection is lost, or the cloud closes this channel, so a
+	// handler that also holds a local connection must close it then.
+	Handler func(ctx context.Context, conn net.Conn)
+}
+
+// ErrStopped is returned by Dial once the supervisor has stopped.
+var ErrStopped = errors.New("tunnel: supervisor stopped")
+
+// Supervisor owns one profile's SSH connection and its forwards. Its
+// methods are safe for concurrent use.
+type Supervisor struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	status   Status           // Forwards is filled in by snapshot
+	forwards map[int]*forward // the wanted set, by tunnel port
+	cancels  map[int]uint64   // ports to cancel on the live connection (value: its generation)
+	live     *ssh.Client      // nil unless connected
+	gen      uint64           // generation of the latest connection
+	up       chan struct{}    // closed while connected; replaced on loss
+	subs     map[*subscriber]struct{}
+	started  bool
+	finished bool // the run loop has ended (or never will)
+
+	kick     chan struct{} // forwards changed: the live connection re-syncs
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the run loop and all handlers have returned
+	handlers sync.WaitGroup
+}
+
+// forward is the state of one wanted forward.
+type forward struct {
+	port    int
+	handler func(context.Context, net.Conn)
+	asked   uint64 // generation of the connection it was requested on; 0 never
+	up      bool
+	since   time.Time
+	err     error
+}
+
+type subscriber struct{ c chan Status }
+
+// New returns a stopped supervisor for cfg; Start connects it.
+func New(cfg Config) (*Supervisor, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Supervisor{
+		cfg:      cfg,
+		log:      cfg.Log.With("home", cfg.Home),
+		status:   Status{Home: cfg.Home, State: StateStopped, Since: time.Now()},
+		forwards: map[int]*forward{},
+		cancels:  map[int]uint64{},
+		up:       make(chan struct{}),
+		subs:     map[*subscriber]struct{}{},
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Start runs the supervisor until ctx ends or Stop is called. It may be
+// called once.
+func (s *Supervisor) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.finished {
+		return errors.New("tunnel: supervisor already started")
+	}
+	s.started = true
+	ctx, s.cancel = context.WithCancel(ctx)
+	go s.run(ctx)
+	return nil
+}
+
+// Stop closes the connection, waits until every goroutine of the supervisor
+// (forward handlers included) has returned, and reports StateStopped.
+func (s *Supervisor) Stop() {
+	s.mu.Lock()
+	started := s.started
+	if !started && !s.finished {
+		s.finished = true
+		s.closeSubscribersLocked()
+		close(s.done)
+	}
+	s.mu.Unlock()
+	if started {
+		s.cancel()
+	}
+	<-s.done
+}
+
+// SetForwards replaces the set of forwards. On a live connection, new ports
+// are requested and dropped ports cancelled at once; a port kept from the
+// previous set keeps its forward and only changes handler. Ports must be
+// 1..65535 and distinct; on error nothing changes.
+func (s *Supervisor) SetForwards(fs []Forward) error {
+	seen := map[int]bool{}
+	for _, f := range fs {
+		switch {
+		case f.TunnelPort < 1 || f.TunnelPort > 65535:
+			return fmt.Errorf("tunnel: forward port %d is not in 1..65535", f.TunnelPort)
+		case f.Handler == nil:
+			return fmt.Errorf("tunnel: forward of port %d has no handler", f.TunnelPort)
+		case seen[f.TunnelPort]:
+			return fmt.Errorf("tunnel: port %d is forwarded twice", f.TunnelPort)
+		}
+		seen[f.TunnelPort] = true
+	}
+	now := time.Now()
+	s.mu.Lock()
+	next := make(map[int]*forward, len(fs))
+	for _, f := range fs {
+		if old := s.forwards[f.TunnelPort]; old != nil {
+			old.handler = f.Handler
+			next[f.TunnelPort] = old
+			continue
+		}
+		next[f.TunnelPort] = &forward{port: f.TunnelPort, handler: f.Handler, since: now}
+	}
+	for port, old := range s.forwards {
+		if next[port] == nil && s.live != nil && old.asked == s.gen && old.up {
+			s.cancels[port] = s.gen
+		}
+	}
+	s.forwards = next
+	s.notifyLocked()
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Status returns a snapshot of the connection and its forwards.
+func (s *Supervisor) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotLocked()
+}
+
+// Subscribe returns a channel that holds the latest Status after every
+// change (a slow reader skips intermediate snapshots but always gets the
+// newest) and a function that ends the subscription. The current status is
+// delivered at once; the channel is closed when the subscription ends or
+// the supervisor stops.
+func (s *Supervisor) Subscribe() (<-chan Status, func()) {
+	sub := &subscriber{c: make(chan Status, 1)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub.c <- s.snapshotLocked()
+	if s.finished {
+		close(sub.c)
+		return sub.c, func() {}
+	}
+	s.subs[sub] = struct{}{}
+	return sub.c, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[sub]; ok {
+			delete(s.subs, sub)
+			close(sub.c)
+		}
+	}
+}
+
+// Dial opens a direct-tcpip channel to 127.0.0.1:port on the cloud over the
+// live connection, waiting for one until ctx ends. The cloud allows only the
+// tunnel ports of private mappings of the same account (`home connect`).
+func (s *Supervisor) Dial(ctx context.Context, port int) (net.Conn, error) {
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("tunnel: port %d is not in 1..65535", port)
+	}
+	for {
+		s.mu.Lock()
+		client, up := s.live, s.up
+		s.mu.Unlock()
+		if client != nil {
+			c, err := client.DialContext(ctx, "tcp", net.JoinHostPort(forwardBindAddr, strconv.Itoa(port)))
+			var refused *ssh.OpenChannelError
+			if errors.As(err, &refused) {
+				return nil, fmt.Errorf("tunnel: the cloud refused a connection to tunnel port %d: %s", port, refused.Message)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("tunnel: dial tunnel port %d: %w", port, err)
+			}
+			return c, nil
+		}
+		select {
+		case <-up:
+		case <-s.done:
+			return nil, ErrStopped
+		case <-ctx.Done():
+			return nil, fmt.Errorf("tunnel: not connected to the cloud (%s): %w", s.Status().State, ctx.Err())
+		}
+	}
+}
+
+// run is the state machine: connect, serve until the connection is lost,
+// back off, repeat, until ctx ends.
+func (s *Supervisor) run(ctx context.Context) {
+	defer func() {
+		s.handlers.Wait()
+		s.mu.Lock()
+		s.setStateLocked(StateStopped)
+		s.finished = true
+		s.closeSubscribersLocked()
+		s.mu.Unlock()
+		close(s.done)
+		s.log.Info("tunnel stopped")
+	}()
+	failures := 0
+	for {
+		s.mu.Lock()
+		s.setStateLocked(StateConnecting)
+		s.mu.Unlock()
+		upFor, err := s.connectAndServe(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if upFor >= s.cfg.StableAfter {
+			failures = 0
+		}
+		wait := backoff(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures, rand.Float64())
+		failures++
+		s.mu.Lock()
+		s.status.LastError = err
+		if upFor == 0 {
+			s.status.Attempts++
+		}
+		s.setStateLocked(StateBackoff)
+		s.status.NextAttempt = time.Now().Add(wait)
+		s.notifyLocked()
+		s.mu.Unlock()
+		if upFor == 0 {
+			s.log.Warn("tunnel: cannot connect to the cloud", "addr", s.cfg.Addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			s.log.Warn("tunnel: connection lost", "addr", s.cfg.Addr, "err", err, "up_for", upFor.Round(time.Millisecond), "retry_in", wait.Round(time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// connectAndServe makes one connection and serves it until it is lost. It
+// returns how long the connection was up (0: never) and why it ended.
+func (s *Supervisor) connectAndServe(ctx context.Context) (time.Duration, error) {
+	client, err := s.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	err = s.serve(ctx, client)
+	return max(time.Since(start), time.Nanosecond), err
+}
+
+// connect dials the cloud and runs the SSH handshake within ConnectTimeout.
+func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial the cloud's SSH endpoint %s: %w", s.cfg.Addr, err)
+	}
+	var conn net.Conn = raw
+	if !s.cfg.unbuffered {
+		conn = newBufferedConn(raw)
+	}
+	// The handshake has no context of its own: closing the connection
+	// aborts it on timeout or Stop.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, s.cfg.Addr, s.cfg.clientConfig())
+	if !stop() {
+		if err == nil {
+			c.Close()
+		}
+		return nil, fmt.Errorf("SSH handshake with %s: %w", s.cfg.Addr, context.Cause(ctx))
+	}
+	if err != nil {
+		conn.Close()
+		return nil, handshakeError(s.cfg.Addr, s.cfg.Home, err)
+	}
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// handshakeError turns x/crypto's handshake errors into ones that say what
+// to do.
+func handshakeError(addr, home string, err error) error {
+	var mismatch *HostKeyMismatchError
+	if errors.As(err, &mismatch) {
+		return mismatch
+	}
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return fmt.Errorf("the cloud at %s refused the home's key for %q (home released, key replaced, or wrong slug): %w", addr, home, err)
+	}
+	return fmt.Errorf("SSH handshake with %s: %w", addr, err)
+}
+
+// serve runs one live connection: keepalives, forwarded channels and the
+// forward requests, until the connection is lost or ctx ends. Every
+// goroutine it starts has returned when it returns, except forward handlers,
+// which the supervisor waits for when it stops.
+func (s *Supervisor) serve(ctx context.Context, client *ssh.Client) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	forwarded := client.HandleChannelOpen("forwarded-tcpip")
+	gen := s.connected(client)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		err := client.Wait()
+		if err == nil {
+			err = errors.New("the cloud closed the connection")
+		}
+		cancel(fmt.Errorf("connection lost: %w", err))
+	}()
+	go func() {
+		defer wg.Done()
+		s.keepalive(ctx, client, cancel)
+	}()
+	go func() {
+		defer wg.Done()
+		s.dispatch(ctx, forwarded)
+	}()
+	for {
+		s.syncForwards(client, gen)
+		select {
+		case <-ctx.Done():
+		case <-s.kick:
+			continue
+		}
+		break
+	}
+	err := context.Cause(ctx)
+	client.Close()
+	wg.Wait()
+	s.disconnected()
+	return err
+}
+
+// connected records a new live connection and returns its generation.
+func (s *Supervisor) connected(client *ssh.Client) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	s.live = client
+	s.cancels = map[int]uint64{}
+	close(s.up)
+	s.status.Attempts = 0
+	s.status.Connects++
+	s.setStateLocked(StateConnected)
+	s.log.Info("tunnel: connected", "addr", s.cfg.Addr, "connects", s.status.Connects)
+	return s.gen
+}
+
+// disconnected records the loss of the live connection: every forward is
+// down (Status.LastError says why).
+func (s *Supervisor) disconnected() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live = nil
+	s.up = make(chan struct{})
+	now := time.Now()
+	for _, f := range s.forwards {
+		if f.up {
+			f.up, f.since = false, now
+		}
+	}
+	s.notifyLocked()
+}
+
+// syncForwards requests the wanted forwards not yet asked on connection gen
+// and cancels the ones no longer wanted, until nothing is left to do.
+func (s *Supervisor) syncForwards(client *ssh.Client, gen uint64) {
+	for {
+		s.mu.Lock()
+		var cancel, ask []int
+		for port, g := range s.cancels {
+			if g == gen {
+				cancel = append(cancel, port)
+			}
+		}
+		clear(s.cancels)
+		for port, f := range s.forwards {
+			if f.asked != gen {
+				f.asked = gen
+				ask = append(ask, port)
+			}
+		}
+		s.mu.Unlock()
+		if len(cancel) == 0 && len(ask) == 0 {
+			return
+		}
+		slices.Sort(ask)
+		for _, port := range cancel {
+			ok, _, err := client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(forwardRequest{forwardBindAddr, uint32(port)}))
+			if err != nil {
+				return // connection lost: serve notices
+			}
+			s.log.Info("tunnel: forward cancelled", "port", port, "ok", ok)
+		}
+		for _, port := range ask {
+			ok, _, err := client.SendRequest("tcpip-forward", true, ssh.Marshal(forwardRequest{forwardBindAddr, uint32(port)}))
+			if err != nil {
+				return
+			}
+			s.forwardResult(gen, port, ok)
+		}
+	}
+}
+
+// forwardResult records the cloud's answer to a forward request.
+func (s *Supervisor) forwardResult(gen uint64, port int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.forwards[port]
+	if f == nil || f.asked != gen {
+		// Dropped (or dropped and re-added) while the request was in
+		// flight: the cloud listens for nothing we want.
+		if ok {
+			s.cancels[port] = gen
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	if ok {
+		f.err = nil
+		s.log.Info("tunnel: forward up", "port", port)
+	} else {
+		f.err = fmt.Errorf("the cloud refused to forward tunnel port %d: it is not one of this home's tunnel ports, or the cloud cannot listen on it", port)
+		s.log.Warn("tunnel: forward refused", "port", port, "err", f.err)
+	}
+	if f.up != ok {
+		f.up, f.since = ok, time.Now()
+	}
+	s.notifyLocked()
+}
+
+// keepalive sends keepalive@openssh.com every Keepalive and declares the
+// connection dead (fail, then close it) once a reply has not come within
+// KeepaliveMissed intervals: the cloud, or the path to it, is gone even if
+// TCP has not noticed. It returns when ctx ends or after failing.
+func (s *Supervisor) keepalive(ctx context.Context, client *ssh.Client, fail func(error)) {
+	t := time.NewTicker(s.cfg.Keepalive)
+	defer t.Stop()
+	limit := time.Duration(s.cfg.KeepaliveMissed) * s.cfg.Keepalive
+	var wg sync.WaitGroup
+	defer wg.Wait() // an unanswered request returns once the connection is closed
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		timeout := time.NewTimer(limit)
+		select {
+		case err := <-reply:
+			timeout.Stop()
+			if err != nil {
+				fail(fmt.Errorf("keepalive: %w", err))
+				return
+			}
+		case <-timeout.C:
+			fail(fmt.Errorf("the cloud answered no keepalive for %s: connection presumed dead", limit))
+			client.Close()
+			return
+		case <-ctx.Done():
+			timeout.Stop()
+			client.Close()
+			return
+		}
+	}
+}
+
+// dispatch hands each forwarded channel to its port's handler until the
+// connection ends.
+func (s *Supervisor) dispatch(ctx context.Context, chans <-chan ssh.NewChannel) {
+	for nc := range chans {
+		var p forwardedPayload
+		if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
+			nc.Reject(ssh.ConnectionFailed, "malformed forwarded-tcpip request")
+			continue
+		}
+		h := s.handler(int(p.Port))
+		if h == nil {
+			nc.Reject(ssh.Prohibited, fmt.Sprintf("no forward for port %d on this home", p.Port))
+			continue
+		}
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.handle(ctx, nc, p, h)
+		}()
+	}
+}
+
+func (s *Supervisor) handler(port int) func(context.Context, net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.forwards[port]; f != nil {
+		return f.handler
+	}
+	return nil
+}
+
+// handle accepts one forwarded channel and runs the handler on it. The
+// handler's context ends with the connection or when the cloud closes the
+// channel (its requests channel closes then).
+func (s *Supervisor) handle(ctx context.Context, nc ssh.NewChannel, p forwardedPayload, h func(context.Context, net.Conn)) {
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reqsDone := make(chan struct{})
+	go func() {
+		defer close(reqsDone)
+		ssh.DiscardRequests(reqs)
+		cancel()
+	}()
+	conn := &channelConn{Channel: ch, local: tcpAddr(p.Addr, p.Port), remote: tcpAddr(p.OriginAddr, p.OriginPort)}
+	h(ctx, conn)
+	conn.Close()
+	<-reqsDone
+}
+
+// setStateLocked enters state st and notifies subscribers.
+func (s *Supervisor) setStateLocked(st State) {
+	if s.status.State != st {
+		s.status.State, s.status.Since = st, time.Now()
+	}
+	if st != StateBackoff {
+		s.status.NextAttempt = time.Time{}
+	}
+	s.notifyLocked()
+}
+
+func (s *Supervisor) snapshotLocked() Status {
+	st := s.status
+	st.Forwards = make([]ForwardStatus, 0, len(s.forwards))
+	for _, f := range s.forwards {
+		st.Forwards = append(st.Forwards, ForwardStatus{TunnelPort: f.port, Up: f.up, Since: f.since, LastError: f.err})
+	}
+	slices.SortFunc(st.Forwards, func(a, b ForwardStatus) int { return a.TunnelPort - b.TunnelPort })
+	return st
+}
+
+// notifyLocked replaces each subscriber's undelivered snapshot with the
+// current one; it never blocks.
+func (s *Supervisor) notifyLocked() {
+	if len(s.subs) == 0 {
+		return
+	}
+	st := s.snapshotLocked()
+	for sub := range s.subs {
+		select {
+		case <-sub.c:
+		default:
+		}
+		sub.c <- st
+	}
+}
+
+func (s *Supervisor) closeSubscribersLocked() {
+	s.notifyLocked()
+	for sub := range s.subs {
+		close(sub.c)
+	}
+	clear(s.subs)
+}
