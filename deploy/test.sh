@@ -5,12 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 
-unformatted=$(gofmt -l proto cloud home)
+unformatted=$(gofmt -l proto cloud home examples)
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:" >&2
 	echo "$unformatted" >&2
 	exit 1
 fi
-mods=(homeport.dev/proto/... homeport.dev/cloud/... homeport.dev/home/...)
+mods=(homeport.dev/proto/... homeport.dev/cloud/... homeport.dev/home/... homeport.dev/examples/...)
 go vet "${mods[@]}"
 go test -count=1 -timeout 20m "${mods[@]}"

@@ -1,0 +1,3 @@
+module homeport.dev/examples/hello
+
+go 1.26.8
