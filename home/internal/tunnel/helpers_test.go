@@ -17,7 +17,12 @@ import (
 	"homeport.dev/home/internal/tunnel"
 )
 
-func TestMain(m *testing.M) { os.Exit(hometest.Main(m)) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(benchHomeEnv); spec != "" {
+		os.Exit(runBenchHome(spec)) // the benchmark's home agent process
+	}
+	os.Exit(hometest.Main(m))
+}
 
 // testLog discards logs unless HOMETEST_LOG is set.
 func testLog() *slog.Logger {
@@ -39,7 +44,7 @@ func fastConfig(h *hometest.Home, addr string) tunnel.Config {
 }
 
 // startSupervisor starts a supervisor that stops when the test ends.
-func startSupervisor(t *testing.T, cfg tunnel.Config) *tunnel.Supervisor {
+func startSupervisor(t testing.TB, cfg tunnel.Config) *tunnel.Supervisor {
 	t.Helper()
 	s, err := tunnel.New(cfg)
 	if err != nil {
@@ -53,7 +58,7 @@ func startSupervisor(t *testing.T, cfg tunnel.Config) *tunnel.Supervisor {
 }
 
 // waitStatus waits, through Subscribe, until ok holds for the status.
-func waitStatus(t *testing.T, s *tunnel.Supervisor, limit time.Duration, what string, ok func(tunnel.Status) bool) tunnel.Status {
+func waitStatus(t testing.TB, s *tunnel.Supervisor, limit time.Duration, what string, ok func(tunnel.Status) bool) tunnel.Status {
 	t.Helper()
 	ch, cancel := s.Subscribe()
 	defer cancel()

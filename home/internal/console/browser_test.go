@@ -1,0 +1,152 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"homeport.dev/home/internal/agent"
+	"homeport.dev/home/internal/console"
+	"homeport.dev/home/internal/hometest"
+	"homeport.dev/home/internal/profile"
+	"homeport.dev/home/internal/store"
+	"homeport.dev/home/internal/tunnel"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+func TestMain(m *testing.M) { os.Exit(hometest.Main(m)) }
+
+// TestDashboardInChromium drives the console in a real headless Chromium
+// against a real cloud: add a base domain, add an https forward, watch its
+// state turn "up" live, Disconnect all, watch it turn "down".
+func TestDashboardInChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("headless browser test skipped: %s is missing (apt-get install -y chromium)", chromiumPath)
+	}
+	c := hometest.Start(t, hometest.Options{})
+	u := c.CreateUser(t, "alice")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, _, err := profile.Register(ctx, profile.RegisterOptions{Cloud: c.APIURL, Token: u.Token, Output: filepath.Join(t.TempDir(), "profile")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, p.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := agent.New(p, db, agent.Options{Log: log, Tunnel: tunnel.Config{MaxBackoff: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- a.Run(ctx) }()
+	defer func() { cancel(); <-agentDone }()
+	con, err := console.New(a, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go con.Serve(ctx, ln)
+	url := "http://" + ln.Addr().String()
+	// A local TLS-ish service for the passthrough forward to point at.
+	local, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+
+	dir, err := os.MkdirTemp("", "homeport-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(dir),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	run, cancelRun := context.WithTimeout(browser, 30*time.Second)
+	defer cancelRun()
+	state := func(want string) chromedp.Action[bool] {
+		return chromedp.Poll[bool](`(() => { const e = document.querySelector('[data-entry-state]'); return !!e && e.textContent === '`+want+`'; })()`,
+			chromedp.WithPollingTimeout(15*time.Second))
+	}
+	err = chromedp.Do(run,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(`#add-domain input[name="domain"]`),
+		chromedp.SendKeys(`#add-domain input[name="domain"]`, "example.com"),
+		chromedp.Click(`#add-domain button`),
+		chromedp.WaitVisible(`.notice`),
+	)
+	var domains string
+	if err == nil {
+		domains, err = chromedp.Run(run, chromedp.Text(`#domains`))
+	}
+	if err == nil && !strings.Contains(domains, "example.com") {
+		t.Errorf("domains list after adding = %q", domains)
+	}
+	if err == nil {
+		err = chromedp.Do(run,
+			chromedp.SetValue(`#add-entry select[name="scheme"]`, "https"),
+			chromedp.SendKeys(`#add-entry input[name="host"]`, "app.example.com"),
+			chromedp.SendKeys(`#add-entry input[name="target"]`, local.Addr().String()),
+			chromedp.Click(`#add-entry button`),
+			chromedp.WaitVisible(`[data-entry-state]`),
+		)
+	}
+	if err == nil {
+		_, err = chromedp.Run(run, state("up"))
+	}
+	if err == nil {
+		err = chromedp.Do(run, chromedp.Click(`#disconnect-all`), chromedp.WaitVisible(`.notice`))
+	}
+	if err == nil {
+		_, err = chromedp.Run(run, state("down"))
+	}
+	if err != nil {
+		shot, _ := chromedp.Run(browser, chromedp.FullScreenshot(90))
+		artifacts := os.Getenv("HOMEPORT_ARTIFACTS")
+		if artifacts == "" {
+			artifacts, _ = os.MkdirTemp("", "homeport-artifacts-")
+		}
+		path := filepath.Join(artifacts, "console-dashboard.png")
+		os.WriteFile(path, shot, 0o644)
+		t.Fatalf("dashboard flow: %v (screenshot %s; status %+v)", err, path, a.Status())
+	}
+	// The browser's view matches the agent's truth.
+	if st := a.Status(); st.Tunnel.State != "stopped" || len(st.Forwards) != 1 || st.Forwards[0].Up {
+		t.Errorf("after Disconnect all: %+v", st)
+	}
+}
+
+func TestNonLoopbackConsoleNeedsAPassword(t *testing.T) {
+	if console.Loopback("0.0.0.0:8001") || !console.Loopback("127.0.0.1:8001") || !console.Loopback("[::1]:8001") {
+		t.Fatal("Loopback misclassifies addresses")
+	}
+	if _, err := console.HashPassword("short"); err == nil {
+		t.Error("a short password was accepted")
+	}
+}
