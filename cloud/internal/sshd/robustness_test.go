@@ -1,0 +1,114 @@
+package sshd_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/cloud/internal/cloudtest"
+	"homeport.dev/cloud/internal/sshd"
+)
+
+// TestGarbageAndSilenceDoNotHurtTheEndpoint sends random bytes, a bogus SSH
+// banner and a silent connection; the endpoint drops them (the silent one at
+// its handshake deadline) and keeps serving real homes.
+func TestGarbageAndSilenceDoNotHurtTheEndpoint(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	h := c.NewHome(t, "alice")
+	signer, _ := cloudtest.NewKey(t)
+	srv := sshd.New(sshd.Options{HostKey: signer, Homes: c.App.Homes, HandshakeTimeout: 300 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	addr := ln.Addr().String()
+
+	for i := 0; i < 20; i++ {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := make([]byte, 4096)
+		rand.Read(junk)
+		if i%2 == 0 {
+			copy(junk, "SSH-2.0-evil\r\n")
+		}
+		conn.Write(junk)
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, conn) // returns once the server hangs up
+		conn.Close()
+	}
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, silent)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a silent client was kept %v; the handshake deadline is 300ms", took)
+	}
+	// A real home still gets in.
+	cl, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
+		HostKeyCallback: ssh.FixedHostKey(signer.PublicKey()), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("a real home after the garbage: %v", err)
+	}
+	cl.Close()
+}
+
+func TestPerAddressConnectionLimit(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	signer, _ := cloudtest.NewKey(t)
+	srv := sshd.New(sshd.Options{HostKey: signer, Homes: c.App.Homes, MaxConnsPerIP: 3, HandshakeTimeout: 5 * time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	readBanner := func(c net.Conn) error {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		b := make([]byte, 8)
+		_, err := io.ReadFull(c, b)
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn)
+		if err := readBanner(conn); err != nil {
+			t.Fatalf("connection %d within the limit got no banner: %v", i+1, err)
+		}
+	}
+	extra, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if err := readBanner(extra); err == nil {
+		t.Errorf("a 4th connection from one address got a banner; the limit is 3")
+	}
+}
