@@ -13,6 +13,7 @@ import (
 
 	"homeport.dev/cloud/internal/cloudtest"
 	"homeport.dev/cloud/internal/sshd"
+	"homeport.dev/proto"
 )
 
 // TestGarbageAndSilenceDoNotHurtTheEndpoint sends random bytes, a bogus SSH
@@ -110,5 +111,36 @@ func TestPerAddressConnectionLimit(t *testing.T) {
 	defer extra.Close()
 	if err := readBanner(extra); err == nil {
 		t.Errorf("a 4th connection from one address got a banner; the limit is 3")
+	}
+}
+
+func TestKeyRotationClosesTheLiveConnection(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	h := c.NewHome(t, "alice")
+	cl, err := ssh.Dial("tcp", c.SSHAddr, &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// A limit change keeps the connection; a new key ends it.
+	limit := int64(5000)
+	if _, err := c.App.Homes.Patch(context.Background(), h.Home, proto.PatchHomeRequest{BandwidthLimitKbps: proto.Some(limit)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cl.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+		t.Fatalf("a limit change closed the connection: %v", err)
+	}
+	_, pub := cloudtest.NewKey(t)
+	start := time.Now()
+	if _, err := c.App.Homes.Patch(context.Background(), h.Home, proto.PatchHomeRequest{PublicKey: &pub}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- cl.Wait() }()
+	select {
+	case <-closed:
+	case <-time.After(time.Second):
+		t.Fatalf("connection with the old key still open %v after rotation", time.Since(start))
 	}
 }
