@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"homeport.dev/cloud/internal/serve"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
+	"homeport.dev/proto/testnet"
 )
 
 // Cloud is a running cloud.
@@ -45,40 +45,11 @@ type Cloud struct {
 	opts Options
 }
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// FreePort returns a free loopback port outside the ephemeral range.
+func FreePort(t testing.TB) int { return testnet.FreePort(t) }
 
-// FreeRange finds n consecutive free loopback ports starting at a random
-// multiple of align, so parallel test packages do not collide on fixed ports.
-func FreeRange(t testing.TB, n, align int) proto.PortRange {
-	t.Helper()
-	for try := 0; try < 100; try++ {
-		first := 2048 + mrand.IntN(65535-n-2048)
-		first -= first % align
-		ok := true
-		for q := first; q < first+n && ok; q++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return proto.PortRange{First: first, Last: first + n - 1}
-		}
-	}
-	t.Fatalf("no %d free consecutive ports", n)
-	return proto.PortRange{}
-}
+// FreeRange finds n consecutive free loopback ports aligned to align.
+func FreeRange(t testing.TB, n, align int) proto.PortRange { return testnet.FreeRange(t, n, align) }
 
 // Options shape a test cloud.
 type Options struct {

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"slices"
 	"sync"
 	"syscall"
@@ -46,6 +45,10 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// DialTimeout bounds connecting to the local service.
 	DialTimeout time.Duration
+	// WrapHTTP, if set, wraps the reverse proxy of every http entry: the
+	// seam for answering ACME HTTP-01 challenges on the home itself (for
+	// example certmagic's HTTPChallengeHandler) before proxying the rest.
+	WrapHTTP func(http.Handler) http.Handler
 	// Log receives events with the keys home, port, target and err.
 	Log *slog.Logger
 }
@@ -111,8 +114,8 @@ func (g *Gateway) Close() error {
 // route is a validated entry, ready to serve.
 type route struct {
 	Entry
-	tls   *tls.Config            // TLS with HTTP/1.1 as the only HTTP protocol
-	proxy *httputil.ReverseProxy // http and terminated https
+	tls     *tls.Config  // TLS with HTTP/1.1 as the only HTTP protocol
+	handler http.Handler // http and terminated https: the reverse proxy, maybe wrapped
 }
 
 // Handler validates e and returns the function that serves the connections
@@ -124,7 +127,10 @@ func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), er
 	}
 	r := &route{Entry: e}
 	if e.Kind == HTTP || e.TLS != nil {
-		r.proxy = g.reverseProxy(e.Target)
+		r.handler = g.reverseProxy(e.Target)
+	}
+	if e.Kind == HTTP && g.o.WrapHTTP != nil {
+		r.handler = g.o.WrapHTTP(r.handler)
 	}
 	if e.TLS != nil {
 		r.tls = http11Only(e.TLS)

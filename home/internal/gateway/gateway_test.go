@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -234,5 +235,47 @@ func TestLANTargetsNeedTheFeature(t *testing.T) {
 	on := newGateway(t, gateway.Options{AllowLAN: true})
 	if _, err := on.Handler(gateway.Entry{Kind: gateway.HTTP, Target: "192.168.1.20:8080"}); err != nil {
 		t.Fatalf("LAN target with the feature on: %v", err)
+	}
+}
+
+func TestWrapHTTPAnswersBeforeTheProxy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "from the service "+r.URL.Path)
+	}))
+	g := newGateway(t, gateway.Options{WrapHTTP: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+				io.WriteString(w, "key authorization")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	addr := serveWith(t, handler(t, g, gateway.Entry{Kind: gateway.HTTP, Target: ln.Addr().String()}))
+	for path, want := range map[string]string{
+		"/.well-known/acme-challenge/token": "key authorization",
+		"/index.html":                       "from the service /index.html",
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeHeader(t, c, "203.0.113.7:4444")
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: web.example.com\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if string(body) != want {
+			t.Errorf("%s: %q, want %q", path, body, want)
+		}
 	}
 }

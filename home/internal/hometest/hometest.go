@@ -34,6 +34,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"homeport.dev/proto"
+	"homeport.dev/proto/testnet"
 )
 
 // build is the cloud binary shared by the tests of one test binary: the one
@@ -495,45 +496,11 @@ func (h *Home) Map(t testing.TB, req proto.MappingRequest) proto.Mapping {
 	return m
 }
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// FreePort returns a free loopback port outside the ephemeral range.
+func FreePort(t testing.TB) int { return testnet.FreePort(t) }
 
-// FreeRange finds n consecutive free loopback ports starting at a multiple
-// of align.
-func FreeRange(t testing.TB, n, align int) proto.PortRange {
-	t.Helper()
-	for try := 0; try < 100; try++ {
-		p := FreePort(t)
-		first := p - p%align
-		if first < 1024 || first+n-1 > 65535 {
-			continue
-		}
-		if rangeFree(first, n) {
-			return proto.PortRange{First: first, Last: first + n - 1}
-		}
-	}
-	t.Fatalf("hometest: no %d free consecutive ports aligned to %d", n, align)
-	return proto.PortRange{}
-}
-
-func rangeFree(first, n int) bool {
-	for q := first; q < first+n; q++ {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
-		if err != nil {
-			return false
-		}
-		l.Close()
-	}
-	return true
-}
+// FreeRange finds n consecutive free loopback ports aligned to align.
+func FreeRange(t testing.TB, n, align int) proto.PortRange { return testnet.FreeRange(t, n, align) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

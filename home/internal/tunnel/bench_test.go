@@ -2,20 +2,25 @@ package tunnel_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"golang.org/x/crypto/ssh"
 
 	"homeport.dev/home/internal/gateway"
 	"homeport.dev/home/internal/hometest"
@@ -25,7 +30,7 @@ import (
 
 // Bounds of each measurement.
 const (
-	benchBytes       = 1 << 30 // a throughput run stops after this many bytes...
+	benchBytes       = 1 << 30 // a throughput run stops after this many bytes or benchDuration
 	benchDuration    = 10 * time.Second
 	benchStreams     = 4
 	benchMessage     = 64 // bytes per latency request and response
@@ -34,12 +39,19 @@ const (
 	benchWarmup      = 10  // round trips per connection not counted
 )
 
-// BenchmarkDataPath compares, in one run, the data path of a public TCP
-// port: straight to the local service (baseline), OpenSSH `ssh -N -R` with
-// aes128-gcm behind the same HAProxy and cloud, and homeport's supervisor +
-// gateway (with and without the batched I/O under the SSH transport). It
-// prints download throughput (1 and 4 streams) and request latency (1 and
-// 64 connections), and the homeport/OpenSSH ratios.
+// BenchmarkDataPath compares, in one run, three ways to a local service
+// behind a public TCP port:
+//
+//   - direct: the client connects to the local service (the baseline);
+//   - openssh: `ssh -N -R` with aes128-gcm@openssh.com, behind the same
+//     cloud and HAProxy (what users of a plain SSH tunnel have today);
+//   - homeport: the supervisor and gateway, and again without the batched
+//     I/O under the SSH transport (before/after).
+//
+// Each tunnel client runs in its own process (OpenSSH's ssh; this test
+// binary re-executed as the home agent), so that its CPU time per GB can be
+// compared. It prints download throughput with 1 and 4 streams, echo latency
+// p50/p99 with 1 and 64 connections, and the homeport/OpenSSH ratios.
 //
 //	go test -run '^$' -bench DataPath -benchtime 1x ./internal/tunnel/
 func BenchmarkDataPath(b *testing.B) {
@@ -54,57 +66,66 @@ func BenchmarkDataPath(b *testing.B) {
 
 	plain := benchService(b, false)
 	withHeader := benchService(b, true) // OpenSSH passes HAProxy's PROXY header on
-	startOpenSSH(b, ossh, osMap.TunnelPort, withHeader)
-
-	g := gateway.New(gateway.Options{Home: hp.Slug, Log: testLog()})
-	b.Cleanup(func() { g.Close() })
-	h, err := g.Handler(gateway.Entry{Kind: gateway.TCP, Target: plain})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := tunnel.Config{Home: hp.Slug, Addr: hp.SSHAddr(), Signer: hp.Signer, HostKey: hp.HostKey, Log: testLog()}
-	homeport := func(cfg tunnel.Config) *tunnel.Supervisor {
-		s := startSupervisor(b, cfg)
-		s.SetForwards([]tunnel.Forward{{TunnelPort: hpMap.TunnelPort, Handler: h}})
-		waitStatus(b, s, 10*time.Second, "forwarding", forwardUp(hpMap.TunnelPort))
-		return s
-	}
 	public := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
 	results := map[string]benchResult{}
 	for b.Loop() {
-		results["direct"] = measure(b, "direct", plain)
-		results["openssh"] = measure(b, "openssh", public(osMap.PublicPort))
-		s := homeport(cfg)
-		results["homeport"] = measure(b, "homeport", public(hpMap.PublicPort))
-		s.Stop()
-		// Before/after: the same path without the batched I/O under SSH.
-		s = homeport(tunnel.Unbuffered(cfg))
-		results["homeport-unbuffered"] = measure(b, "homeport-unbuffered", public(hpMap.PublicPort))
-		s.Stop()
+		results["direct"] = measure(b, "direct", plain, 0)
+		sshPid, stopSSH := startOpenSSH(b, ossh, osMap.TunnelPort, withHeader)
+		results["openssh"] = measure(b, "openssh", public(osMap.PublicPort), sshPid)
+		stopSSH()
+		for _, unbuffered := range []bool{false, true} {
+			name := "homeport"
+			if unbuffered {
+				name = "homeport-unbuffered"
+			}
+			pid, stop := startBenchHome(b, benchHomeConfig{
+				Slug: hp.Slug, Addr: hp.SSHAddr(), KeyPath: hp.KeyPath, HostKey: hp.SSH.HostKey,
+				TunnelPort: hpMap.TunnelPort, Target: plain, Unbuffered: unbuffered,
+			})
+			results[name] = measure(b, name, public(hpMap.PublicPort), pid)
+			stop()
+		}
 	}
 	report(results, []string{"direct", "openssh", "homeport", "homeport-unbuffered"})
 	hpRes, osRes := results["homeport"], results["openssh"]
 	b.ReportMetric(hpRes.single, "homeport-MB/s")
 	b.ReportMetric(hpRes.single/osRes.single, "homeport/openssh-throughput")
-	b.ReportMetric(float64(hpRes.p50x1.Microseconds()), "homeport-p50-us")
+	b.ReportMetric(float64(hpRes.p50x1.Microseconds()), "homeport-p50-µs")
 }
 
 type benchResult struct {
-	single, multi                float64 // MB/s
+	single, multi, up            float64 // MB/s: download 1 and benchStreams streams, upload 1 stream
+	downCPU, upCPU               float64 // CPU seconds of the tunnel client per GB
+	downCalls, upCalls           float64 // read+write system calls of the tunnel client per MB
 	p50x1, p99x1, p50x64, p99x64 time.Duration
 	samples1, samples64          int
 }
 
-func measure(b *testing.B, name, addr string) benchResult {
+// measure runs every measurement against addr; pid, when not 0, is the
+// tunnel client process whose CPU time is counted during the downloads.
+func measure(b *testing.B, name, addr string, pid int) benchResult {
 	b.Helper()
 	var r benchResult
-	var err error
-	if r.single, err = download(addr, 1, benchBytes); err != nil {
+	before := usage(pid)
+	n1, d1, err := transfer(addr, 'D', 1, benchBytes)
+	if err != nil {
 		b.Fatalf("%s: single stream: %v", name, err)
 	}
-	if r.multi, err = download(addr, benchStreams, benchBytes/benchStreams); err != nil {
+	n4, d4, err := transfer(addr, 'D', benchStreams, benchBytes/benchStreams)
+	if err != nil {
 		b.Fatalf("%s: %d streams: %v", name, benchStreams, err)
+	}
+	mid := usage(pid)
+	nu, du, err := transfer(addr, 'U', 1, benchBytes)
+	if err != nil {
+		b.Fatalf("%s: upload: %v", name, err)
+	}
+	after := usage(pid)
+	r.single, r.multi, r.up = mbps(n1, d1), mbps(n4, d4), mbps(nu, du)
+	if pid != 0 {
+		r.downCPU, r.downCalls = mid.sub(before).per(n1 + n4)
+		r.upCPU, r.upCalls = after.sub(mid).per(nu)
 	}
 	if r.p50x1, r.p99x1, r.samples1, err = latency(addr, 1, benchRoundTrips1); err != nil {
 		b.Fatalf("%s: latency, 1 connection: %v", name, err)
@@ -115,28 +136,82 @@ func measure(b *testing.B, name, addr string) benchResult {
 	return r
 }
 
+func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+
 func report(results map[string]benchResult, order []string) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "path\t1-stream MB/s\t%d-stream MB/s\tp50 @1\tp99 @1\tp50 @64\tp99 @64\t\n", benchStreams)
+	fmt.Fprintf(w, "path\tdown MB/s\tdown %dx MB/s\tup MB/s\tCPU s/GB down\tup\tsyscalls/MB down\tup\tp50 @1\tp99 @1\tp50 @64\tp99 @64\t\n", benchStreams)
 	for _, name := range order {
 		r := results[name]
-		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", name, r.single, r.multi, us(r.p50x1), us(r.p99x1), us(r.p50x64), us(r.p99x64))
+		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, r.single, r.multi, r.up,
+			opt(r.downCPU), opt(r.upCPU), opt(r.downCalls), opt(r.upCalls), us(r.p50x1), us(r.p99x1), us(r.p50x64), us(r.p99x64))
 	}
 	hp, ossh := results["homeport"], results["openssh"]
-	fmt.Fprintf(w, "homeport/openssh\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", hp.single/ossh.single, hp.multi/ossh.multi,
+	fmt.Fprintf(w, "homeport/openssh\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+		hp.single/ossh.single, hp.multi/ossh.multi, hp.up/ossh.up, hp.downCPU/ossh.downCPU, hp.upCPU/ossh.upCPU,
+		hp.downCalls/ossh.downCalls, hp.upCalls/ossh.upCalls,
 		ratio(hp.p50x1, ossh.p50x1), ratio(hp.p99x1, ossh.p99x1), ratio(hp.p50x64, ossh.p50x64), ratio(hp.p99x64, ossh.p99x64))
 	w.Flush()
-	fmt.Printf("(throughput: higher is better; latency ratios: lower is better; %d and %d samples per latency row)\n",
-		results["homeport"].samples1, results["homeport"].samples64)
+	fmt.Printf("Throughput: higher is better; CPU, system calls (of the tunnel client process) and latency: lower is better.\n"+
+		"Transfers stop at %d MiB or %s; latency: %d-byte echo, %d samples @1 and %d @64 connections.\n",
+		benchBytes>>20, benchDuration, benchMessage, hp.samples1, hp.samples64)
+}
+
+func opt(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
+// procUsage is what a process has consumed so far.
+type procUsage struct {
+	cpu   time.Duration // user + system
+	calls int64         // read and write system calls (/proc/PID/io syscr + syscw)
+}
+
+func (u procUsage) sub(v procUsage) procUsage { return procUsage{u.cpu - v.cpu, u.calls - v.calls} }
+
+// per returns CPU seconds per GB and system calls per MB for n bytes.
+func (u procUsage) per(n int64) (float64, float64) {
+	return u.cpu.Seconds() / (float64(n) / 1e9), float64(u.calls) / (float64(n) / 1e6)
+}
+
+// usage reads pid's CPU time and system call counts (zero for pid 0).
+func usage(pid int) procUsage {
+	var u procUsage
+	if pid == 0 {
+		return u
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		_, rest, _ := strings.Cut(string(b), ") ")
+		if f := strings.Fields(rest); len(f) > 12 { // f[0] is field 3; utime, stime are fields 14, 15
+			utime, _ := strconv.ParseInt(f[11], 10, 64)
+			stime, _ := strconv.ParseInt(f[12], 10, 64)
+			const clockTicks = 100 // USER_HZ
+			u.cpu = time.Duration(utime+stime) * time.Second / clockTicks
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ": ")
+			if k == "syscr" || k == "syscw" {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				u.calls += n
+			}
+		}
+	}
+	return u
+}
+
 // benchService is the local service of the benchmark: after an optional
-// PROXY header, 'D' + 8-byte length asks it to send that many bytes, 'E'
-// turns it into an echo of benchMessage-byte messages.
+// PROXY header, 'D' + 8-byte length asks it to send that many bytes, 'U'
+// makes it read until EOF and answer with the count, 'E' turns it into an
+// echo of benchMessage-byte messages.
 func benchService(b *testing.B, expectProxy bool) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -168,6 +243,7 @@ func benchService(b *testing.B, expectProxy bool) string {
 }
 
 func serveBench(c net.Conn, expectProxy bool) {
+	c.SetDeadline(time.Now().Add(2 * benchDuration))
 	br := bufio.NewReaderSize(c, 64<<10)
 	if expectProxy {
 		if _, err := proxyproto.Read(br); err != nil {
@@ -194,6 +270,9 @@ func serveBench(c net.Conn, expectProxy bool) {
 		}
 		c.(*net.TCPConn).CloseWrite()
 		io.Copy(io.Discard, br)
+	case 'U':
+		n, _ := io.CopyBuffer(io.Discard, struct{ io.Reader }{br}, make([]byte, 256<<10))
+		binary.Write(c, binary.BigEndian, uint64(n))
 	case 'E':
 		buf := make([]byte, benchMessage)
 		for {
@@ -207,9 +286,10 @@ func serveBench(c net.Conn, expectProxy bool) {
 	}
 }
 
-// download runs streams parallel downloads of total/streams bytes each,
-// stopping at benchDuration, and returns MB/s (10^6 bytes) over all.
-func download(addr string, streams int, perStream uint64) (float64, error) {
+// transfer runs streams parallel downloads (mode 'D') or uploads ('U') of
+// perStream bytes each, stopping at benchDuration, and returns the bytes
+// moved and the time it took.
+func transfer(addr string, mode byte, streams int, perStream uint64) (int64, time.Duration, error) {
 	var wg sync.WaitGroup
 	counts := make([]int64, streams)
 	errs := make([]error, streams)
@@ -217,7 +297,7 @@ func download(addr string, streams int, perStream uint64) (float64, error) {
 	for i := range conns {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer c.Close()
 		conns[i] = c
@@ -229,24 +309,7 @@ func download(addr string, streams int, perStream uint64) (float64, error) {
 		go func() {
 			defer wg.Done()
 			c.SetDeadline(deadline)
-			req := make([]byte, 9)
-			req[0] = 'D'
-			binary.BigEndian.PutUint64(req[1:], perStream)
-			if _, err := c.Write(req); err != nil {
-				errs[i] = err
-				return
-			}
-			buf := make([]byte, 256<<10)
-			for counts[i] < int64(perStream) {
-				n, err := c.Read(buf)
-				counts[i] += int64(n)
-				if err != nil {
-					if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-						errs[i] = fmt.Errorf("after %d bytes: %w", counts[i], err)
-					}
-					return
-				}
-			}
+			counts[i], errs[i] = transferOne(c, mode, perStream)
 		}()
 	}
 	wg.Wait()
@@ -254,16 +317,49 @@ func download(addr string, streams int, perStream uint64) (float64, error) {
 	var total int64
 	for i := range counts {
 		if errs[i] != nil {
-			return 0, errs[i]
+			return 0, 0, errs[i]
 		}
 		total += counts[i]
 	}
-	return float64(total) / elapsed.Seconds() / 1e6, nil
+	return total, elapsed, nil
+}
+
+// transferOne moves n bytes over c; running into the deadline is not an
+// error, it just ends the transfer.
+func transferOne(c net.Conn, mode byte, n uint64) (int64, error) {
+	req := make([]byte, 9)
+	req[0] = mode
+	binary.BigEndian.PutUint64(req[1:], n)
+	if mode == 'U' {
+		req = req[:1]
+	}
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 256<<10)
+	var done int64
+	for done < int64(n) {
+		var k int
+		var err error
+		if mode == 'U' {
+			k, err = c.Write(buf[:min(int64(len(buf)), int64(n)-done)])
+		} else {
+			k, err = c.Read(buf)
+		}
+		done += int64(k)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return done, nil
+			}
+			return done, fmt.Errorf("after %d bytes: %w", done, err)
+		}
+	}
+	return done, nil
 }
 
 // latency opens conns echo connections and makes each do roundTrips
 // requests of benchMessage bytes (stopping at benchDuration); it returns the
-// median and 99th percentile round trip.
+// median and 99th percentile round trip and the number of samples.
 func latency(addr string, conns, roundTrips int) (p50, p99 time.Duration, n int, err error) {
 	var mu sync.Mutex
 	var samples []time.Duration
@@ -329,55 +425,164 @@ func setErr(mu *sync.Mutex, dst *error, err error) {
 
 // startOpenSSH runs `ssh -N -R` for home h: the cloud forwards tunnelPort
 // to the OpenSSH client, which connects to target. It returns once the
-// forward is up ("remote forward success" on ssh's verbose log).
-func startOpenSSH(b *testing.B, h *hometest.Home, tunnelPort int, target string) {
+// forward is up ("remote forward success" in ssh's verbose log), with the
+// pid and a function that stops ssh.
+func startOpenSSH(b *testing.B, h *hometest.Home, tunnelPort int, target string) (int, func()) {
 	b.Helper()
 	host, port, _ := net.SplitHostPort(h.SSHAddr())
-	args := []string{"-F", "/dev/null", "-N", "-T", "-v",
+	cmd := exec.Command("ssh", "-F", "/dev/null", "-N", "-T", "-v",
 		"-c", "aes128-gcm@openssh.com",
 		"-i", h.KeyPath, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile=" + h.KnownHosts(b), "-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile="+h.KnownHosts(b), "-o", "StrictHostKeyChecking=yes",
 		"-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15",
 		"-p", port, "-R", fmt.Sprintf("127.0.0.1:%d:%s", tunnelPort, target),
-		h.Slug + "@" + host}
-	cmd := exec.Command("ssh", args...)
-	stderr, err := cmd.StderrPipe()
+		h.Slug+"@"+host)
+	return startReady(b, cmd, "ssh", "remote forward success", false, true)
+}
+
+// startReady starts cmd and waits (10 s at most) for a line containing
+// marker on its stderr (or stdout, if onStdout). It returns the pid and a
+// function that ends the process (closing stdin, and with term sending
+// SIGTERM; SIGKILL after 5 s) and waits for it; the function also runs when
+// the benchmark ends.
+func startReady(b *testing.B, cmd *exec.Cmd, what, marker string, onStdout, term bool) (int, func()) {
+	b.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out io.ReadCloser
+	if onStdout {
+		out, err = cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+	} else {
+		out, err = cmd.StderrPipe()
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		b.Fatalf("ssh: %v", err)
+		b.Fatalf("%s: %v", what, err)
 	}
-	up := make(chan struct{})
-	exited := make(chan struct{})
+	up, exited := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
 	var log strings.Builder
-	var logMu sync.Mutex
-	go func() {
+	go func() { // owned by the process: ends when its output closes
 		defer close(exited)
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(out)
 		seen := false
 		for sc.Scan() {
-			logMu.Lock()
+			mu.Lock()
 			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "remote forward success") {
+			mu.Unlock()
+			if !seen && strings.Contains(sc.Text(), marker) {
 				seen = true
 				close(up)
 			}
 		}
 		cmd.Wait()
 	}()
-	b.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			stdin.Close()
+			if term {
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	b.Cleanup(stop)
 	select {
 	case <-up:
 	case <-exited:
-		logMu.Lock()
-		defer logMu.Unlock()
-		b.Fatalf("ssh exited before its forward was up:\n%s", log.String())
+		mu.Lock()
+		defer mu.Unlock()
+		b.Fatalf("%s exited before it was ready:\n%s", what, log.String())
 	case <-time.After(10 * time.Second):
-		b.Fatal("ssh forward not up within 10s")
+		b.Fatalf("%s not ready within 10s", what)
 	}
+	return cmd.Process.Pid, stop
+}
+
+// benchHomeEnv names the environment variable that turns the test binary
+// into the benchmark's home agent (see TestMain): supervisor + gateway for
+// one tcp forward, in a process of its own like OpenSSH's client.
+const benchHomeEnv = "HOMEPORT_BENCH_HOME"
+
+type benchHomeConfig struct {
+	Slug, Addr, KeyPath, HostKey, Target string
+	TunnelPort                           int
+	Unbuffered                           bool
+}
+
+func startBenchHome(b *testing.B, cfg benchHomeConfig) (int, func()) {
+	b.Helper()
+	spec, _ := json.Marshal(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchHomeEnv+"="+string(spec))
+	return startReady(b, cmd, "home agent", "ready", true, false)
+}
+
+// runBenchHome is the home agent process: it forwards one tunnel port to a
+// tcp entry, prints "ready" once the forward is up, and stops when stdin
+// closes.
+func runBenchHome(spec string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "bench home:", err)
+		return 1
+	}
+	var cfg benchHomeConfig
+	if err := json.Unmarshal([]byte(spec), &cfg); err != nil {
+		return fail(err)
+	}
+	pem, err := os.ReadFile(cfg.KeyPath)
+	if err != nil {
+		return fail(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return fail(err)
+	}
+	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(cfg.HostKey))
+	if err != nil {
+		return fail(err)
+	}
+	g := gateway.New(gateway.Options{Home: cfg.Slug, Log: testLog()})
+	defer g.Close()
+	h, err := g.Handler(gateway.Entry{Kind: gateway.TCP, Target: cfg.Target})
+	if err != nil {
+		return fail(err)
+	}
+	tc := tunnel.Config{Home: cfg.Slug, Addr: cfg.Addr, Signer: signer, HostKey: hostKey, Log: testLog()}
+	if cfg.Unbuffered {
+		tc = tunnel.Unbuffered(tc)
+	}
+	s, err := tunnel.New(tc)
+	if err != nil {
+		return fail(err)
+	}
+	s.Start(context.Background())
+	defer s.Stop()
+	s.SetForwards([]tunnel.Forward{{TunnelPort: cfg.TunnelPort, Handler: h}})
+	ch, cancel := s.Subscribe()
+	timeout := time.After(10 * time.Second)
+	for up := false; !up; {
+		select {
+		case st := <-ch:
+			f, _ := st.Forward(cfg.TunnelPort)
+			up = f.Up
+		case <-timeout:
+			return fail(fmt.Errorf("forward not up within 10s: %+v", s.Status()))
+		}
+	}
+	cancel()
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
 }

@@ -89,8 +89,9 @@ func (b *bufferedConn) flush() {
 }
 
 // Close closes the connection and waits for the flusher. Queued bytes not
-// yet written are dropped: SSH closes only on a dead connection or after
-// its last message was acknowledged.
+// yet written are dropped, as the kernel would drop unsent ones: the SSH
+// client closes its transport without a final message, when the connection
+// is lost or the supervisor stops.
 func (b *bufferedConn) Close() error {
 	b.mu.Lock()
 	b.closed = true

@@ -78,24 +78,24 @@ func (c Config) withDefaults() (Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
-	c.Keepalive = or(c.Keepalive, DefaultKeepalive)
+	c.Keepalive = orDefault(c.Keepalive, DefaultKeepalive)
 	if c.KeepaliveMissed == 0 {
 		c.KeepaliveMissed = DefaultKeepaliveMissed
 	}
-	c.MinBackoff = or(c.MinBackoff, DefaultMinBackoff)
-	c.MaxBackoff = or(c.MaxBackoff, DefaultMaxBackoff)
+	c.MinBackoff = orDefault(c.MinBackoff, DefaultMinBackoff)
+	c.MaxBackoff = orDefault(c.MaxBackoff, DefaultMaxBackoff)
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
 	}
-	c.StableAfter = or(c.StableAfter, DefaultStableAfter)
-	c.ConnectTimeout = or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.StableAfter = orDefault(c.StableAfter, DefaultStableAfter)
+	c.ConnectTimeout = orDefault(c.ConnectTimeout, DefaultConnectTimeout)
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
 	return c, nil
 }
 
-func or(d, def time.Duration) time.Duration {
+func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {
 		return def
 	}

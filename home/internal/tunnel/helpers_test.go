@@ -163,23 +163,5 @@ func askConn(c net.Conn, line string) (string, error) {
 	return strings.TrimSuffix(got, "\n"), err
 }
 
-// eventually retries ask until it gets want or limit passes; it returns
-// how long that took. Used only where no status tells that traffic flows
-// (HAProxy and the cloud on their side).
-func eventually(t *testing.T, limit time.Duration, addr, want string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	var got string
-	var err error
-	for time.Since(start) < limit {
-		if got, err = ask(addr, "ping"); err == nil && got == want {
-			return time.Since(start)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("%s: no %q within %s; last answer %q, %v", addr, want, limit, got, err)
-	return 0
-}
-
 // publicTCP is the public address of a tcp mapping on the cloud.
 func publicTCP(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }

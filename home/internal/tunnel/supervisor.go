@@ -343,8 +343,8 @@ func handshakeError(addr, home string, err error) error {
 // forward requests, until the connection is lost or ctx ends. Every
 // goroutine it starts has returned when it returns, except forward handlers,
 // which the supervisor waits for when it stops.
-func (s *Supervisor) serve(ctx context.Context, client *ssh.Client) error {
-	ctx, cancel := context.WithCancelCause(ctx)
+func (s *Supervisor) serve(parent context.Context, client *ssh.Client) error {
+	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	forwarded := client.HandleChannelOpen("forwarded-tcpip")
 	gen := s.connected(client)
@@ -366,19 +366,17 @@ func (s *Supervisor) serve(ctx context.Context, client *ssh.Client) error {
 		defer wg.Done()
 		s.dispatch(ctx, forwarded)
 	}()
-	for {
+	for ctx.Err() == nil {
 		s.syncForwards(client, gen)
 		select {
 		case <-ctx.Done():
 		case <-s.kick:
-			continue
 		}
-		break
 	}
 	err := context.Cause(ctx)
 	client.Close()
 	wg.Wait()
-	s.disconnected()
+	s.disconnected(err, parent.Err() != nil)
 	return err
 }
 
@@ -397,9 +395,9 @@ func (s *Supervisor) connected(client *ssh.Client) uint64 {
 	return s.gen
 }
 
-// disconnected records the loss of the live connection: every forward is
-// down (Status.LastError says why).
-func (s *Supervisor) disconnected() {
+// disconnected records the end of the live connection: every forward is
+// down and, unless the supervisor is stopping, it backs off because of err.
+func (s *Supervisor) disconnected(err error, stopping bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.live = nil
@@ -410,7 +408,12 @@ func (s *Supervisor) disconnected() {
 			f.up, f.since = false, now
 		}
 	}
-	s.notifyLocked()
+	if stopping {
+		s.notifyLocked()
+		return
+	}
+	s.status.LastError = err
+	s.setStateLocked(StateBackoff)
 }
 
 // syncForwards requests the wanted forwards not yet asked on connection gen

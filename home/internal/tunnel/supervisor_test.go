@@ -72,6 +72,12 @@ func TestForwardedTrafficAndLiveForwardChanges(t *testing.T) {
 		t.Errorf("changing forwards reconnected: %d connects", st.Connects)
 	}
 
+	s.Stop()
+	st = s.Status()
+	if f, _ := st.Forward(m2.TunnelPort); st.State != tunnel.StateStopped || f.Up || st.LastError != nil {
+		t.Errorf("after a clean Stop: %s, want stopped, forwards down and no error", describe(st))
+	}
+
 	if err := s.SetForwards([]tunnel.Forward{two, two}); err == nil {
 		t.Error("a port forwarded twice was accepted")
 	}
@@ -313,7 +319,7 @@ func TestNoLeaksAcross200Reconnects(t *testing.T) {
 
 	s.Stop()
 	relay.Cut()
-	settle(t, "after Stop", before, 3)
+	settle(t, "after Stop", before, 2)
 }
 
 // resources counts what a leak would grow.

@@ -1,0 +1,73 @@
+// Package testnet gives tests of both binaries loopback ports that are
+// free and outside the kernel's ephemeral range, so parallel test processes
+// and outgoing connections do not take each other's ports. Test support
+// only; nothing in the binaries uses it.
+package testnet
+
+import (
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"homeport.dev/proto"
+)
+
+// FreePort returns a loopback port that was free a moment ago, outside the
+// kernel's ephemeral range: an outgoing connection may grab an ephemeral
+// port between a cloud's kill and its restart, or before a home's forward.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return FreeRange(t, 1, 1).First
+}
+
+// FreeRange finds n consecutive free loopback ports starting at a multiple
+// of align, outside the kernel's ephemeral range, at a random place so that
+// test processes running side by side rarely meet.
+func FreeRange(t testing.TB, n, align int) proto.PortRange {
+	t.Helper()
+	lo, hi := portSpace()
+	slots := (hi - lo + 1 - n) / align
+	for try := 0; slots > 0 && try < 200; try++ {
+		first := lo + mrand.IntN(slots)*align
+		first += (align - first%align) % align
+		if first+n-1 <= hi && rangeFree(first, n) {
+			return proto.PortRange{First: first, Last: first + n - 1}
+		}
+	}
+	t.Fatalf("testnet: no %d free consecutive ports aligned to %d in %d-%d", n, align, lo, hi)
+	return proto.PortRange{}
+}
+
+// portSpace is the larger stretch of ports above 1024 outside the kernel's
+// ephemeral range (/proc/sys/net/ipv4/ip_local_port_range).
+func portSpace() (lo, hi int) {
+	elo, ehi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			a, errA := strconv.Atoi(f[0])
+			z, errZ := strconv.Atoi(f[1])
+			if errA == nil && errZ == nil && a <= z {
+				elo, ehi = a, z
+			}
+		}
+	}
+	if below, above := elo-1-10000, 65535-(ehi+1); below >= above {
+		return 10000, elo - 1
+	}
+	return ehi + 1, 65535
+}
+
+func rangeFree(first, n int) bool {
+	for q := first; q < first+n; q++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", q))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
+}
