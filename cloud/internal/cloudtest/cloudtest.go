@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,9 @@ type Options struct {
 	Slots   int      // home slots; default 4
 	Args    []string // more `cloud serve` flags
 
-	restart bool     // keep ports (Restart)
-	ports   []string // the port flags chosen at first start
+	restart  bool     // keep ports (Restart)
+	ports    []string // the port flags chosen at first start
+	shapeDev string   // the dummy link chosen at first start
 }
 
 // Start runs a cloud until the test ends (or Stop).
@@ -86,7 +88,6 @@ func Start(t testing.TB, o Options) *Cloud {
 			o.ports = append(o.ports, "--http-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--https-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 		}
 	}
-	c.opts = o
 	args := []string{"--data", o.Dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0",
 		"--public-host", "127.0.0.1", "--home-slots", fmt.Sprint(o.Slots), "--homes-per-user", "2",
 		"--tcp-block", "2", "--auth-rate", "1000", "--log-level", "error"}
@@ -97,6 +98,13 @@ func Start(t testing.TB, o Options) *Cloud {
 	} else {
 		args = append(args, "--haproxy", "off")
 	}
+	if !slices.ContainsFunc(o.Args, func(a string) bool { return strings.HasPrefix(a, "--shape-dev") }) {
+		if o.shapeDev == "" {
+			o.shapeDev = ShapeDev(t)
+		}
+		args = append(args, "--shape-dev", o.shapeDev)
+	}
+	c.opts = o
 	cfg, err := config.Parse(append(args, o.Args...))
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/proto"
 )
 
@@ -41,6 +42,7 @@ type Config struct {
 	HAProxySocket     string
 	HAProxyMaps       string
 	ReconcileInterval time.Duration
+	ShapeDev          string // interface where bandwidth limits are enforced; shaper.Off disables them
 	Dev               bool
 	Layout            homes.Layout
 	HomesPerUser      int
@@ -86,6 +88,7 @@ func (c Config) SSHPort() int {
 type raw struct {
 	data, apiAddr, sshAddr, httpAddr, httpsAddr, tcpPorts, publicHost string
 	haproxy, haproxySocket, haproxyMaps, configFile, logLevel         string
+	shapeDev                                                          string
 	reconcileInterval                                                 time.Duration
 	dev                                                               bool
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
@@ -107,7 +110,8 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
 	fs.StringVar(&r.haproxySocket, "haproxy-socket", "", "HAProxy runtime API unix socket, for --haproxy external")
 	fs.StringVar(&r.haproxyMaps, "haproxy-maps", "", "directory of the map files, as both the cloud and HAProxy see it (default DATA/haproxy)")
-	fs.DurationVar(&r.reconcileInterval, "reconcile-interval", 30*time.Second, "how often routes in HAProxy are compared with the database and repaired")
+	fs.DurationVar(&r.reconcileInterval, "reconcile-interval", 30*time.Second, "how often HAProxy routes and tc bandwidth classes are compared with the database and repaired")
+	fs.StringVar(&r.shapeDev, "shape-dev", "lo", "interface that carries tunnel-port traffic, where bandwidth limits are enforced with tc (off: refuse limits)")
 	fs.BoolVar(&r.dev, "dev", false, "bind loopback only and use ports 8080/8443 for a quick local try")
 	fs.IntVar(&r.slots, "home-slots", homes.DefaultLayout.Slots, "number of home slots")
 	fs.IntVar(&r.tunnelBase, "tunnel-port-base", homes.DefaultLayout.TunnelBase, "first tunnel port (127.0.0.1); slot i owns a block from base+i*block")
@@ -184,7 +188,7 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	c := Config{
 		Data: r.data, APIAddr: r.apiAddr, SSHAddr: r.sshAddr, HTTPAddr: r.httpAddr, HTTPSAddr: r.httpsAddr,
 		PublicHost: r.publicHost, HAProxy: r.haproxy, HAProxySocket: r.haproxySocket, HAProxyMaps: r.haproxyMaps,
-		ReconcileInterval: r.reconcileInterval, Dev: r.dev,
+		ReconcileInterval: r.reconcileInterval, ShapeDev: r.shapeDev, Dev: r.dev,
 		HomesPerUser: r.homesPerUser, MappingsPerHome: r.perHome, AuthRate: r.authRate, LogLevel: r.logLevel,
 	}
 	var errs []error
@@ -244,6 +248,11 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if c.ReconcileInterval < time.Second {
 		bad("reconcile-interval", fmt.Errorf("must be at least 1s"))
+	}
+	if c.ShapeDev != shaper.Off {
+		if err := shaper.ValidateDevice(c.ShapeDev); err != nil {
+			bad("shape-dev", err)
+		}
 	}
 	if c.HomesPerUser < 1 {
 		bad("homes-per-user", fmt.Errorf("must be at least 1"))

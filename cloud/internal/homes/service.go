@@ -26,6 +26,7 @@ type Service struct {
 	layout       Layout
 	homesPerUser int
 	changed      func(store.Home) // called after a committed change; never nil
+	canLimit     func() error     // nil when limits can be enforced; never nil
 }
 
 // Options configure a Service.
@@ -35,6 +36,10 @@ type Options struct {
 	// Changed, if set, is called after a claim, change or release commits, so
 	// the data plane (HAProxy, tc, SSH sessions) can follow the database.
 	Changed func(store.Home)
+	// LimitsAvailable, if set, reports why bandwidth limits cannot be
+	// enforced right now (nil when they can). Patch then refuses a new limit
+	// rather than store one nothing enforces; clearing a limit always works.
+	LimitsAvailable func() error
 }
 
 // New returns a home service over db.
@@ -48,7 +53,10 @@ func New(db *store.DB, o Options) (*Service, error) {
 	if o.Changed == nil {
 		o.Changed = func(store.Home) {}
 	}
-	return &Service{db: db, layout: o.Layout, homesPerUser: o.HomesPerUser, changed: o.Changed}, nil
+	if o.LimitsAvailable == nil {
+		o.LimitsAvailable = func() error { return nil }
+	}
+	return &Service{db: db, layout: o.Layout, homesPerUser: o.HomesPerUser, changed: o.Changed, canLimit: o.LimitsAvailable}, nil
 }
 
 // Layout returns the slot layout.
@@ -182,6 +190,10 @@ func (s *Service) Patch(ctx context.Context, h store.Home, req proto.PatchHomeRe
 		if v := req.BandwidthLimitKbps.Value; v != nil {
 			if err := ValidateLimit(*v); err != nil {
 				return h, problem.InvalidField("bandwidth_limit_kbps", err)
+			}
+			if err := s.canLimit(); err != nil {
+				return h, &problem.Error{Kind: problem.Unavailable, Field: "bandwidth_limit_kbps",
+					Message: fmt.Sprintf("bandwidth limits cannot be enforced on this cloud right now (%v); nothing was changed: try again later, ask the admin, or send null for no limit", err)}
 			}
 			updates["bandwidth_limit_kbps"] = *v
 		} else {

@@ -25,6 +25,7 @@ import (
 	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/ratelimit"
 	"homeport.dev/cloud/internal/reconcile"
+	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/cloud/internal/sshd"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/cloud/internal/web"
@@ -42,6 +43,7 @@ type App struct {
 	SSH      *sshd.Server
 	Routes   *reconcile.Reconciler
 	HAProxy  *haproxy.Process // nil unless managed
+	Shaper   *shaper.Shaper
 	API      *api.Server
 	log      *slog.Logger
 }
@@ -69,13 +71,16 @@ func (a *App) build() error {
 	if a.Accounts, err = account.New(a.DB); err != nil {
 		return err
 	}
-	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged}); err != nil {
+	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged, LimitsAvailable: a.limitsAvailable}); err != nil {
 		return err
 	}
 	a.Domains = domains.New(a.DB)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.buildDataPlane(reg)
+	if err := a.buildShaping(reg); err != nil {
+		return err
+	}
 	if a.Mappings, err = mappings.New(a.DB, a.Domains, mappings.Options{
 		Layout: cfg.Layout, PerHome: cfg.MappingsPerHome, Live: a.mappingState,
 		Changed: func(added, removed []store.Mapping) {
@@ -97,7 +102,7 @@ func (a *App) build() error {
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
 		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes,
-		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check},
+		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check},
 	})
 	if err := web.Register(a.API.Echo(), web.Deps{
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
@@ -109,13 +114,15 @@ func (a *App) build() error {
 }
 
 // homeChanged makes the live data plane follow a committed home change: a
-// released home or a replaced key loses its SSH connection at once.
+// released home or a replaced key loses its SSH connection at once, and tc
+// follows its bandwidth limit.
 func (a *App) homeChanged(h store.Home) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if a.SSH != nil {
 		a.SSH.Revalidate(ctx, h.ID)
 	}
+	a.shapeHome(ctx, h)
 	// A release removes many routes at once: repair by full comparison.
 	if _, err := a.Routes.Full(ctx); err != nil {
 		a.log.Warn("routes of a changed home not applied yet", "home", h.Slug, "err", err)
@@ -172,6 +179,7 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		sshLn.Close()
 		return err
 	}
+	a.startShaping(ctx, &wg)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- a.SSH.Serve(ctx, sshLn) }()
 	a.log.Info("cloud listening", "api", ln.Addr().String(), "ssh", sshLn.Addr().String())

@@ -32,7 +32,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	cfg, err := config.Parse([]string{"--data", t.TempDir(), "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
-		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error"})
+		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func Start(t testing.TB, o Options) *Cloud {
 		"--api-addr", api, "--ssh-addr", c.SSHAddr, "--http-addr", c.HTTPAddr, "--https-addr", c.HTTPSAddr,
 		"--tcp-ports", c.TCPPorts.String(), "--tcp-block", "2",
 		"--tunnel-port-base", strconv.Itoa(c.TunnelPorts.First), "--home-slots", strconv.Itoa(o.Slots),
-		"--homes-per-user", "2", "--public-host", "127.0.0.1", "--haproxy", "managed",
+		"--homes-per-user", "2", "--public-host", "127.0.0.1", "--haproxy", "managed", "--shape-dev", "off",
 		"--auth-rate", "1000"}, o.Args...)
 	t.Cleanup(func() {
 		c.stop(t)
