@@ -175,7 +175,7 @@ func readPassword(r io.Reader) (string, error) {
 	}
 	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
-		return "", errors.New("no password on stdin; pipe it in, e.g. echo 'a long passphrase' | cloud users create ...")
+		return "", errors.New("no password on stdin; pipe it in, e.g. echo 'a long passphrase' | cloud users create NAME --email E")
 	}
 	return pw, nil
 }

@@ -287,7 +287,7 @@ func (r *Reconciler) Routes(ctx context.Context) (proto.RoutesReport, error) {
 		return proto.RoutesReport{}, err
 	}
 	rep := proto.RoutesReport{HAProxy: r.o.Mode}
-	live := emptyState()
+	var live State
 	if r.o.Client != nil {
 		if live, err = r.show(ctx); err != nil {
 			rep.Error = "HAProxy unreachable: " + err.Error()
