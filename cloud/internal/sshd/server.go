@@ -16,6 +16,7 @@ import (
 
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto/batchconn"
 )
 
 // Options configure the SSH endpoint.
@@ -168,8 +169,12 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(s.o.Keepalive)
 	}
+	// Batch the system calls under the SSH transport (see batchconn); the
+	// handshake deadline still applies to the connection underneath.
+	bc := batchconn.New(c)
+	defer bc.Close()
 	c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
-	conn, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	conn, chans, reqs, err := ssh.NewServerConn(bc, s.config)
 	if err != nil {
 		s.o.Log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return

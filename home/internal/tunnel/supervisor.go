@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/proto/batchconn"
 )
 
 // Forward asks the cloud to forward one tunnel port of the home's block to
@@ -307,7 +309,7 @@ func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, error) {
 	}
 	var conn net.Conn = raw
 	if !s.cfg.unbuffered {
-		conn = newBufferedConn(raw)
+		conn = batchconn.New(raw)
 	}
 	// The handshake has no context of its own: closing the connection
 	// aborts it on timeout or Stop.

@@ -1,4 +1,10 @@
-package tunnel
+// Package batchconn is the net.Conn under an SSH transport, on both ends of
+// a homeport tunnel. x/crypto/ssh reads a packet as a 4-byte length and then
+// the rest, through a 4 KiB bufio.Reader, and issues one write system call per
+// packet (at most 32 KiB of payload). Moving bulk data, system calls and not
+// encryption dominate (DESIGN.md, "Performance notes"), so this connection
+// batches both ways.
+package batchconn
 
 import (
 	"bufio"
@@ -6,22 +12,18 @@ import (
 	"sync"
 )
 
-// Sizes of the batching under the SSH transport. x/crypto/ssh reads a
-// packet as a 4-byte length and then the rest, through a 4 KiB bufio.Reader,
-// and flushes one write system call per packet (at most 32 KiB of payload).
-// Moving bulk data, system calls and not encryption dominate (DESIGN.md,
-// "Performance notes"), so the connection underneath batches both ways.
+// Sizes of the batching.
 const (
 	readBufferSize = 256 << 10 // one read system call fetches several packets
 	maxPendingSize = 512 << 10 // writes block while this much awaits the socket
 )
 
-// bufferedConn is the net.Conn under the SSH transport. Reads go through a
+// Conn is the net.Conn under the SSH transport. Reads go through a
 // large buffer. Writes are queued and a flusher goroutine writes everything
 // queued in one system call: an idle connection sends at once (no Nagle-like
 // delay), a busy one coalesces the packets queued while the previous write
 // was in the kernel. Close stops the flusher; it is the flusher's owner.
-type bufferedConn struct {
+type Conn struct {
 	net.Conn
 	r *bufio.Reader
 
@@ -34,18 +36,20 @@ type bufferedConn struct {
 	done    chan struct{} // closed when the flusher has returned
 }
 
-func newBufferedConn(c net.Conn) *bufferedConn {
-	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), done: make(chan struct{})}
+// New wraps c; Close closes c and stops the flusher goroutine.
+func New(c net.Conn) *Conn {
+	b := &Conn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), done: make(chan struct{})}
 	b.cond = sync.NewCond(&b.mu)
 	go b.flush()
 	return b
 }
 
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+// Read reads through the large buffer.
+func (b *Conn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // Write queues p. It blocks only while too much is queued, and returns the
 // error of an earlier failed write (TCP reports delivery failures late, too).
-func (b *bufferedConn) Write(p []byte) (int, error) {
+func (b *Conn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for b.err == nil && len(b.pending) > 0 && len(b.pending)+len(p) > maxPendingSize {
@@ -61,7 +65,7 @@ func (b *bufferedConn) Write(p []byte) (int, error) {
 
 // flush hands queued bytes to the kernel until the connection fails or is
 // closed.
-func (b *bufferedConn) flush() {
+func (b *Conn) flush() {
 	defer close(b.done)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -92,7 +96,7 @@ func (b *bufferedConn) flush() {
 // yet written are dropped, as the kernel would drop unsent ones: the SSH
 // client closes its transport without a final message, when the connection
 // is lost or the supervisor stops.
-func (b *bufferedConn) Close() error {
+func (b *Conn) Close() error {
 	b.mu.Lock()
 	b.closed = true
 	if b.err == nil {
