@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -552,6 +553,13 @@ func runBenchHome(spec string) int {
 	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(cfg.HostKey))
 	if err != nil {
 		return fail(err)
+	}
+	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && !cfg.Unbuffered {
+		// Profiling the home agent: go tool pprof -top PATH.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
 	}
 	g := gateway.New(gateway.Options{Home: cfg.Slug, Log: testLog()})
 	defer g.Close()
