@@ -20,3 +20,15 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v go >/dev/null 2>&1 || { echo "Go 1.26 or newer is required: https://go.dev/dl/" >&2; exit 1; }
+
+# The certificate tests run a real ACME CA: Let's Encrypt's Pebble and its
+# DNS server, built from source with `go install` (they look on PATH, then
+# in the Go bin directory).
+gobin="$(go env GOBIN)"
+[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+for tool in pebble pebble-challtestsrv; do
+	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "$gobin/$tool" ]; then
+		echo "installing: $tool (go install)"
+		go install "github.com/letsencrypt/pebble/v2/cmd/$tool@latest"
+	fi
+done

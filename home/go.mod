@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/labstack/echo/v4 v4.16.0
+	github.com/mholt/acmez/v3 v3.1.7
 	github.com/pires/go-proxyproto v0.8.1
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/crypto v0.58.0

@@ -333,6 +333,37 @@ func TestHTTPSOnlyHostRedirects(t *testing.T) {
 	}
 }
 
+// ACME HTTP-01 requests for a host with only an HTTPS route go to that
+// route's tunnel port, where the home answers them itself; other paths are
+// still redirected, and a host with an HTTP route keeps getting them there.
+func TestHTTPSOnlyHostRoutesACMEChallenges(t *testing.T) {
+	t.Parallel()
+	e := needEnv(t)
+	host, both := uniqueHost(), uniqueHost()
+	ln, port := e.listenTunnel(t)
+	serveHTTP(t, ln, "https-route")
+	e.addRoute(t, MapHTTPS, host, port)
+	e.addRoute(t, MapHTTPS, both, port)
+	webLn, webPort := e.listenTunnel(t)
+	serveHTTP(t, webLn, "http-route")
+	e.addRoute(t, MapHTTP, both, webPort)
+
+	const path = "/.well-known/acme-challenge/tok-123"
+	resp, body, local := httpGet(t, e, host+":80", path, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "tunnel=https-route ") || !strings.Contains(body, "uri="+path) {
+		t.Fatalf("challenge for an https-only host: %d %q; want it at the https route's tunnel port", resp.StatusCode, body)
+	}
+	if !strings.Contains(body, "remote="+local.String()+" ") {
+		t.Errorf("tunnel saw %q; want the client's address %s from the PROXY header", body, local)
+	}
+	if resp, _, _ := httpGet(t, e, host, "/.well-known/other", nil); resp.StatusCode != http.StatusFound {
+		t.Errorf("non-challenge path: status %d, want the 302 to https", resp.StatusCode)
+	}
+	if _, body, _ := httpGet(t, e, both, path, nil); !strings.Contains(body, "tunnel=http-route ") {
+		t.Errorf("challenge for a host with an http route went to %q", body)
+	}
+}
+
 func TestDeletedRouteRefusesNextConnection(t *testing.T) {
 	t.Parallel()
 	e := needEnv(t)

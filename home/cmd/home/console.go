@@ -76,6 +76,12 @@ bound anywhere else it requires the password set with --set-password.`,
 // runAgent runs the profile's agent until the command's context ends, with
 // serve running beside it (the console, or nothing in the foreground mode).
 func runAgent(cmd *cobra.Command, dir string, serve func(context.Context, *agent.Agent) error) error {
+	return runAgentWith(cmd, dir, agent.Options{Log: logger()}, serve)
+}
+
+// runAgentWith is runAgent with agent options; it also ends when serve
+// returns.
+func runAgentWith(cmd *cobra.Command, dir string, o agent.Options, serve func(context.Context, *agent.Agent) error) error {
 	p, err := profile.Resolve(dir)
 	if err != nil {
 		return err
@@ -85,7 +91,7 @@ func runAgent(cmd *cobra.Command, dir string, serve func(context.Context, *agent
 		return err
 	}
 	defer db.Close()
-	a, err := agent.New(p, db, agent.Options{Log: logger()})
+	a, err := agent.New(p, db, o)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 
@@ -13,14 +14,16 @@ import (
 )
 
 func exposeCmd() *cobra.Command {
-	var to, mode, name string
+	var to, mode, name, deployPath string
 	var proxyProto, private bool
 	c := &cobra.Command{
 		Use:   "expose http|https|tcp HOST|PORT --to HOST:PORT",
 		Short: "Expose a local service (creates the entry and its cloud mapping)",
 		Long: `Expose a local service:
-  https NAME   TLS by SNI to a local TLS service (--mode passthrough, the default)
-               or to a plain-HTTP service with the home's certificate (--mode terminate)
+  https NAME   TLS by SNI, either terminated at home with the home's own
+               certificate in front of a plain-HTTP service (--mode terminate), or
+               passed through to a local TLS service (--mode passthrough); without
+               --mode the target is probed: a TLS service gets passthrough
   http NAME    plain HTTP by Host header
   tcp PORT     a public TCP port of this home's range
   tcp --private --name NAME   reachable only through 'home connect', never public`,
@@ -29,7 +32,14 @@ func exposeCmd() *cobra.Command {
   home expose tcp --private --name gpu-ui --to localhost:7860`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e := store.Entry{Scheme: args[0], Target: to, Mode: mode, ProxyProtocol: proxyProto, Private: private, Name: name, Enabled: true}
+			if deployPath != "" {
+				abs, err := filepath.Abs(deployPath)
+				if err != nil {
+					return err
+				}
+				deployPath = abs
+			}
+			e := store.Entry{Scheme: args[0], Target: to, Mode: mode, ProxyProtocol: proxyProto, Private: private, Name: name, Enabled: true, DeployPath: deployPath}
 			switch {
 			case len(args) == 2 && e.Scheme == "tcp":
 				port, err := strconv.Atoi(args[1])
@@ -46,6 +56,7 @@ func exposeCmd() *cobra.Command {
 				return fmt.Errorf("--to is required: the local service, like localhost:3000")
 			}
 			return withProfile(cmd, func(ctx context.Context, s *session) error {
+				e, note := entries.ChooseMode(ctx, e, s.p.Features.LANForwarding)
 				e, err := entries.Normalize(e, s.p.Features.LANForwarding)
 				if err != nil {
 					return err
@@ -61,6 +72,12 @@ func exposeCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "exposed %s -> %s (entry %d, tunnel port %d)\n", e.Public(), e.Target, e.ID, e.TunnelPort)
+				if note != "" {
+					fmt.Fprintln(cmd.OutOrStdout(), note)
+				}
+				if e.Mode == store.ModeTerminate || e.DeployPath != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "certificate: the console obtains one for %s through the tunnel (home certs list shows it)\n", e.Host)
+				}
 				notifyConsole(cmd, s)
 				return nil
 			})
@@ -68,7 +85,8 @@ func exposeCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&to, "to", "", "local service HOST:PORT (this machine unless features.lan_forwarding is on)")
-	f.StringVar(&mode, "mode", "", "https only: passthrough (local TLS service) or terminate (local plain HTTP)")
+	f.StringVar(&mode, "mode", "", "https only: terminate (local plain HTTP, the home's certificate) or passthrough (local TLS service); default: probe the target")
+	f.StringVar(&deployPath, "deploy-path", "", "http/https: copy the name's certificate (fullchain.pem, privkey.pem) to this directory after every issuance")
 	f.BoolVar(&proxyProto, "proxy-protocol", false, "tcp only: send a PROXY v2 header with the visitor's address to the local service")
 	f.BoolVar(&private, "private", false, "never public: reachable only with 'home connect'")
 	f.StringVar(&name, "name", "", "name of a private entry")

@@ -25,7 +25,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&configFlag, "config", "", "profile directory or its config.yaml (default: $HOME_CONFIG, or the only profile)")
-	root.AddCommand(keygenCmd(), registerCmd(), consoleCmd(), syncCmd(), statusCmd(), domainsCmd(), exposeCmd(), forwardsCmd(), limitCmd(), connectCmd())
+	root.AddCommand(keygenCmd(), registerCmd(), consoleCmd(), syncCmd(), statusCmd(), domainsCmd(), exposeCmd(), forwardsCmd(), limitCmd(), connectCmd(), certsCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "home:", err)
 		os.Exit(1)

@@ -154,6 +154,9 @@ func statusCmd() *cobra.Command {
 					for _, e := range es {
 						st.Forwards = append(st.Forwards, control.ForwardStatus{Entry: e.ID, Public: e.Public(), Target: e.Target, TunnelPort: e.TunnelPort, Error: e.SyncError})
 					}
+					if st.Certificates, err = storedCertificates(s.p.CertsPath(), es); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "certificates: %v\n", err)
+					}
 				} else if err != nil {
 					return err
 				}
@@ -176,7 +179,11 @@ func statusCmd() *cobra.Command {
 				for _, f := range st.Forwards {
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", f.Entry, f.Public, f.Target, upDown(f.Up), upDown(f.LocalUp), dash(f.Error))
 				}
-				return w.Flush()
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintln(out, "\nCERTIFICATES")
+				return printCerts(out, st.Certificates)
 			})
 		},
 	}

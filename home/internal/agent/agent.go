@@ -1,12 +1,15 @@
 // Package agent runs a profile: it syncs the entries with the cloud, keeps
 // the one SSH tunnel up through the tunnel supervisor, routes every
-// forwarded connection through the gateway to its local service, and
-// answers `home` commands on the profile's control socket. The console is
-// this plus a dashboard; `home sync-tunnels --foreground` is this alone.
+// forwarded connection through the gateway to its local service, keeps the
+// certificates of its names issued and renewed (answering the CA's
+// challenges in the gateway), and answers `home` commands on the profile's
+// control socket. The console is this plus a dashboard; `home sync-tunnels
+// --foreground` is this alone.
 package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"homeport.dev/home/internal/certs"
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/control"
@@ -34,7 +38,9 @@ type Agent struct {
 	Cloud   *cloudapi.Client
 	log     *slog.Logger
 	gw      *gateway.Gateway
+	certs   *certs.Manager
 	tcfg    tunnel.Config
+	manual  bool // certificates only when asked (Options.ManualCerts)
 
 	mu       sync.Mutex
 	sup      *tunnel.Supervisor // nil while disconnected
@@ -50,6 +56,13 @@ type Agent struct {
 type Options struct {
 	Log    *slog.Logger
 	Tunnel tunnel.Config // timing overrides (Keepalive, backoff); identity comes from the profile
+	// Certs overrides the certificate manager's timing (RenewWindow,
+	// Retry*, CheckInterval, PollInterval, AttemptTimeout) and Profile;
+	// the CA, account and paths come from the profile's acme section.
+	Certs certs.Config
+	// ManualCerts obtains certificates only when asked (IssueCertificate),
+	// never on its own: for a one-off `home certs issue` without a console.
+	ManualCerts bool
 }
 
 // New prepares an agent for profile p.
@@ -76,12 +89,36 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 	}
 	tcfg := o.Tunnel
 	tcfg.Home, tcfg.Addr, tcfg.Signer, tcfg.HostKey, tcfg.Log = p.Cloud.Home, p.SSHAddr(), signer, hostKey, log
+	cm, err := newCerts(p, o.Certs, log.With("home", p.Cloud.Home))
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{
-		Profile: p, DB: db, Cloud: client, log: log.With("home", p.Cloud.Home), tcfg: tcfg,
-		gw:   gateway.New(gateway.Options{Home: p.Cloud.Home, AllowLAN: p.Features.LANForwarding, Log: log}),
+		Profile: p, DB: db, Cloud: client, log: log.With("home", p.Cloud.Home), tcfg: tcfg, certs: cm, manual: o.ManualCerts,
+		gw: gateway.New(gateway.Options{Home: p.Cloud.Home, AllowLAN: p.Features.LANForwarding, Log: log,
+			WrapHTTP: cm.HTTPHandler, ChallengeCert: cm.ChallengeCert}),
 		subs: map[chan struct{}]struct{}{},
 	}
 	return a, nil
+}
+
+// newCerts makes the certificate manager of profile p: its acme section
+// decides the CA, account and paths; o only tunes timing.
+func newCerts(p *config.Profile, o certs.Config, log *slog.Logger) (*certs.Manager, error) {
+	o.Dir, o.CA, o.Email, o.Log = p.CertsPath(), p.ACME.Directory(), p.ACME.Email, log
+	o.DisableTLSALPN, o.DisableHTTP01, o.DeployPath, o.Cloud = p.ACME.DisableTLSALPN, p.ACME.DisableHTTP01, p.DeployPath(), p.Cloud.SSH.Host
+	o.Roots = nil
+	if path := p.TrustedRootsPath(); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("acme.trusted_roots: %w", err)
+		}
+		o.Roots = x509.NewCertPool()
+		if !o.Roots.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("acme.trusted_roots: %s holds no PEM certificate", path)
+		}
+	}
+	return certs.New(o)
 }
 
 // Run syncs at start, connects, serves the control socket, and keeps going
@@ -101,6 +138,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	case <-time.After(100 * time.Millisecond):
 	}
+	defer a.certs.Close()
+	certChanges, stopCerts := a.certs.Subscribe()
+	defer stopCerts()
+	if !a.manual {
+		go a.certs.Run(ctx)
+	}
 	if err := a.Reload(ctx); err != nil {
 		a.log.Warn("initial sync failed; retrying in the background", "err", err)
 	}
@@ -114,6 +157,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case err := <-ctrl:
 			return err
+		case <-certChanges:
+			a.notify()
 		case <-retry.C:
 			a.mu.Lock()
 			failed := a.syncErr != nil || !a.lastSync.InSync
@@ -158,7 +203,7 @@ func (a *Agent) connect() error {
 		if !e.Enabled || e.TunnelPort == 0 {
 			continue
 		}
-		h, err := a.gw.Handler(gatewayEntry(e))
+		h, err := a.gw.Handler(a.gatewayEntry(e))
 		if err != nil {
 			a.log.Warn("entry refused by the gateway", "entry", e.ID, "err", err)
 			continue
@@ -181,34 +226,143 @@ func (a *Agent) connect() error {
 		}
 		a.sup = sup
 		a.watch(sup)
+		a.certs.SetDomains(certDomains(a.entries, sup.Status(), true, a.Profile.DeployPath()))
 		return nil
 	}
-	return a.sup.SetForwards(fs)
+	err := a.sup.SetForwards(fs)
+	a.certs.SetDomains(certDomains(a.entries, a.sup.Status(), true, a.Profile.DeployPath()))
+	return err
 }
 
-// watch forwards the supervisor's status changes to subscribers.
+// watch forwards the supervisor's status changes to subscribers and tells
+// the certificate manager which names the CA can reach now.
 func (a *Agent) watch(sup *tunnel.Supervisor) {
 	ch, stop := sup.Subscribe()
 	a.stopSub = stop
 	go func() {
-		for range ch {
+		for st := range ch {
+			a.mu.Lock()
+			es := a.entries
+			a.mu.Unlock()
+			a.certs.SetDomains(certDomains(es, st, true, a.Profile.DeployPath()))
 			a.notify()
 		}
 	}()
 }
 
-func gatewayEntry(e store.Entry) gateway.Entry {
+func (a *Agent) gatewayEntry(e store.Entry) gateway.Entry {
 	g := gateway.Entry{Target: e.Target, SendProxy: e.ProxyProtocol, Private: e.Private}
 	switch e.Scheme {
 	case proto.SchemeHTTP:
 		g.Kind = gateway.HTTP
 	case proto.SchemeHTTPS:
 		g.Kind = gateway.HTTPS
+		if e.Mode == store.ModeTerminate {
+			g.TLS = a.certs.TLSConfig()
+		}
 	default:
 		g.Kind = gateway.TCP
 	}
 	return g
 }
+
+// certDomains says, for every http and https name, whether the home wants
+// a certificate on its own (an https entry that terminates TLS, or a deploy
+// path) and which challenge paths reach it now: TLS-ALPN-01 through an
+// https forward that is up, HTTP-01 through an http forward that is up or,
+// for a name without an http mapping, through the cloud's ACME route to
+// its https forward.
+func certDomains(es []store.Entry, ts tunnel.Status, connected bool, globalDeploy string) []certs.Domain {
+	type acc struct {
+		d                        certs.Domain
+		httpsUp, httpUp, httpMap bool
+		mapped, enabled          bool
+		fwdErr                   string
+	}
+	byName := map[string]*acc{}
+	var order []string
+	for _, e := range es {
+		if e.Host == "" || e.Scheme == proto.SchemeTCP {
+			continue
+		}
+		x := byName[e.Host]
+		if x == nil {
+			x = &acc{d: certs.Domain{Name: e.Host}}
+			byName[e.Host] = x
+			order = append(order, e.Host)
+		}
+		if !e.Enabled {
+			continue
+		}
+		x.enabled = true
+		mapped := e.TunnelPort != 0
+		x.mapped = x.mapped || mapped
+		up := false
+		if fs, ok := ts.Forward(e.TunnelPort); ok && mapped && connected {
+			up = fs.Up
+			if fs.LastError != nil {
+				x.fwdErr = fs.LastError.Error()
+			}
+		}
+		deploy := e.DeployPath
+		if deploy != "" {
+			x.d.DeployPath = deploy
+		}
+		switch e.Scheme {
+		case proto.SchemeHTTPS:
+			x.httpsUp = x.httpsUp || up
+			if e.Mode == store.ModeTerminate || deploy != "" || globalDeploy != "" {
+				x.d.Auto = true
+			}
+		case proto.SchemeHTTP:
+			x.httpMap = x.httpMap || mapped
+			x.httpUp = x.httpUp || up
+			if deploy != "" {
+				x.d.Auto = true
+			}
+		}
+	}
+	out := make([]certs.Domain, 0, len(order))
+	for _, name := range order {
+		x := byName[name]
+		x.d.TLSALPN = x.httpsUp
+		x.d.HTTP01 = x.httpUp || !x.httpMap && x.httpsUp
+		switch {
+		case x.d.TLSALPN || x.d.HTTP01:
+		case !x.enabled:
+			x.d.Down, x.d.Why = certs.NoMapping, "its entries are closed (home forwards open ID)"
+		case !x.mapped:
+			x.d.Down, x.d.Why = certs.NoMapping, "it has no mapping in the cloud yet (home sync-tunnels)"
+		case ts.State != tunnel.StateConnected || !connected:
+			x.d.Down, x.d.Why = certs.NotConnected, "the tunnel is "+tunnelState(ts, connected)
+		case x.fwdErr != "":
+			x.d.Down, x.d.Why = certs.NotConnected, "the cloud refused its tunnel forward: "+x.fwdErr
+		default:
+			x.d.Down, x.d.Why = certs.NotConnected, "its tunnel forward is not up yet"
+		}
+		out = append(out, x.d)
+	}
+	return out
+}
+
+func tunnelState(ts tunnel.Status, connected bool) string {
+	if !connected {
+		return "disconnected (Connect all, or start the console)"
+	}
+	return ts.State.String()
+}
+
+// IssueCertificate obtains (renew: replaces) the certificate of domain now,
+// reporting the steps to progress.
+func (a *Agent) IssueCertificate(ctx context.Context, domain string, renew bool, progress certs.Progress) (certs.Info, error) {
+	if renew {
+		return a.certs.Renew(ctx, domain, progress)
+	}
+	return a.certs.Issue(ctx, domain, progress)
+}
+
+// Certificates is the state of every certificate, by name.
+func (a *Agent) Certificates() []certs.Info { return a.certs.Status() }
 
 // Connect brings the tunnel up (Connect all).
 func (a *Agent) Connect(ctx context.Context) error { return a.Reload(ctx) }
@@ -223,6 +377,10 @@ func (a *Agent) Disconnect(context.Context) error {
 		stop()
 		sup.Stop()
 	}
+	a.mu.Lock()
+	es := a.entries
+	a.mu.Unlock()
+	a.certs.SetDomains(certDomains(es, tunnel.Status{State: tunnel.StateStopped}, false, a.Profile.DeployPath()))
 	a.notify()
 	return nil
 }
@@ -295,6 +453,7 @@ func (a *Agent) Status() control.Status {
 		}
 		st.Forwards = append(st.Forwards, f)
 	}
+	st.Certificates = a.certs.Status()
 	return st
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,7 +40,44 @@ type Config struct {
 	Database string   `yaml:"database"`
 	CertsDir string   `yaml:"certs_dir"`
 	Console  Console  `yaml:"console"`
+	ACME     ACME     `yaml:"acme"`
 	Features Features `yaml:"features"`
+}
+
+// ACME CA shorthands accepted by acme.ca_url.
+const (
+	LetsEncrypt        = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// ACME is how the home obtains its certificates.
+type ACME struct {
+	// CAURL is the CA's ACME directory; empty or "letsencrypt" is Let's
+	// Encrypt production, "letsencrypt-staging" its staging CA.
+	CAURL string `yaml:"ca_url,omitempty"`
+	// Email is the account's contact for expiry and incident notices.
+	Email string `yaml:"email,omitempty"`
+	// TrustedRoots is a PEM file of root certificates trusted for the CA's
+	// own HTTPS, instead of the system's (a private CA, Pebble in tests).
+	TrustedRoots string `yaml:"trusted_roots,omitempty"`
+	// DeployPath, if set, receives DEPLOY_PATH/<domain>/fullchain.pem and
+	// privkey.pem after every issuance (each written atomically).
+	DeployPath string `yaml:"deploy_path,omitempty"`
+	// DisableTLSALPN and DisableHTTP01 turn a challenge type off (both
+	// on by default; TLS-ALPN-01 is tried first).
+	DisableTLSALPN bool `yaml:"disable_tls_alpn,omitempty"`
+	DisableHTTP01  bool `yaml:"disable_http01,omitempty"`
+}
+
+// Directory is the CA's ACME directory URL, shorthands resolved.
+func (a ACME) Directory() string {
+	switch a.CAURL {
+	case "", "letsencrypt":
+		return LetsEncrypt
+	case "letsencrypt-staging":
+		return LetsEncryptStaging
+	}
+	return a.CAURL
 }
 
 // Cloud is where the home's cloud is and how the home proves who it is.
@@ -94,6 +133,22 @@ func (p *Profile) DBPath() string { return p.Path(p.Database) }
 
 // CertsPath is the certificates directory.
 func (p *Profile) CertsPath() string { return p.Path(p.CertsDir) }
+
+// TrustedRootsPath is acme.trusted_roots resolved, empty when unset.
+func (p *Profile) TrustedRootsPath() string {
+	if p.ACME.TrustedRoots == "" {
+		return ""
+	}
+	return p.Path(p.ACME.TrustedRoots)
+}
+
+// DeployPath is acme.deploy_path resolved, empty when unset.
+func (p *Profile) DeployPath() string {
+	if p.ACME.DeployPath == "" {
+		return ""
+	}
+	return p.Path(p.ACME.DeployPath)
+}
 
 // SocketPath is the running console's control socket.
 func (p *Profile) SocketPath() string { return filepath.Join(p.Dir, "console.sock") }
@@ -158,6 +213,22 @@ func (c *Config) Validate() error {
 	}
 	for field, p := range map[string]string{"key": c.Key, "database": c.Database, "certs_dir": c.CertsDir} {
 		if p == "" || strings.ContainsRune(p, 0) {
+			bad(field, "must be a path (relative to the profile directory, or absolute)")
+		}
+	}
+	if u, err := url.Parse(c.ACME.Directory()); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		bad("acme.ca_url", "%s must be an https:// ACME directory URL, letsencrypt or letsencrypt-staging", proto.Printable(c.ACME.CAURL))
+	}
+	if e := c.ACME.Email; e != "" {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e || a.Name != "" {
+			bad("acme.email", "%s must be a plain address like you@example.com", proto.Printable(e))
+		}
+	}
+	if c.ACME.DisableTLSALPN && c.ACME.DisableHTTP01 {
+		bad("acme.disable_http01", "and acme.disable_tls_alpn are both true: no challenge type is left to obtain certificates with")
+	}
+	for field, p := range map[string]string{"acme.trusted_roots": c.ACME.TrustedRoots, "acme.deploy_path": c.ACME.DeployPath} {
+		if strings.ContainsRune(p, 0) {
 			bad(field, "must be a path (relative to the profile directory, or absolute)")
 		}
 	}

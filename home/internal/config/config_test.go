@@ -100,3 +100,46 @@ func TestLoadRefusesAWorldReadableConfig(t *testing.T) {
 		t.Errorf("missing profile: %v", err)
 	}
 }
+
+func TestACMESection(t *testing.T) {
+	p, err := Load(write(t, goodYAML, 0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ACME.Directory() != LetsEncrypt || p.TrustedRootsPath() != "" || p.DeployPath() != "" {
+		t.Errorf("without an acme section: CA %s, roots %q, deploy %q; want Let's Encrypt and nothing else", p.ACME.Directory(), p.TrustedRootsPath(), p.DeployPath())
+	}
+	withACME := goodYAML + `acme:
+  ca_url: letsencrypt-staging
+  email: admin@example.com
+  trusted_roots: roots.pem
+  deploy_path: /etc/ssl/homeport
+  disable_tls_alpn: true
+`
+	dir := write(t, withACME, 0o600)
+	p, err = Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ACME.Directory() != LetsEncryptStaging || p.TrustedRootsPath() != filepath.Join(dir, "roots.pem") || p.DeployPath() != "/etc/ssl/homeport" || !p.ACME.DisableTLSALPN {
+		t.Errorf("acme section: %+v, CA %s, roots %s", p.ACME, p.ACME.Directory(), p.TrustedRootsPath())
+	}
+	if err := p.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Load(dir); err != nil || again.ACME != p.ACME {
+		t.Errorf("acme section after save: %+v %v", again.ACME, err)
+	}
+	for name, tt := range map[string]struct{ from, to, want string }{
+		"http CA":       {"ca_url: letsencrypt-staging", "ca_url: http://ca.example/dir", "acme.ca_url:"},
+		"not a URL":     {"ca_url: letsencrypt-staging", "ca_url: pebble", "acme.ca_url:"},
+		"email":         {"email: admin@example.com", "email: Admin <admin@example.com>", "acme.email:"},
+		"no challenges": {"disable_tls_alpn: true", "disable_tls_alpn: true\n  disable_http01: true", "acme.disable_http01:"},
+		"unknown key":   {"email: admin@example.com", "mail: admin@example.com", "field mail not found"},
+	} {
+		content := strings.Replace(withACME, tt.from, tt.to, 1)
+		if _, err := Load(write(t, content, 0o600)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", name, err, tt.want)
+		}
+	}
+}

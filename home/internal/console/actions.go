@@ -56,6 +56,7 @@ func (c *Console) addEntry(ctx context.Context, ec echo.Context) (string, error)
 		}
 		e.PublicPort, e.Host = p, ""
 	}
+	e, note := entries.ChooseMode(ctx, e, c.a.Profile.Features.LANForwarding)
 	e, err := entries.Normalize(e, c.a.Profile.Features.LANForwarding)
 	if err != nil {
 		return "", err
@@ -70,7 +71,24 @@ func (c *Console) addEntry(ctx context.Context, ec echo.Context) (string, error)
 		c.a.Cloud.DeleteMapping(ctx, c.a.Profile.Cloud.Home, m.ID)
 		return "", err
 	}
-	return e.Public() + " added", c.a.Reload(ctx)
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	return e.Public() + " added" + note, c.a.Reload(ctx)
+}
+
+// issueCert obtains (renew: replaces) the certificate of the form's domain
+// and waits for the outcome (within the action's timeout; the attempt goes
+// on in the background beyond it).
+func (c *Console) issueCert(renew bool) func(context.Context, echo.Context) (string, error) {
+	return func(ctx context.Context, ec echo.Context) (string, error) {
+		domain := proto.NormalizeHostname(ec.FormValue("domain"))
+		if err := proto.ValidateHostname(domain); err != nil {
+			return "", err
+		}
+		info, err := c.a.IssueCertificate(ctx, domain, renew, nil)
+		return domain + ": " + info.Summary(), err
+	}
 }
 
 func (c *Console) entryAction(ctx context.Context, ec echo.Context) (string, error) {

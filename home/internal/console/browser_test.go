@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"homeport.dev/home/internal/agent"
+	"homeport.dev/home/internal/certs/pebbletest"
+	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/console"
 	"homeport.dev/home/internal/hometest"
 	"homeport.dev/home/internal/profile"
@@ -26,8 +31,10 @@ const chromiumPath = "/usr/bin/chromium"
 func TestMain(m *testing.M) { os.Exit(hometest.Main(m)) }
 
 // TestDashboardInChromium drives the console in a real headless Chromium
-// against a real cloud: add a base domain, add an https forward, watch its
-// state turn "up" live, Disconnect all, watch it turn "down".
+// against a real cloud and a real ACME CA (Pebble): add a base domain, add
+// an https passthrough forward, watch its state turn "up" live, add an
+// https forward terminated at home, watch its certificate turn "valid"
+// live, Disconnect all, watch the forwards turn "down".
 func TestDashboardInChromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("headless browser test skipped: %s is missing (apt-get install -y chromium)", chromiumPath)
@@ -40,6 +47,13 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(t, c.HTTPAddr), TLSPort: port(t, c.HTTPSAddr)})
+	p.ACME = config.ACME{CAURL: ca.Directory, TrustedRoots: ca.RootsFile}
+	if err := p.Save(); err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
 	db, err := store.Open(ctx, p.DBPath())
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +105,7 @@ func TestDashboardInChromium(t *testing.T) {
 	run, cancelRun := context.WithTimeout(browser, 30*time.Second)
 	defer cancelRun()
 	state := func(want string) chromedp.Action[bool] {
-		return chromedp.Poll[bool](`(() => { const e = document.querySelector('[data-entry-state]'); return !!e && e.textContent === '`+want+`'; })()`,
+		return chromedp.Poll[bool](`(() => { const es = [...document.querySelectorAll('[data-entry-state]')]; return es.length > 0 && es.every(e => e.textContent === '`+want+`'); })()`,
 			chromedp.WithPollingTimeout(15*time.Second))
 	}
 	err = chromedp.Do(run,
@@ -113,12 +127,38 @@ func TestDashboardInChromium(t *testing.T) {
 			chromedp.SetValue(`#add-entry select[name="scheme"]`, "https"),
 			chromedp.SendKeys(`#add-entry input[name="host"]`, "app.example.com"),
 			chromedp.SendKeys(`#add-entry input[name="target"]`, local.Addr().String()),
+			chromedp.SetValue(`#add-entry select[name="mode"]`, "passthrough"),
 			chromedp.Click(`#add-entry button`),
 			chromedp.WaitVisible(`[data-entry-state]`),
 		)
 	}
 	if err == nil {
 		_, err = chromedp.Run(run, state("up"))
+	}
+	// A plain-HTTP app behind an https name: the form's "auto" mode probes
+	// it and terminates TLS at home; the certificate's state turns valid
+	// live, on the entry's row and in the certificates table.
+	if err == nil {
+		err = chromedp.Do(run,
+			chromedp.SetValue(`#add-entry select[name="scheme"]`, "https"),
+			chromedp.SendKeys(`#add-entry input[name="host"]`, "secure.example.com"),
+			chromedp.SendKeys(`#add-entry input[name="target"]`, web.Listener.Addr().String()),
+			chromedp.Click(`#add-entry button`),
+			chromedp.WaitVisible(`[data-entry-cert="secure.example.com"]`),
+		)
+	}
+	if err == nil {
+		_, err = chromedp.Run(run, chromedp.Poll[bool](`(() => {
+			const a = document.querySelector('[data-entry-cert="secure.example.com"]'), b = document.querySelector('[data-cert-state="secure.example.com"]'),
+				ch = document.querySelector('[data-cert-challenge="secure.example.com"]'), pass = document.querySelector('[data-entry-cert="app.example.com"]');
+			return !!a && !!b && !!ch && !!pass && a.textContent.startsWith('valid until') && b.textContent.startsWith('valid until') &&
+				ch.textContent === 'tls-alpn-01' && pass.textContent === '-'; })()`,
+			chromedp.WithPollingTimeout(20*time.Second)))
+	}
+	if err == nil {
+		// The page still shows the last action's notice: drop it, so that
+		// the one waited for is the new page's.
+		_, err = chromedp.Run(run, chromedp.Evaluate[bool](`(document.querySelectorAll('.notice').forEach(e => e.remove()), true)`))
 	}
 	if err == nil {
 		err = chromedp.Do(run, chromedp.Click(`#disconnect-all`), chromedp.WaitVisible(`.notice`))
@@ -137,9 +177,21 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("dashboard flow: %v (screenshot %s; status %+v)", err, path, a.Status())
 	}
 	// The browser's view matches the agent's truth.
-	if st := a.Status(); st.Tunnel.State != "stopped" || len(st.Forwards) != 1 || st.Forwards[0].Up {
+	if st := a.Status(); st.Tunnel.State != "stopped" || len(st.Forwards) != 2 || st.Forwards[0].Up || st.Forwards[1].Up {
 		t.Errorf("after Disconnect all: %+v", st)
 	}
+	if es, _ := db.Entries(ctx); len(es) != 2 || es[0].Mode != "passthrough" || es[1].Mode != "terminate" {
+		t.Errorf("entries: %+v; want the second probed to terminate", es)
+	}
+}
+
+func port(t *testing.T, addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestNonLoopbackConsoleNeedsAPassword(t *testing.T) {

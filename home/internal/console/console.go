@@ -1,7 +1,8 @@
 // Package console serves a running profile's dashboard: connection state
 // (live, over server-sent events), bandwidth limit, base domains, entries
-// with their tunnel state and a "local service listening" indicator, and
-// every action the CLI has. It binds loopback by default; bound elsewhere it
+// with their tunnel state and a "local service listening" indicator,
+// certificates with their state (issue and renew), and every action the
+// CLI has. It binds loopback by default; bound elsewhere it
 // requires the password set with `home console --set-password`. Every form
 // is CSRF-protected.
 package console
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"homeport.dev/home/internal/agent"
+	"homeport.dev/home/internal/certs"
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/control"
 	"homeport.dev/home/internal/store"
@@ -77,6 +79,7 @@ func New(a *agent.Agent, listen string, log *slog.Logger) (*Console, error) {
 		return nil, fmt.Errorf("the console would listen on %s, beyond this machine: set a password first with `home console --set-password`, or listen on 127.0.0.1", listen)
 	}
 	pages, err := template.New("").Funcs(template.FuncMap{
+		"date": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"upDown": func(b bool) string {
 			if b {
 				return "up"
@@ -125,6 +128,8 @@ func (c *Console) Handler() http.Handler {
 	g.POST("/domains/remove", c.act(c.removeDomain))
 	g.POST("/entries", c.act(c.addEntry))
 	g.POST("/entries/:id/:action", c.act(c.entryAction))
+	g.POST("/certs/issue", c.act(c.issueCert(false)))
+	g.POST("/certs/renew", c.act(c.issueCert(true)))
 	return e
 }
 
@@ -193,6 +198,8 @@ type view struct {
 	Domains []proto.BaseDomain
 	Entries []store.Entry
 	States  map[uint64]control.ForwardStatus
+	Certs   map[string]*certs.Info // by domain
+	CA      string
 	Notice  string
 	Error   string
 	Form    map[string]string
@@ -224,6 +231,11 @@ func (c *Console) show(ec echo.Context, status int, notice, errText string, form
 	for _, f := range v.Status.Forwards {
 		v.States[f.Entry] = f
 	}
+	v.Certs = map[string]*certs.Info{}
+	for i := range v.Status.Certificates {
+		v.Certs[v.Status.Certificates[i].Domain] = &v.Status.Certificates[i]
+	}
+	v.CA = c.a.Profile.ACME.Directory()
 	return c.render(ec, status, "dashboard", v)
 }
 

@@ -13,10 +13,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"homeport.dev/home/internal/certs"
 )
 
 // TunnelStatus is the SSH connection's state.
@@ -45,6 +49,18 @@ type Status struct {
 	Cloud    string          `json:"cloud"`
 	Tunnel   TunnelStatus    `json:"tunnel"`
 	Forwards []ForwardStatus `json:"forwards"`
+	// Certificates of the exposed names, by name.
+	Certificates []certs.Info `json:"certificates"`
+}
+
+// IssueEvent is one line of the answer to POST /certs/issue (JSON lines):
+// progress steps, then a last line with the outcome.
+type IssueEvent struct {
+	Step   string       `json:"step,omitempty"`
+	Done   bool         `json:"done,omitempty"`
+	Info   *certs.Info  `json:"info,omitempty"`
+	Error  string       `json:"error,omitempty"`
+	Reason certs.Reason `json:"reason,omitempty"`
 }
 
 // ErrNotRunning means no agent serves the socket.
@@ -146,9 +162,70 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/disconnect", nil)
 }
 
+// IssueCertificate asks the running agent to obtain (renew: replace) the
+// certificate of domain, passing its progress steps to progress as they
+// come. It waits for the outcome until ctx ends.
+func (c *Client) IssueCertificate(ctx context.Context, domain string, renew bool, progress func(string)) (certs.Info, error) {
+	q := url.Values{"domain": {domain}}
+	if renew {
+		q.Set("renew", "1")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent/certs/issue?"+q.Encode(), nil)
+	if err != nil {
+		return certs.Info{}, err
+	}
+	// No overall client timeout: an issuance streams for as long as it
+	// takes; ctx bounds it.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) || errors.Is(err, os.ErrNotExist) {
+			return certs.Info{}, ErrNotRunning
+		}
+		return certs.Info{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return certs.Info{}, fmt.Errorf("the running agent answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev IssueEvent
+		if err := dec.Decode(&ev); err != nil {
+			return certs.Info{}, fmt.Errorf("the running agent's answer ended early: %w", err)
+		}
+		if ev.Step != "" && progress != nil {
+			progress(ev.Step)
+		}
+		if !ev.Done {
+			continue
+		}
+		var info certs.Info
+		if ev.Info != nil {
+			info = *ev.Info
+		}
+		if ev.Error != "" {
+			return info, &RemoteError{Msg: ev.Error, Reason: ev.Reason}
+		}
+		return info, nil
+	}
+}
+
+// RemoteError is an error the running agent reported.
+type RemoteError struct {
+	Msg    string
+	Reason certs.Reason
+}
+
+func (e *RemoteError) Error() string { return e.Msg }
+
 // Agent is what a running agent offers over the socket.
 type Agent interface {
 	Status() Status
+	// IssueCertificate obtains (renew: replaces) the certificate of domain,
+	// reporting its steps to progress.
+	IssueCertificate(ctx context.Context, domain string, renew bool, progress certs.Progress) (certs.Info, error)
 	Reload(ctx context.Context) error
 	Disconnect(ctx context.Context) error
 	// Dial opens a stream to a private mapping's tunnel port through the
@@ -206,6 +283,39 @@ func Serve(ctx context.Context, path string, a Agent) error {
 		go pipe(conn, target, buf.Reader)
 	})
 	mux.HandleFunc("POST /disconnect", action(a.Disconnect))
+	mux.HandleFunc("POST /certs/issue", func(w http.ResponseWriter, r *http.Request) {
+		domain := r.URL.Query().Get("domain")
+		if domain == "" {
+			http.Error(w, "domain is required", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		rc := http.NewResponseController(w)
+		// Progress comes from the attempt's goroutine, which may outlive
+		// this request (a client that went away): after the last event,
+		// nothing more is written.
+		var mu sync.Mutex
+		done := false
+		enc := json.NewEncoder(w)
+		send := func(ev IssueEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			if done {
+				return
+			}
+			enc.Encode(ev)
+			rc.Flush()
+			done = ev.Done
+		}
+		info, err := a.IssueCertificate(r.Context(), domain, r.URL.Query().Get("renew") != "", func(step string) {
+			send(IssueEvent{Step: step})
+		})
+		ev := IssueEvent{Done: true, Info: &info}
+		if err != nil {
+			ev.Error, ev.Reason = err.Error(), certs.ReasonOf(err)
+		}
+		send(ev)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -6,6 +6,7 @@ package entries
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,9 +45,20 @@ func Normalize(e store.Entry, allowLAN bool) (store.Entry, error) {
 	case e.Scheme != proto.SchemeHTTPS:
 		e.Mode = ""
 	case e.Mode == "":
-		e.Mode = store.ModePassthrough
+		// The home's own certificate in front of a plain-HTTP service;
+		// callers that can, probe the target first (Probe).
+		e.Mode = store.ModeTerminate
 	case e.Mode != store.ModePassthrough && e.Mode != store.ModeTerminate:
 		return e, fmt.Errorf("mode %s is not passthrough (a local TLS service) or terminate (a local plain-HTTP service)", proto.Printable(e.Mode))
+	}
+	if e.DeployPath != "" {
+		switch {
+		case e.Scheme == proto.SchemeTCP:
+			return e, fmt.Errorf("a deploy path is for the certificate of an http or https name; tcp entries have none")
+		case !filepath.IsAbs(e.DeployPath) || strings.ContainsAny(e.DeployPath, "\x00\n"):
+			return e, fmt.Errorf("deploy path %s must be an absolute directory", proto.Printable(e.DeployPath))
+		}
+		e.DeployPath = filepath.Clean(e.DeployPath)
 	}
 	target, err := CheckTarget(e.Target, allowLAN)
 	if err != nil {

@@ -1,6 +1,11 @@
 package entries
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -17,7 +22,11 @@ func TestNormalize(t *testing.T) {
 		mode     string
 		contains string
 	}{
-		{"https default mode", store.Entry{Scheme: "https", Host: " App.Example.com", Target: "localhost:3000"}, false, true, "localhost:3000", "passthrough", ""},
+		{"https default mode", store.Entry{Scheme: "https", Host: " App.Example.com", Target: "localhost:3000"}, false, true, "localhost:3000", "terminate", ""},
+		{"passthrough", store.Entry{Scheme: "https", Host: "a.example.com", Target: "localhost:8443", Mode: "passthrough"}, false, true, "localhost:8443", "passthrough", ""},
+		{"deploy path", store.Entry{Scheme: "https", Host: "a.example.com", Target: "localhost:8443", DeployPath: "/etc/ssl/app/"}, false, true, "localhost:8443", "terminate", ""},
+		{"relative deploy path", store.Entry{Scheme: "https", Host: "a.example.com", Target: "localhost:8443", DeployPath: "ssl"}, false, false, "", "", "absolute"},
+		{"deploy path on tcp", store.Entry{Scheme: "tcp", PublicPort: 10001, Target: "localhost:22", DeployPath: "/x"}, false, false, "", "", "tcp entries"},
 		{"bare port target", store.Entry{Scheme: "http", Host: "a.example.com", Target: "8080"}, false, true, "localhost:8080", "", ""},
 		{"ipv6 loopback", store.Entry{Scheme: "tcp", PublicPort: 10001, Target: "[::1]:22"}, false, true, "[::1]:22", "", ""},
 		{"terminate", store.Entry{Scheme: "https", Host: "a.example.com", Target: "127.0.0.1:80", Mode: "terminate"}, false, true, "127.0.0.1:80", "terminate", ""},
@@ -51,5 +60,36 @@ func TestNormalize(t *testing.T) {
 	}
 	if e, _ := Normalize(store.Entry{Scheme: "https", Host: " App.Example.com", Target: "3000"}, false); e.Host != "app.example.com" {
 		t.Errorf("host not normalised: %q", e.Host)
+	}
+}
+
+func TestProbeTellsTLSFromPlainHTTP(t *testing.T) {
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	// A TLS service that refuses the handshake (client certificates
+	// required) still speaks TLS.
+	strict := httptest.NewUnstartedServer(http.NotFoundHandler())
+	strict.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert}
+	strict.StartTLS()
+	defer strict.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	tests := []struct {
+		name, target, mode string
+		err                bool
+	}{
+		{"plain http", plain.Listener.Addr().String(), store.ModeTerminate, false},
+		{"tls", tlsSrv.Listener.Addr().String(), store.ModePassthrough, false},
+		{"tls requiring client certs", strict.Listener.Addr().String(), store.ModePassthrough, false},
+		{"nothing listening", dead, store.ModeTerminate, true},
+	}
+	for _, tt := range tests {
+		mode, why, err := Probe(context.Background(), tt.target, "app.example.com")
+		if mode != tt.mode || (err != nil) != tt.err || err == nil && why == "" {
+			t.Errorf("%s: mode %q why %q err %v; want %q (error %v)", tt.name, mode, why, err, tt.mode, tt.err)
+		}
 	}
 }

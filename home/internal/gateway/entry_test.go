@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,21 +71,33 @@ func TestLANErrorIsRecognisable(t *testing.T) {
 	}
 }
 
-func TestHTTP11Only(t *testing.T) {
-	tests := []struct{ in, want []string }{
-		{nil, nil},
-		{[]string{"h2", "http/1.1"}, []string{"http/1.1"}},
-		{[]string{"h2"}, nil},
-		{[]string{"acme-tls/1", "h2"}, []string{"acme-tls/1", "http/1.1"}},
+// readClientHello must see the name and ALPN list of a real ClientHello and
+// hand back exactly the bytes it consumed, so that replaying them to the
+// real TLS server (or the local service) loses nothing.
+func TestReadClientHelloReplaysEverything(t *testing.T) {
+	for _, protos := range [][]string{nil, {"acme-tls/1"}, {"h2", "http/1.1"}} {
+		client, server := net.Pipe()
+		go func() {
+			tls.Client(client, &tls.Config{ServerName: "app.example.com", NextProtos: protos, InsecureSkipVerify: true}).Handshake()
+			client.Close()
+		}()
+		var sent bytes.Buffer
+		h, seen, err := readClientHello(io.TeeReader(server, &sent))
+		server.Close()
+		if err != nil {
+			t.Fatalf("%v: %v", protos, err)
+		}
+		if h.serverName != "app.example.com" || strings.Join(h.protos, ",") != strings.Join(protos, ",") {
+			t.Errorf("hello = %+v, want app.example.com %v", h, protos)
+		}
+		if h.acmeChallenge() != slices.Contains(protos, ACMETLSALPNProto) {
+			t.Errorf("%v: acmeChallenge() = %v", protos, h.acmeChallenge())
+		}
+		if !bytes.Equal(seen, sent.Bytes()) || len(seen) == 0 || seen[0] != tlsHandshakeRecord {
+			t.Errorf("%v: replay holds %d bytes, %d were read", protos, len(seen), sent.Len())
+		}
 	}
-	for _, tt := range tests {
-		in := &tls.Config{NextProtos: tt.in}
-		got := http11Only(in).NextProtos
-		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("http11Only(%v) = %v, want %v", tt.in, got, tt.want)
-		}
-		if len(tt.in) > 0 && in.NextProtos[0] != tt.in[0] {
-			t.Errorf("http11Only changed its argument: %v", in.NextProtos)
-		}
+	if _, _, err := readClientHello(strings.NewReader("GET / HTTP/1.1\r\n\r\n")); err == nil {
+		t.Error("plain HTTP parsed as a ClientHello")
 	}
 }

@@ -6,9 +6,18 @@
 // bytes to the local service (optionally passing a PROXY v2 header on),
 // http reverse-proxies to the local HTTP service with X-Forwarded-For and
 // X-Forwarded-Proto, https either passes the TLS bytes through to a local
-// TLS service or terminates TLS with the home's own certificate and
-// reverse-proxies plain HTTP. Targets other than this machine need
-// features.lan_forwarding.
+// TLS service or terminates TLS with the home's own certificate (HTTP/1.1
+// and HTTP/2) and reverse-proxies plain HTTP. Targets other than this
+// machine need features.lan_forwarding.
+//
+// The home answers ACME challenges itself, on the paths the cloud already
+// routes, so no temporary mapping is needed and local services keep their
+// ports: on an https port the gateway peeks at the ClientHello and serves a
+// TLS-ALPN-01 validation ("acme-tls/1") with the challenge certificate
+// (passthrough entries included; their other connections go through
+// untouched); plain HTTP arriving on an https port (the cloud's route for
+// /.well-known/acme-challenge/ on https-only hosts) gets only HTTP-01
+// answers and 404; http entries answer HTTP-01 before proxying (WrapHTTP).
 package gateway
 
 import (
@@ -16,10 +25,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -45,10 +54,16 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// DialTimeout bounds connecting to the local service.
 	DialTimeout time.Duration
-	// WrapHTTP, if set, wraps the reverse proxy of every http entry: the
-	// seam for answering ACME HTTP-01 challenges on the home itself (for
-	// example certmagic's HTTPChallengeHandler) before proxying the rest.
+	// WrapHTTP, if set, wraps the reverse proxy of every http entry, and
+	// the 404 handler of plain HTTP on https ports: the seam for answering
+	// ACME HTTP-01 challenges on the home itself (certs.Manager.HTTPHandler)
+	// before anything else.
 	WrapHTTP func(http.Handler) http.Handler
+	// ChallengeCert, if set, returns the TLS-ALPN-01 certificate of a
+	// challenge pending for serverName; ok is false when there is none
+	// (the connection is then served as the entry says: a passthrough
+	// entry's local service may run its own ACME client).
+	ChallengeCert func(serverName string) (cert *tls.Certificate, ok bool)
 	// Log receives events with the keys home, port, target and err.
 	Log *slog.Logger
 }
@@ -62,6 +77,7 @@ type Gateway struct {
 	transport *http.Transport
 	server    *http.Server
 	listener  *connListener
+	acmeOnly  http.Handler  // plain HTTP on https ports
 	served    chan struct{} // closed when the HTTP server has returned
 	buffers   sync.Pool     // *[]byte of copyBufferSize
 }
@@ -89,6 +105,7 @@ func New(o Options) *Gateway {
 		DisableCompression:    true, // pass the service's encoding through untouched
 	}
 	g.listener = newConnListener()
+	g.acmeOnly = g.acmeOnlyHandler()
 	g.server = &http.Server{
 		Handler:           http.HandlerFunc(g.serveRequest),
 		ConnContext:       connContext,
@@ -114,8 +131,9 @@ func (g *Gateway) Close() error {
 // route is a validated entry, ready to serve.
 type route struct {
 	Entry
-	tls     *tls.Config  // TLS with HTTP/1.1 as the only HTTP protocol
+	tls     *tls.Config  // terminated https
 	handler http.Handler // http and terminated https: the reverse proxy, maybe wrapped
+	plain   *route       // https: plain HTTP on this port, ACME challenges only
 }
 
 // Handler validates e and returns the function that serves the connections
@@ -133,21 +151,12 @@ func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), er
 		r.handler = g.o.WrapHTTP(r.handler)
 	}
 	if e.TLS != nil {
-		r.tls = http11Only(e.TLS)
+		r.tls = e.TLS.Clone()
+	}
+	if e.Kind == HTTPS {
+		r.plain = &route{Entry: e, handler: g.acmeOnly}
 	}
 	return func(ctx context.Context, conn net.Conn) { g.serve(ctx, conn, r) }, nil
-}
-
-// http11Only clones c without "h2" in its ALPN list: the gateway's HTTP
-// server speaks HTTP/1.1 to clients of terminated https entries. Other
-// protocols (acme-tls/1 for TLS-ALPN-01) stay.
-func http11Only(c *tls.Config) *tls.Config {
-	c = c.Clone()
-	c.NextProtos = slices.DeleteFunc(slices.Clone(c.NextProtos), func(p string) bool { return p == "h2" })
-	if len(c.NextProtos) > 0 && !slices.Contains(c.NextProtos, "http/1.1") {
-		c.NextProtos = append(c.NextProtos, "http/1.1")
-	}
-	return c
 }
 
 // serve reads the PROXY header and dispatches by kind.
@@ -158,6 +167,26 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 	if err != nil {
 		log.Info("gateway: connection refused", "err", err)
 		return
+	}
+	if r.Kind == HTTPS && !r.Private {
+		h, plain, err := g.sniff(ctx, c)
+		switch {
+		case err != nil:
+			log.Info("gateway: connection dropped", "err", err)
+			return
+		case plain:
+			g.serveHTTP(ctx, c, r.plain)
+			return
+		case h.acmeChallenge() && g.o.ChallengeCert != nil:
+			if cert, ok := g.o.ChallengeCert(h.serverName); ok {
+				if err := g.serveChallenge(ctx, c, h.serverName, cert); err != nil {
+					log.Info("gateway: TLS-ALPN-01 challenge not answered", "domain", h.serverName, "err", err)
+					return
+				}
+				log.Debug("gateway: TLS-ALPN-01 challenge answered", "domain", h.serverName)
+				return
+			}
+		}
 	}
 	switch {
 	case r.Kind == HTTP:
@@ -174,7 +203,8 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 // internet client's address.
 type proxiedConn struct {
 	net.Conn
-	r      *bufio.Reader
+	br     *bufio.Reader // the connection's buffer, for peeking
+	r      io.Reader     // what Read returns: br, after replayed bytes
 	remote net.Addr
 }
 
@@ -195,7 +225,7 @@ func (c *proxiedConn) CloseWrite() error {
 func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool) (*proxiedConn, *proxyproto.Header, error) {
 	br := bufio.NewReader(conn)
 	if private {
-		return &proxiedConn{Conn: conn, r: br, remote: conn.RemoteAddr()}, nil, nil
+		return &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr()}, nil, nil
 	}
 	// Forwarded channels have no deadlines: closing the connection is what
 	// interrupts a read that waits too long.
@@ -213,7 +243,7 @@ func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool) (
 	if hdr.Command.IsProxy() && hdr.SourceAddr != nil {
 		remote = hdr.SourceAddr
 	}
-	return &proxiedConn{Conn: conn, r: br, remote: remote}, hdr, nil
+	return &proxiedConn{Conn: conn, br: br, r: br, remote: remote}, hdr, nil
 }
 
 // servePipe connects to the target and copies both ways.

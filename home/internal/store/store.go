@@ -36,6 +36,10 @@ type Entry struct {
 	Mode          string `gorm:"size:16;not null;default:''" json:"mode,omitempty"`
 	ProxyProtocol bool   `gorm:"not null;default:false" json:"proxy_protocol,omitempty"`
 	Enabled       bool   `gorm:"not null;default:true" json:"enabled"`
+	// DeployPath, for http and https entries, receives fullchain.pem and
+	// privkey.pem after every issuance of the name's certificate (for a
+	// local TLS service behind a passthrough entry, say).
+	DeployPath string `gorm:"size:1024;not null;default:''" json:"deploy_path,omitempty"`
 	// Set by a sync with the cloud.
 	MappingID  uint64    `gorm:"not null;default:0" json:"mapping_id,omitempty"`
 	TunnelPort int       `gorm:"not null;default:0" json:"tunnel_port,omitempty"`

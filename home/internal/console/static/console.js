@@ -18,5 +18,17 @@
       var err = document.querySelector('[data-entry-error="' + f.entry + '"]');
       if (err) err.textContent = f.error && f.error !== "closed" ? f.error : "";
     });
+    (st.certificates || []).forEach(function (c) {
+      ["data-cert-state", "data-entry-cert"].forEach(function (attr) {
+        var el = document.querySelector("[" + attr + '="' + c.domain + '"]');
+        if (!el) return;
+        el.textContent = c.summary;
+        el.className = "state " + c.state;
+      });
+      var ch = document.querySelector('[data-cert-challenge="' + c.domain + '"]');
+      if (ch) ch.textContent = c.challenge || "";
+      var rn = document.querySelector('[data-cert-renews="' + c.domain + '"]');
+      if (rn) rn.textContent = c.managed && c.renew_at ? c.renew_at.slice(0, 16).replace("T", " ") + " UTC" : "";
+    });
   };
 })();
