@@ -29,6 +29,6 @@ gobin="$(go env GOBIN)"
 for tool in pebble pebble-challtestsrv; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "$gobin/$tool" ]; then
 		echo "installing: $tool (go install)"
-		go install "github.com/letsencrypt/pebble/v2/cmd/$tool@latest"
+		go install "github.com/letsencrypt/pebble/v2/cmd/$tool@v2.10.1"
 	fi
 done

@@ -45,10 +45,11 @@ func TestMain(m *testing.M) {
 type user struct {
 	t        *testing.T
 	profiles string
+	consoles map[string]int // profile -> pid of its running console
 }
 
 func newUser(t *testing.T) *user {
-	return &user{t: t, profiles: t.TempDir()}
+	return &user{t: t, profiles: t.TempDir(), consoles: map[string]int{}}
 }
 
 // run runs `home args...` and returns its combined output and error.
@@ -96,6 +97,9 @@ func (u *user) console(profile string) (addr string, stop func()) {
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		u.t.Fatal(err)
+	}
+	if u.consoles != nil {
+		u.consoles[profile] = cmd.Process.Pid
 	}
 	stopped := false
 	stop = func() {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,7 +26,7 @@ func TestStoppedHomeRecoversByItself(t *testing.T) {
 	u.console(profile)
 	u.waitUp(profile, 1)
 
-	pid := consolePid(t, profile)
+	pid := u.consoles[profile]
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -52,22 +50,4 @@ func TestStoppedHomeRecoversByItself(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// consolePid finds the console process of a profile.
-func consolePid(t *testing.T, profile string) int {
-	t.Helper()
-	out, err := exec.Command("pgrep", "-f", "--", "--config "+profile+" console").Output()
-	if err != nil {
-		t.Fatalf("pgrep: %v", err)
-	}
-	m := regexp.MustCompile(`\d+`).FindString(string(out))
-	var pid int
-	for _, ch := range m {
-		pid = pid*10 + int(ch-'0')
-	}
-	if pid == 0 {
-		t.Fatal("console process not found")
-	}
-	return pid
 }
