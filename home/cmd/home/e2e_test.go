@@ -247,6 +247,13 @@ func TestTwoProfilesAgainstTwoClouds(t *testing.T) {
 	register(u2, c1, c1.CreateUser(t, "bob").Token, filepath.Join(u2.profiles, "a"))
 	register(u2, c2, c2.CreateUser(t, "bob").Token, filepath.Join(u2.profiles, "b"))
 	u2.fails("several profiles exist", "status")
+	// Side by side, each profile gets its own console port.
+	a, _ := os.ReadFile(filepath.Join(u2.profiles, "a", "config.yaml"))
+	b, _ := os.ReadFile(filepath.Join(u2.profiles, "b", "config.yaml"))
+	listen := regexp.MustCompile(`listen: (\S+)`)
+	if la, lb := listen.FindSubmatch(a), listen.FindSubmatch(b); la == nil || lb == nil || string(la[1]) == string(lb[1]) {
+		t.Errorf("two profiles share a console address: %q / %q", la, lb)
+	}
 }
 
 func TestBadInputsChangeNothing(t *testing.T) {

@@ -97,6 +97,9 @@ func DefaultName(cloudURL string) string {
 	if err == nil && u.Hostname() != "" {
 		name = u.Hostname()
 	}
+	if strings.Contains(name, ":") {
+		name = "ipv6-" + name // an IPv6 literal: keep it recognisable once the colons go
+	}
 	name = strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(name), "-"), "-.")
 	if name == "" {
 		name = "cloud"
@@ -266,6 +269,7 @@ func writeProfile(ctx context.Context, staging, final string, o RegisterOptions,
 			SSH: config.SSH{Host: h.SSH.Host, Port: h.SSH.Port, User: h.SSH.User, HostKey: h.SSH.HostKey}},
 	}
 	c.Defaults()
+	c.Console.Listen = freeConsoleAddr(filepath.Dir(final))
 	p := &config.Profile{Dir: staging, Config: c}
 	if err := p.Save(); err != nil {
 		return nil, fmt.Errorf("the cloud's answer does not make a valid profile: %w", err)
@@ -278,4 +282,23 @@ func writeProfile(ctx context.Context, staging, final string, o RegisterOptions,
 		return nil, err
 	}
 	return p, db.Close()
+}
+
+// freeConsoleAddr gives a new profile the first console address from
+// 127.0.0.1:8001 up that no profile beside it (in base) uses, so several
+// profiles run side by side without choosing ports by hand.
+func freeConsoleAddr(base string) string {
+	used := map[string]bool{}
+	entries, _ := os.ReadDir(base)
+	for _, e := range entries {
+		if p, err := config.Load(filepath.Join(base, e.Name())); err == nil {
+			used[p.Console.Listen] = true
+		}
+	}
+	for port := 8001; ; port++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if !used[addr] {
+			return addr
+		}
+	}
 }
