@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"homeport.dev/proto/testnet"
 
 	"golang.org/x/crypto/ssh"
 	"homeport.dev/cloud/internal/cloudtest"
@@ -32,27 +35,15 @@ func sshCmd(c *cloudtest.Cloud, keyPath, user string, args ...string) *exec.Cmd 
 // echoServer listens on loopback and answers every line with "echo: line".
 func echoServer(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "echo: %s\n", sc.Text())
-				}
-			}()
+	addr := testnet.Serve(t, testnet.Listen(t), func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(c, "echo: %s\n", sc.Text())
 		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	})
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // roundTrip sends one line to 127.0.0.1:port and returns the answer.

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"homeport.dev/proto/testnet"
+
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"homeport.dev/home/internal/gateway"
@@ -98,56 +100,30 @@ func tlsService(t *testing.T, cert tls.Certificate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err == nil {
-					io.WriteString(c, "tls "+line)
-				}
-			}()
+	return testnet.Serve(t, ln, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil {
+			io.WriteString(c, "tls "+line)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // proxyAwareService is a local TCP service that expects a PROXY v2 header
 // and answers with the client address it names.
 func proxyAwareService(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				hdr, err := proxyproto.Read(br)
-				if err != nil {
-					io.WriteString(c, "no PROXY header: "+err.Error()+"\n")
-					return
-				}
-				line, _ := br.ReadString('\n')
-				fmt.Fprintf(c, "from %s to %s: %s", hdr.SourceAddr, hdr.DestinationAddr, line)
-			}()
+	return testnet.Serve(t, testnet.Listen(t), func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		hdr, err := proxyproto.Read(br)
+		if err != nil {
+			io.WriteString(c, "no PROXY header: "+err.Error()+"\n")
+			return
 		}
-	}()
-	return ln.Addr().String()
+		line, _ := br.ReadString('\n')
+		fmt.Fprintf(c, "from %s to %s: %s", hdr.SourceAddr, hdr.DestinationAddr, line)
+	})
 }
 
 func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"homeport.dev/proto/testnet"
+
 	"homeport.dev/home/internal/gateway"
 	"homeport.dev/home/internal/hometest"
 	"homeport.dev/home/internal/tunnel"
@@ -103,33 +105,18 @@ func describe(st tunnel.Status) string {
 // the line.
 func echoServer(t testing.TB, name string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return testnet.Serve(t, testnet.Listen(t), func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, name+": "+line); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := io.WriteString(c, name+": "+line); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // tcpHandler is the gateway handler of a tcp entry to target.
