@@ -132,13 +132,34 @@ func Start(t testing.TB, o Options) *Cloud {
 		o.Slots = 4
 	}
 	c := &Cloud{
-		Dir:         t.TempDir(),
-		bin:         cloudBinary(t),
-		logPath:     filepath.Join(t.TempDir(), "cloud.log"),
-		client:      &http.Client{Timeout: 10 * time.Second},
-		TCPPorts:    FreeRange(t, o.Slots*2, 1),
-		TunnelPorts: FreeRange(t, o.Slots*16, 16),
+		Dir:     t.TempDir(),
+		bin:     cloudBinary(t),
+		logPath: filepath.Join(t.TempDir(), "cloud.log"),
+		client:  &http.Client{Timeout: 10 * time.Second},
 	}
+	t.Cleanup(func() {
+		c.stop(t)
+		if t.Failed() {
+			t.Logf("cloud log (%s):\n%s", c.logPath, c.logTail(60))
+		}
+	})
+	// Ports are picked free, but another test process may take one before
+	// the cloud binds it: then the cloud exits at once, and new ports are
+	// picked (a bounded number of times).
+	for attempt := 1; ; attempt++ {
+		c.pickPorts(t, o)
+		os.Remove(c.logPath) // a fresh log, so only this attempt's errors count
+		if c.start(t, attempt < 4) {
+			return c
+		}
+		t.Logf("a port was taken before the cloud bound it; retrying with new ports")
+	}
+}
+
+// pickPorts chooses free ports and builds the command line.
+func (c *Cloud) pickPorts(t testing.TB, o Options) {
+	c.TCPPorts = FreeRange(t, o.Slots*2, 1)
+	c.TunnelPorts = FreeRange(t, o.Slots*16, 16)
 	api := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	c.APIURL = "http://" + api
 	c.SSHAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
@@ -150,19 +171,12 @@ func Start(t testing.TB, o Options) *Cloud {
 		"--tunnel-port-base", strconv.Itoa(c.TunnelPorts.First), "--home-slots", strconv.Itoa(o.Slots),
 		"--homes-per-user", "2", "--public-host", "127.0.0.1", "--haproxy", "managed", "--shape-dev", "off",
 		"--auth-rate", "1000"}, o.Args...)
-	t.Cleanup(func() {
-		c.stop(t)
-		if t.Failed() {
-			t.Logf("cloud log (%s):\n%s", c.logPath, c.logTail(60))
-		}
-	})
-	c.start(t)
-	return c
 }
 
 // start launches `cloud serve` and waits for its "cloud ready:" line and
-// then for /readyz (HAProxy answering with the routes).
-func (c *Cloud) start(t testing.TB) {
+// then for /readyz (HAProxy answering with the routes). When the cloud exits
+// at once because a port is in use and retry is set, it returns false.
+func (c *Cloud) start(t testing.TB, retry bool) bool {
 	t.Helper()
 	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -207,6 +221,9 @@ func (c *Cloud) start(t testing.TB) {
 	select {
 	case <-ready:
 	case <-p.exited:
+		if retry && strings.Contains(c.logTail(30), "address already in use") {
+			return false
+		}
 		t.Fatalf("cloud serve exited before it was ready (%v):\n%s", cmd.ProcessState, c.logTail(30))
 	case <-timeout.C:
 		t.Fatalf("cloud serve not ready within 30s:\n%s", c.logTail(30))
@@ -215,6 +232,7 @@ func (c *Cloud) start(t testing.TB) {
 		t.Fatalf("cloud never became ready: %v\n%s", err, c.logTail(30))
 	}
 	p.haproxy = childPid(cmd.Process.Pid, "haproxy")
+	return true
 }
 
 // waitReadyz polls /readyz, which checks that HAProxy holds the routes.
@@ -265,7 +283,7 @@ func (c *Cloud) Restart(t testing.TB) {
 	if running {
 		t.Fatal("hometest: Restart: the cloud is still running; Kill it first")
 	}
-	c.start(t)
+	c.start(t, false)
 }
 
 // stop ends the cloud gracefully (SIGTERM), escalating to SIGKILL.
