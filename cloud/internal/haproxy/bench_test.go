@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -137,25 +135,11 @@ func bulkEntries(n int, tunnels PortRange) []Entry {
 // workerRSS returns VmRSS in KiB of the worker answering the admin socket.
 func workerRSS(b *testing.B, e *testEnv) int64 {
 	b.Helper()
-	info, err := e.client.Info(context.Background())
+	kb, err := e.client.WorkerRSS(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb
-		}
-	}
-	b.Fatal("no VmRSS in /proc status")
-	return 0
+	return kb
 }
 
 // tryGet sends one request for host on a fresh connection and returns the status.

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -164,21 +161,11 @@ func seed(b *testing.B, c *cloudtest.Cloud, homes, perHome int) {
 
 func workerRSS(b *testing.B, c *cloudtest.Cloud) int64 {
 	b.Helper()
-	info, err := (&haproxy.Client{SocketPath: c.App.Config.HAProxySocketPath()}).Info(context.Background())
+	kb, err := (&haproxy.Client{SocketPath: c.App.Config.HAProxySocketPath()}).WorkerRSS(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb
-		}
-	}
-	return 0
+	return kb
 }
 
 func httpOK(b *testing.B, port int) {
