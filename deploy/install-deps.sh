@@ -11,6 +11,7 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # web UI browser tests
+command -v patch >/dev/null 2>&1 || need+=(patch)       # third_party/xcrypto.sh --check
 
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""

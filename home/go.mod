@@ -35,3 +35,6 @@ require (
 )
 
 replace homeport.dev/proto => ../proto
+
+// Pooled receive buffers in x/crypto/ssh: see third_party/README.md.
+replace golang.org/x/crypto => ../third_party/golang.org/x/crypto

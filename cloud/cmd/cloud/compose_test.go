@@ -75,3 +75,31 @@ func TestComposeMatchesTheBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerfilesCopyEveryReplacedModule: each image builds its module from
+// a copy of the repository that must hold every directory its go.mod
+// replaces a module with (proto, the patched x/crypto), or `docker build`
+// fails far from here.
+func TestDockerfilesCopyEveryReplacedModule(t *testing.T) {
+	replace := regexp.MustCompile(`(?m)^replace \S+ => \.\./(\S+)$`)
+	for _, mod := range []string{"cloud", "home"} {
+		gomod, err := os.ReadFile(filepath.Join("../../..", mod, "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docker, err := os.ReadFile(filepath.Join("../../../deploy", "Dockerfile."+mod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs := replace.FindAllStringSubmatch(string(gomod), -1)
+		if len(dirs) == 0 {
+			t.Fatalf("%s/go.mod: no replace directive found", mod)
+		}
+		for _, m := range dirs {
+			top := strings.SplitN(m[1], "/", 2)[0]
+			if !strings.Contains(string(docker), "\nCOPY "+top+"/ "+top+"/\n") {
+				t.Errorf("deploy/Dockerfile.%s does not COPY %s/, which %s/go.mod replaces a module with", mod, top, mod)
+			}
+		}
+	}
+}

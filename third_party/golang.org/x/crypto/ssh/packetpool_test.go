@@ -1,0 +1,140 @@
+// Copyright 2026 The homeport Authors. All rights reserved.
+// Use of this source code is governed by a BSD-style
+// license that can be found in the LICENSE file.
+
+package ssh
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// TestBufferReleasesReadPackets: a packet queued with writePacket is
+// released once its data is read, not before, and reads see every byte.
+func TestBufferReleasesReadPackets(t *testing.T) {
+	b := newBuffer()
+	packet := packetBuffer(msgChannelData, dataPacketSize)
+	for i := range packet {
+		packet[i] = byte(i)
+	}
+	want := bytes.Clone(packet[9:])
+	b.writePacket(packet[9:], packet)
+	queued := b.tail
+	got := make([]byte, 0, len(want))
+	chunk := make([]byte, 1000)
+	for len(got) < len(want) {
+		if queued.packet == nil {
+			t.Fatalf("packet released after %d of %d bytes", len(got), len(want))
+		}
+		n, err := b.Read(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, chunk[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("read data differs from the data written")
+	}
+	b.eof()
+	if _, err := b.Read(chunk); err != io.EOF {
+		t.Fatalf("read after eof: %v, want EOF", err)
+	}
+	if queued.packet != nil {
+		t.Fatal("packet still held after all of its data was read")
+	}
+}
+
+// TestPooledChannelDataIntact moves random data over several channels of one
+// connection at once, written and read in random sizes, so that pooled
+// packet buffers are reused many times while other channels still hold
+// theirs; every channel must receive exactly what was sent.
+func TestPooledChannelDataIntact(t *testing.T) {
+	client, server, err := sshPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	defer server.Close()
+
+	const channels, size = 4, 4 << 20
+	sums := make(chan [sha256.Size]byte, channels)
+	var wg sync.WaitGroup
+	go func() {
+		for range channels {
+			newCh, err := server.Accept()
+			if err != nil {
+				return
+			}
+			ch, reqs, err := newCh.Accept()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			go DiscardRequests(reqs)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer ch.Close()
+				h := sha256.New()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := ch.Read(buf[:1+rand.IntN(len(buf))])
+					h.Write(buf[:n])
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				sums <- [sha256.Size]byte(h.Sum(nil))
+			}()
+		}
+	}()
+
+	want := map[[sha256.Size]byte]int{}
+	var mu sync.Mutex
+	var writers sync.WaitGroup
+	for i := range channels {
+		data := make([]byte, size)
+		r := rand.New(rand.NewPCG(uint64(i), 1))
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		mu.Lock()
+		want[sha256.Sum256(data)]++
+		mu.Unlock()
+		ch, reqs, err := client.OpenChannel("data", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go DiscardRequests(reqs)
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for rest := data; len(rest) > 0; {
+				n := min(len(rest), 1+rand.IntN(100<<10))
+				if _, err := ch.Write(rest[:n]); err != nil {
+					t.Error(err)
+					return
+				}
+				rest = rest[n:]
+			}
+			ch.CloseWrite()
+		}()
+	}
+	writers.Wait()
+	for range channels {
+		sum := <-sums
+		if want[sum] == 0 {
+			t.Fatal("a channel received data that was not sent on any channel")
+		}
+		want[sum]--
+	}
+	wg.Wait()
+}
