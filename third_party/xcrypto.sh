@@ -7,6 +7,7 @@
 #
 #	third_party/xcrypto.sh           rewrite the copy
 #	third_party/xcrypto.sh --check   exit 1 if the committed copy differs
+#	third_party/xcrypto.sh --diff    rewrite the patch from the edited copy
 set -eu
 VERSION=v0.58.0
 # The packages the modules import (go list -deps -test ./... in each), and
@@ -36,6 +37,17 @@ for p in $PACKAGES; do
 	done
 done
 chmod -R u+w "$out"
+
+if [ "${1:-}" = --diff ]; then
+	mkdir "$out.d"
+	trap 'rm -rf "$out" "$out.d"' EXIT
+	mv "$out" "$out.d/a"
+	cp -r "$dest" "$out.d/b"
+	# diff exits 1 when the trees differ, which is the point here.
+	(cd "$out.d" && diff -ruN a b | sed -E 's/^(---|\+\+\+) ([^\t]*)\t.*/\1 \2/' >"$here/xcrypto-ssh.patch") || true
+	echo "third_party/xcrypto-ssh.patch: $(grep -c '' "$here/xcrypto-ssh.patch") lines"
+	exit 0
+fi
 (cd "$out" && patch -s -p1 <"$here/xcrypto-ssh.patch")
 
 if [ "${1:-}" = --check ]; then
