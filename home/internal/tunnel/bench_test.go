@@ -46,8 +46,8 @@ const (
 //   - direct: the client connects to the local service (the baseline);
 //   - openssh: `ssh -N -R` with aes128-gcm@openssh.com, behind the same
 //     cloud and HAProxy (what users of a plain SSH tunnel have today);
-//   - homeport: the supervisor and gateway, and again without the batched
-//     I/O under the SSH transport (before/after).
+//   - homeport: the supervisor and gateway, and again with proto/batchconn
+//     under the SSH transport (the comparison that keeps it out).
 //
 // Each tunnel client runs in its own process (OpenSSH's ssh; this test
 // binary re-executed as the home agent), so that its CPU time per GB can be
@@ -75,20 +75,20 @@ func BenchmarkDataPath(b *testing.B) {
 		sshPid, stopSSH := startOpenSSH(b, ossh, osMap.TunnelPort, withHeader)
 		results["openssh"] = measure(b, "openssh", public(osMap.PublicPort), sshPid)
 		stopSSH()
-		for _, unbuffered := range []bool{false, true} {
+		for _, batched := range []bool{false, true} {
 			name := "homeport"
-			if unbuffered {
-				name = "homeport-unbuffered"
+			if batched {
+				name = "homeport-batchconn"
 			}
 			pid, stop := startBenchHome(b, benchHomeConfig{
 				Slug: hp.Slug, Addr: hp.SSHAddr(), KeyPath: hp.KeyPath, HostKey: hp.SSH.HostKey,
-				TunnelPort: hpMap.TunnelPort, Target: plain, Unbuffered: unbuffered,
+				TunnelPort: hpMap.TunnelPort, Target: plain, Batched: batched,
 			})
 			results[name] = measure(b, name, public(hpMap.PublicPort), pid)
 			stop()
 		}
 	}
-	report(results, []string{"direct", "openssh", "homeport", "homeport-unbuffered"})
+	report(results, []string{"direct", "openssh", "homeport", "homeport-batchconn"})
 	hpRes, osRes := results["homeport"], results["openssh"]
 	b.ReportMetric(hpRes.single, "homeport-MB/s")
 	b.ReportMetric(hpRes.single/osRes.single, "homeport/openssh-throughput")
@@ -519,7 +519,7 @@ const benchHomeEnv = "HOMEPORT_BENCH_HOME"
 type benchHomeConfig struct {
 	Slug, Addr, KeyPath, HostKey, Target string
 	TunnelPort                           int
-	Unbuffered                           bool
+	Batched                              bool
 }
 
 func startBenchHome(b *testing.B, cfg benchHomeConfig) (int, func()) {
@@ -554,7 +554,7 @@ func runBenchHome(spec string) int {
 	if err != nil {
 		return fail(err)
 	}
-	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && !cfg.Unbuffered {
+	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && !cfg.Batched {
 		// Profiling the home agent: go tool pprof -top PATH.
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
@@ -568,8 +568,8 @@ func runBenchHome(spec string) int {
 		return fail(err)
 	}
 	tc := tunnel.Config{Home: cfg.Slug, Addr: cfg.Addr, Signer: signer, HostKey: hostKey, Log: testLog()}
-	if cfg.Unbuffered {
-		tc = tunnel.Unbuffered(tc)
+	if cfg.Batched {
+		tc = tunnel.Batched(tc)
 	}
 	s, err := tunnel.New(tc)
 	if err != nil {

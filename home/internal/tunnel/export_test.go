@@ -1,8 +1,8 @@
 package tunnel
 
-// Unbuffered returns c with the bare TCP connection under the SSH
-// transport, so the benchmark can show what the batching buys.
-func Unbuffered(c Config) Config {
-	c.unbuffered = true
+// Batched returns c with proto/batchconn under the SSH transport, so the
+// benchmark can compare it with the bare connection the supervisor uses.
+func Batched(c Config) Config {
+	c.batched = true
 	return c
 }

@@ -308,7 +308,7 @@ func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, error) {
 		return nil, fmt.Errorf("dial the cloud's SSH endpoint %s: %w", s.cfg.Addr, err)
 	}
 	var conn net.Conn = raw
-	if !s.cfg.unbuffered {
+	if s.cfg.batched {
 		conn = batchconn.New(raw)
 	}
 	// The handshake has no context of its own: closing the connection
