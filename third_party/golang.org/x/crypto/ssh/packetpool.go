@@ -22,10 +22,17 @@ var dataPackets = sync.Pool{New: func() any {
 	return &b
 }}
 
+// minPooledPacket is the smallest packet given a pooled buffer: the channel
+// window limits the bytes a peer may have waiting, not the packets, so
+// pooling small packets would let a peer pin a whole buffer per byte sent.
+// Above half the buffer, memory held is at most twice the data.
+const minPooledPacket = dataPacketSize / 2
+
 // packetBuffer returns a buffer of n bytes for a received packet whose
-// message type is msgType: pooled for channel data, allocated otherwise.
+// message type is msgType: pooled for large channel data packets,
+// allocated otherwise.
 func packetBuffer(msgType byte, n int) []byte {
-	if msgType == msgChannelData && n <= dataPacketSize {
+	if msgType == msgChannelData && n >= minPooledPacket && n <= dataPacketSize {
 		return (*dataPackets.Get().(*[]byte))[:n]
 	}
 	return make([]byte, n)

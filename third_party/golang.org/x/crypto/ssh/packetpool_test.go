@@ -48,6 +48,19 @@ func TestBufferReleasesReadPackets(t *testing.T) {
 	}
 }
 
+// TestSmallPacketsAreNotPooled: a peer sending many tiny data packets must
+// not pin a pooled 32 KiB buffer with each.
+func TestSmallPacketsAreNotPooled(t *testing.T) {
+	for _, n := range []int{10, minPooledPacket - 1} {
+		if got := cap(packetBuffer(msgChannelData, n)); got != n {
+			t.Errorf("buffer for a %d-byte data packet has capacity %d, want %d", n, got, n)
+		}
+	}
+	if got := cap(packetBuffer(msgChannelData, dataPacketSize)); got != dataPacketSize {
+		t.Errorf("buffer for a full data packet has capacity %d, want the pool's %d", got, dataPacketSize)
+	}
+}
+
 // TestPooledChannelDataIntact moves random data over several channels of one
 // connection at once, written and read in random sizes, so that pooled
 // packet buffers are reused many times while other channels still hold
