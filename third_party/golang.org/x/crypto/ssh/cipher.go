@@ -307,6 +307,10 @@ type gcmCipher struct {
 	prefix [4]byte
 	iv     []byte
 	buf    []byte
+	// handedOff tells that the last packet read is channel data in a
+	// pooled buffer of its own, which the transport passes on uncopied
+	// (homeport patch, packetpool.go).
+	handedOff bool
 }
 
 func newGCMCipher(key, iv, unusedMacKey []byte, unusedAlgs DirectionAlgorithms) (packetCipher, error) {
@@ -380,17 +384,24 @@ func (c *gcmCipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error)
 		return nil, errors.New("ssh: max packet length exceeded")
 	}
 
-	if cap(c.buf) < int(length+gcmTagSize) {
-		c.buf = make([]byte, length+gcmTagSize)
+	c.handedOff = false
+	size := int(length + gcmTagSize)
+	var buf []byte
+	pooled := size >= minPooledPacket && size <= maxPooledSize
+	if pooled {
+		buf = pooledBuffer(size)
 	} else {
-		c.buf = c.buf[:length+gcmTagSize]
+		if cap(c.buf) < size {
+			c.buf = make([]byte, size)
+		}
+		buf = c.buf[:size]
 	}
 
-	if _, err := io.ReadFull(r, c.buf); err != nil {
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
 
-	plain, err := c.aead.Open(c.buf[:0], c.iv, c.buf, c.prefix[:])
+	plain, err := c.aead.Open(buf[:0], c.iv, buf, c.prefix[:])
 	if err != nil {
 		return nil, err
 	}
@@ -411,6 +422,9 @@ func (c *gcmCipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error)
 		return nil, fmt.Errorf("ssh: padding %d too large", padding)
 	}
 	plain = plain[1 : length-uint32(padding)]
+	// A pooled buffer holding anything but channel data is left to the
+	// garbage collector after the transport's copy.
+	c.handedOff = pooled && plain[0] == msgChannelData
 	return plain, nil
 }
 

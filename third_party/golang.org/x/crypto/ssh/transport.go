@@ -138,6 +138,7 @@ func (t *transport) readPacket() (p []byte, err error) {
 }
 
 func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, error) {
+	gcm, _ := s.packetCipher.(*gcmCipher) // the cipher reading this packet
 	packet, err := s.packetCipher.readCipherPacket(s.seqNum, r)
 	s.seqNum++
 	if err == nil && len(packet) == 0 {
@@ -169,6 +170,10 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 			}
 			return nil, &msg
 		}
+	}
+
+	if gcm != nil && gcm.handedOff {
+		return packet, err // channel data in a pooled buffer of its own
 	}
 
 	// The packet may point to an internal buffer, so copy the
