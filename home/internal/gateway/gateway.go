@@ -211,6 +211,11 @@ type proxiedConn struct {
 func (c *proxiedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *proxiedConn) RemoteAddr() net.Addr       { return c.remote }
 
+// WriteTo copies the connection's data to w: what the header's buffer still
+// holds, then the connection's own WriteTo (bufio.Reader.WriteTo uses it),
+// which for a tunnel channel hands over the received packets uncopied.
+func (c *proxiedConn) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, c.r) }
+
 // CloseWrite half-closes, when the underlying connection can.
 func (c *proxiedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

@@ -32,12 +32,18 @@ func (g *Gateway) pipe(ctx context.Context, a, b net.Conn) {
 	b.Close()
 }
 
-// copyHalf copies src to dst through a pooled buffer, then half-closes dst.
-// Wrapping hides ReaderFrom/WriterTo, which would fall back to 32 KiB.
+// copyHalf copies src to dst, then half-closes dst. Data from the tunnel
+// (a proxiedConn) goes out as received, without a copy (proxiedConn.WriteTo);
+// the rest through a pooled buffer, wrapped to hide ReaderFrom/WriterTo,
+// which would fall back to 32 KiB.
 func (g *Gateway) copyHalf(dst, src net.Conn) {
-	buf := g.buffers.Get().(*[]byte)
-	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
-	g.buffers.Put(buf)
+	if p, ok := src.(*proxiedConn); ok {
+		p.WriteTo(dst)
+	} else {
+		buf := g.buffers.Get().(*[]byte)
+		io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
+		g.buffers.Put(buf)
+	}
 	closeWrite(dst)
 }
 

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -24,6 +25,16 @@ type channelConn struct {
 
 func (c *channelConn) LocalAddr() net.Addr  { return c.local }
 func (c *channelConn) RemoteAddr() net.Addr { return c.remote }
+
+// WriteTo hands the channel's received data to w as the SSH library
+// received it, without copying it into a buffer first (io.Copy uses it; the
+// library's channels implement io.WriterTo, see third_party/README.md).
+func (c *channelConn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Channel.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.Channel})
+}
 
 func (c *channelConn) SetDeadline(time.Time) error      { return ErrNoDeadline }
 func (c *channelConn) SetReadDeadline(time.Time) error  { return ErrNoDeadline }

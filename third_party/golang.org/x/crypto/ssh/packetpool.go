@@ -4,7 +4,11 @@
 
 package ssh
 
-import "sync"
+import (
+	"io"
+	"net"
+	"sync"
+)
 
 // Homeport patch (third_party/README.md): large channel data packets are
 // received into pooled buffers, which the channel's buffer gives back once
@@ -67,4 +71,82 @@ func releasePacket(p []byte) {
 	}
 	p = p[:cap(p)]
 	pooledBuffers.Put(&p)
+}
+
+// maxWriteToPackets bounds the packets channel.WriteTo hands to one write.
+const maxWriteToPackets = 8
+
+// take waits for received data and moves up to max queued parts out of the
+// buffer: their unread bytes, and their packets, which the caller releases
+// once it no longer refers to the bytes. It returns io.EOF once the buffer
+// is closed and empty.
+func (b *buffer) take(data net.Buffers, packets [][]byte, max int) (net.Buffers, [][]byte, error) {
+	b.Cond.L.Lock()
+	defer b.Cond.L.Unlock()
+	for len(data) < max {
+		if len(b.head.buf) > 0 {
+			data = append(data, b.head.buf)
+			if b.head.packet != nil {
+				packets = append(packets, b.head.packet)
+			}
+			b.head.buf, b.head.packet = nil, nil
+			continue
+		}
+		if b.head != b.tail {
+			b.head = b.head.next
+			continue
+		}
+		if len(data) > 0 {
+			break
+		}
+		if b.closed {
+			return data, packets, io.EOF
+		}
+		b.Cond.Wait()
+	}
+	return data, packets, nil
+}
+
+// WriteTo writes the channel's data to w until the peer closes it
+// (io.WriterTo, which io.Copy uses): the received packets go to w as they
+// are, several at once (one writev on a network connection), instead of
+// being copied into the caller's buffer by Read.
+func (c *channel) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	var data net.Buffers
+	var packets [][]byte
+	for {
+		var err error
+		data, packets, err = c.pending.take(data[:0], packets[:0], maxWriteToPackets)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		want := int64(0)
+		for _, d := range data {
+			want += int64(len(d))
+		}
+		bufs := data // WriteTo consumes bufs; data keeps its capacity
+		n, werr := bufs.WriteTo(w)
+		for i, p := range packets {
+			releasePacket(p)
+			packets[i] = nil
+		}
+		total += n
+		if n > 0 {
+			// As in ReadExtended: a window adjust that cannot be sent
+			// because the channel is closing is not an error here.
+			if err := c.adjustWindow(uint32(n)); err != nil && err != io.EOF {
+				return total, err
+			}
+		}
+		if werr != nil {
+			return total, werr
+		}
+		if n < want {
+			return total, io.ErrShortWrite
+		}
+	}
 }

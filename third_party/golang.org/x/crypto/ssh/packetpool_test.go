@@ -180,3 +180,63 @@ func testPooledChannelData(t *testing.T, cipher string) {
 	}
 	wg.Wait()
 }
+
+// TestWriteToHandsOverEveryByte: io.Copy from a channel uses its WriteTo,
+// which gives the received packets to the writer as they are; the data
+// must arrive whole and in order, and the window must keep moving (the
+// transfer is larger than the channel window).
+func TestWriteToHandsOverEveryByte(t *testing.T) {
+	client, server, err := sshPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	defer server.Close()
+
+	data := make([]byte, 3*channelWindowSize+12345)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		newCh, err := server.Accept()
+		if err != nil {
+			t.Error(err)
+			got <- nil
+			return
+		}
+		ch, reqs, err := newCh.Accept()
+		if err != nil {
+			t.Error(err)
+			got <- nil
+			return
+		}
+		go DiscardRequests(reqs)
+		if _, ok := ch.(io.WriterTo); !ok {
+			t.Error("channel does not implement io.WriterTo")
+		}
+		var out bytes.Buffer
+		n, err := io.Copy(&out, ch)
+		if err != nil || n != int64(len(data)) {
+			t.Errorf("io.Copy = %d, %v; want %d, nil", n, err, len(data))
+		}
+		got <- out.Bytes()
+	}()
+	ch, reqs, err := client.OpenChannel("data", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go DiscardRequests(reqs)
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), 1+r.IntN(200<<10))
+		if _, err := ch.Write(rest[:n]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[n:]
+	}
+	ch.CloseWrite()
+	if !bytes.Equal(<-got, data) {
+		t.Fatal("data written to the channel differs from what WriteTo delivered")
+	}
+}
