@@ -1,9 +1,13 @@
-// Package batchconn is the net.Conn under an SSH transport, on both ends of
-// a homeport tunnel. x/crypto/ssh reads a packet as a 4-byte length and then
-// the rest, through a 4 KiB bufio.Reader, and issues one write system call per
+// Package batchconn is the net.Conn under the SSH transport of the cloud's
+// SSH endpoint. x/crypto/ssh reads a packet as a 4-byte length and then the
+// rest, through a 4 KiB bufio.Reader, and issues one write system call per
 // packet (at most 32 KiB of payload). Moving bulk data, system calls and not
-// encryption dominate (DESIGN.md, "Performance notes"), so this connection
-// batches both ways.
+// encryption dominated (DESIGN.md, "Performance notes"), so this connection
+// batches both ways. The home agent no longer uses it: with the patched
+// x/crypto (third_party/README.md) the bare connection costs it less CPU than
+// the batching's extra copy and goroutine (BenchmarkDataPath in
+// home/internal/tunnel prints both); on the cloud it still measured better
+// for the homes' downloads.
 package batchconn
 
 import (
