@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 
-unformatted=$(gofmt -l proto cloud home examples)
+unformatted=$(gofmt -l proto cloud home examples third_party)
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:" >&2
 	echo "$unformatted" >&2

@@ -2,8 +2,9 @@
 # Regenerates third_party/golang.org/x/crypto: the packages of
 # golang.org/x/crypto that homeport builds with, copied from the Go module
 # cache at $VERSION, plus xcrypto-ssh.patch (pooled receive buffers for SSH
-# channel data; see third_party/README.md). Run it after changing VERSION,
-# then build and `go test golang.org/x/crypto/ssh` from home/.
+# channel data; see third_party/README.md), formatted with gofmt. Run it
+# after changing VERSION, then build and `go test golang.org/x/crypto/ssh`
+# from home/.
 #
 #	third_party/xcrypto.sh           rewrite the copy
 #	third_party/xcrypto.sh --check   exit 1 if the committed copy differs
@@ -37,6 +38,10 @@ for p in $PACKAGES; do
 	done
 done
 chmod -R u+w "$out"
+# Upstream leaves ssh/testdata/keys.go unformatted; the repository's Go is
+# all gofmt-clean, and formatting changes nothing else. The patch applies
+# to the formatted copy.
+gofmt -w "$out"
 
 if [ "${1:-}" = --diff ]; then
 	mkdir "$out.d"
