@@ -25,6 +25,18 @@ func FreePort(t testing.TB) int {
 	return FreeRange(t, 1, 1).First
 }
 
+// CloudPorts returns a cloud's tunnel ports (tunnelBlock per home slot,
+// aligned to the block) and its public TCP ports (tcpBlock per slot), free
+// and apart: one range holds both, so they can never overlap (the cloud
+// refuses to start if they do).
+func CloudPorts(t testing.TB, slots, tunnelBlock, tcpBlock int) (tunnels, tcp proto.PortRange) {
+	t.Helper()
+	r := FreeRange(t, slots*(tunnelBlock+tcpBlock), tunnelBlock)
+	tunnels = proto.PortRange{First: r.First, Last: r.First + slots*tunnelBlock - 1}
+	tcp = proto.PortRange{First: tunnels.Last + 1, Last: r.Last}
+	return tunnels, tcp
+}
+
 // FreeRange finds n consecutive free loopback ports starting at a multiple
 // of align, outside the kernel's ephemeral range, at a random place so that
 // test processes running side by side rarely meet.

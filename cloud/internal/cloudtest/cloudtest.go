@@ -49,9 +49,6 @@ type Cloud struct {
 // FreePort returns a free loopback port outside the ephemeral range.
 func FreePort(t testing.TB) int { return testnet.FreePort(t) }
 
-// FreeRange finds n consecutive free loopback ports aligned to align.
-func FreeRange(t testing.TB, n, align int) proto.PortRange { return testnet.FreeRange(t, n, align) }
-
 // Options shape a test cloud.
 type Options struct {
 	Dir     string   // reuse a data directory (restart tests); default a new temp dir
@@ -75,14 +72,7 @@ func Start(t testing.TB, o Options) *Cloud {
 	}
 	c := &Cloud{Dir: o.Dir}
 	if !o.restart {
-		tunnels := FreeRange(t, o.Slots*16, 16)
-		tcp := FreeRange(t, o.Slots*2, 1)
-		for tries := 0; tcp.First <= tunnels.Last && tunnels.First <= tcp.Last; tries++ {
-			if tries > 50 {
-				t.Fatal("no public TCP range apart from the tunnel ports")
-			}
-			tcp = FreeRange(t, o.Slots*2, 1)
-		}
+		tunnels, tcp := testnet.CloudPorts(t, o.Slots, 16, 2)
 		o.ports = []string{"--tunnel-port-base", fmt.Sprint(tunnels.First), "--tcp-ports", tcp.String()}
 		if o.HAProxy {
 			o.ports = append(o.ports, "--http-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--https-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))

@@ -158,8 +158,7 @@ func Start(t testing.TB, o Options) *Cloud {
 
 // pickPorts chooses free ports and builds the command line.
 func (c *Cloud) pickPorts(t testing.TB, o Options) {
-	c.TCPPorts = FreeRange(t, o.Slots*2, 1)
-	c.TunnelPorts = FreeRange(t, o.Slots*16, 16)
+	c.TunnelPorts, c.TCPPorts = testnet.CloudPorts(t, o.Slots, 16, 2)
 	api := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	c.APIURL = "http://" + api
 	c.SSHAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
@@ -516,9 +515,6 @@ func (h *Home) Map(t testing.TB, req proto.MappingRequest) proto.Mapping {
 
 // FreePort returns a free loopback port outside the ephemeral range.
 func FreePort(t testing.TB) int { return testnet.FreePort(t) }
-
-// FreeRange finds n consecutive free loopback ports aligned to align.
-func FreeRange(t testing.TB, n, align int) proto.PortRange { return testnet.FreeRange(t, n, align) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
