@@ -38,6 +38,8 @@ type Config struct {
 	HTTPSAddr         string
 	TCPPorts          proto.PortRange
 	PublicHost        string
+	APIHost           string   // the cloud's own web/API name (default PublicHost)
+	ReservedDomains   []string // operator-reserved names no tenant may own (lowercased)
 	HAProxy           string
 	HAProxySocket     string
 	HAProxyMaps       string
@@ -88,7 +90,8 @@ func (c Config) SSHPort() int {
 type raw struct {
 	data, apiAddr, sshAddr, httpAddr, httpsAddr, tcpPorts, publicHost string
 	haproxy, haproxySocket, haproxyMaps, configFile, logLevel         string
-	shapeDev                                                          string
+	shapeDev, apiHost                                                 string
+	reservedDomains                                                   []string
 	reconcileInterval                                                 time.Duration
 	dev                                                               bool
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
@@ -107,6 +110,8 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.httpsAddr, "https-addr", ":443", "public HTTPS listen address (HAProxy, SNI passthrough)")
 	fs.StringVar(&r.tcpPorts, "tcp-ports", "10000-10099", "public TCP port range LO-HI (HAProxy); split into per-home blocks")
 	fs.StringVar(&r.publicHost, "public-host", "", "name homes use to reach the SSH endpoint (default: this machine's host name)")
+	fs.StringVar(&r.apiHost, "api-host", "", "the cloud's own web UI and API name (default: --public-host)")
+	fs.StringSliceVar(&r.reservedDomains, "reserved-domains", nil, "comma-separated names no tenant may own, nor any name above or under them (the public and API hosts are always reserved)")
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
 	fs.StringVar(&r.haproxySocket, "haproxy-socket", "", "HAProxy runtime API unix socket, for --haproxy external")
 	fs.StringVar(&r.haproxyMaps, "haproxy-maps", "", "directory of the map files, as both the cloud and HAProxy see it (default DATA/haproxy)")
@@ -221,10 +226,28 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 			c.PublicHost = "127.0.0.1"
 		}
 	}
+	c.PublicHost = strings.ToLower(c.PublicHost)
 	if net.ParseIP(c.PublicHost) == nil {
 		if err := proto.ValidateHostname(c.PublicHost); err != nil && !isSingleLabel(c.PublicHost) {
 			bad("public-host", err)
 		}
+	}
+	c.APIHost = strings.ToLower(r.apiHost)
+	if c.APIHost == "" {
+		c.APIHost = c.PublicHost
+	} else if err := proto.ValidateHostname(c.APIHost); err != nil && net.ParseIP(c.APIHost) == nil {
+		bad("api-host", err)
+	}
+	for _, d := range r.reservedDomains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "" {
+			continue
+		}
+		if err := proto.ValidateHostname(d); err != nil {
+			bad("reserved-domains", err)
+			continue
+		}
+		c.ReservedDomains = append(c.ReservedDomains, d)
 	}
 	switch c.HAProxy {
 	case "":
