@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -185,9 +184,7 @@ func (c *Cloud) WaitRoutes(ctx context.Context) error {
 // RequireHAProxy skips the test, saying why, when haproxy is not installed.
 func RequireHAProxy(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Skip("haproxy is not installed: run deploy/install-deps.sh (apt-get install haproxy)")
-	}
+	testnet.RequireCommand(t, "haproxy", "run deploy/install-deps.sh (apt-get install haproxy)")
 }
 
 // Home is a claimed home with its private key on disk.

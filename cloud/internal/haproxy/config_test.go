@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"homeport.dev/proto/testnet"
 )
 
 func testParams(dir string) Params {
@@ -59,9 +60,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderPassesHAProxyCheck(t *testing.T) {
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Skip("haproxy not found on PATH; install HAProxy 2.6+ to check the rendered config")
-	}
+	testnet.RequireCommand(t, "haproxy", "install HAProxy 2.6+ (deploy/install-deps.sh does) to check the rendered config")
 	dir := t.TempDir()
 	p := testParams(dir)
 	p.PidFile = filepath.Join(dir, "haproxy.pid")

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"homeport.dev/proto/testnet"
 )
 
 // env is the one HAProxy shared by the package's tests, started by TestMain.
@@ -142,7 +144,7 @@ func startEnv() (*testEnv, func(), error) {
 func needEnv(t testing.TB) *testEnv {
 	t.Helper()
 	if env == nil {
-		t.Skip("haproxy not found on PATH; install HAProxy 2.6+ to run the data-plane tests")
+		testnet.Missing(t, "haproxy is not on PATH: install HAProxy 2.6+ (deploy/install-deps.sh does) to run the data-plane tests")
 	}
 	return env
 }

@@ -420,15 +420,22 @@ func TestDeletedRouteRefusesNextConnection(t *testing.T) {
 func TestPortOutsideTunnelRangeRefused(t *testing.T) {
 	t.Parallel()
 	e := needEnv(t)
-	outside, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The kernel may pick a port inside the tunnel range: hold it and ask
+	// again, so the test never skips.
+	var outside net.Listener
+	for try := 0; outside == nil; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if !e.params.TunnelPorts.Contains(ln.Addr().(*net.TCPAddr).Port) {
+			outside = ln
+		} else if try == 50 {
+			t.Fatalf("50 ports in a row inside the tunnel range %v", e.params.TunnelPorts)
+		}
 	}
-	defer outside.Close()
 	port := outside.Addr().(*net.TCPAddr).Port
-	if e.params.TunnelPorts.Contains(port) {
-		t.Skip("kernel picked a port inside the tunnel range")
-	}
 	reached := make(chan struct{}, 1)
 	go func() {
 		if c, err := outside.Accept(); err == nil {

@@ -26,6 +26,7 @@ import (
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/proto"
+	"homeport.dev/proto/testnet"
 )
 
 // netnsEnv names the test a child process runs inside its own network
@@ -49,16 +50,16 @@ func inNetns(t *testing.T) bool {
 		}
 		return true
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs a cloud that shapes the loopback of a network namespace of its own (go test as root, as CI does)")
-	}
+	testnet.RequireRoot(t, "runs a cloud that shapes the loopback of a network namespace of its own")
 	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), netnsEnv+"="+t.Name())
+	// The child's skips are counted once, here.
+	cmd.Env = append(os.Environ(), netnsEnv+"="+t.Name(), testnet.SkipLogEnv+"=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	t.Logf("in a network namespace of its own:\n%s", out)
 	if m := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.*)\n--- SKIP: `).FindSubmatch(out); m != nil && err == nil {
-		t.Skip(string(m[1]))
+		// Root, so only a missing program can have made it skip.
+		testnet.Missing(t, strings.TrimPrefix(string(m[1]), testnet.SkipPrefix))
 	}
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatalf("the test failed in its network namespace: %v", err)

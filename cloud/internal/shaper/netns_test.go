@@ -1,12 +1,13 @@
 package shaper
 
 import (
-	"os"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"homeport.dev/proto/testnet"
 )
 
 // testNetns is a fresh network namespace for one test, with its loopback up
@@ -56,9 +57,7 @@ func newTestNetns(t testing.TB) *testNetns {
 // requireRoot skips a test that needs to create network namespaces.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the test shapes the loopback of a network namespace of its own (go test as root, as CI does)")
-	}
+	testnet.RequireRoot(t, "the test shapes the loopback of a network namespace of its own")
 }
 
 // run calls f on a thread inside the namespace, so the sockets f opens

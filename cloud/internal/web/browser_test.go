@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"homeport.dev/proto/testnet"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -19,7 +21,7 @@ const chromiumPath = "/usr/bin/chromium"
 // cookies and the CSRF check are exercised the way a browser applies them.
 func TestBrowserAddDomain(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is missing (apt-get install -y chromium)", chromiumPath)
+		testnet.Missing(t, "headless browser test: "+chromiumPath+" is missing (apt-get install -y chromium; deploy/install-deps.sh does)")
 	}
 	e := newEnv(t)
 	u := e.user("carol", true, false)

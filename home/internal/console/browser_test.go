@@ -24,6 +24,7 @@ import (
 	"homeport.dev/home/internal/profile"
 	"homeport.dev/home/internal/store"
 	"homeport.dev/home/internal/tunnel"
+	"homeport.dev/proto/testnet"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) { os.Exit(hometest.Main(m)) }
 // live, Disconnect all, watch the forwards turn "down".
 func TestDashboardInChromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is missing (apt-get install -y chromium)", chromiumPath)
+		testnet.Missing(t, "headless browser test: "+chromiumPath+" is missing (apt-get install -y chromium; deploy/install-deps.sh does)")
 	}
 	c := hometest.Start(t, hometest.Options{})
 	u := c.CreateUser(t, "alice")

@@ -85,9 +85,7 @@ func cloudBinary(t testing.TB) string {
 // RequireHAProxy skips the test, saying why, when haproxy is not installed.
 func RequireHAProxy(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Skip("haproxy is not installed, so the cloud's data plane cannot run: apt-get install haproxy (deploy/install-deps.sh does)")
-	}
+	testnet.RequireCommand(t, "haproxy", "the cloud's data plane cannot run: apt-get install haproxy (deploy/install-deps.sh does)")
 }
 
 // Options shape a test cloud.

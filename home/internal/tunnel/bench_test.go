@@ -27,6 +27,7 @@ import (
 	"homeport.dev/home/internal/hometest"
 	"homeport.dev/home/internal/tunnel"
 	"homeport.dev/proto"
+	"homeport.dev/proto/testnet"
 )
 
 // Bounds of each measurement.
@@ -56,9 +57,7 @@ const (
 //
 //	go test -run '^$' -bench DataPath -benchtime 1x ./internal/tunnel/
 func BenchmarkDataPath(b *testing.B) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		b.Skip("the OpenSSH client (ssh) is not installed: apt-get install openssh-client")
-	}
+	testnet.RequireCommand(b, "ssh", "apt-get install openssh-client (deploy/install-deps.sh does)")
 	c := hometest.Start(b, hometest.Options{})
 	u := c.CreateUser(b, "bench")
 	hp, ossh := c.ClaimHome(b, u), c.ClaimHome(b, u)

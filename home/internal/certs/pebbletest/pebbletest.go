@@ -94,7 +94,7 @@ func Require(t testing.TB) (pebble, challtestsrv string) {
 	pebble, err1 = binary("pebble")
 	challtestsrv, err2 = binary("pebble-challtestsrv")
 	if err1 != nil || err2 != nil {
-		t.Skip("the ACME tests need Pebble: go install github.com/letsencrypt/pebble/v2/cmd/pebble@latest github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@latest (deploy/install-deps.sh does)")
+		testnet.Missing(t, "the ACME tests need Pebble: go install github.com/letsencrypt/pebble/v2/cmd/pebble@latest github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@latest (deploy/install-deps.sh does)")
 	}
 	return pebble, challtestsrv
 }
