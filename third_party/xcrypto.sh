@@ -14,7 +14,7 @@ VERSION=v0.58.0
 # The packages the modules import (go list -deps -test ./... in each), and
 # what the ssh package's own tests need.
 PACKAGES="acme acme/autocert argon2 bcrypt blake2b blowfish chacha20
-cryptobyte cryptobyte/asn1 curve25519 internal/alias internal/poly1305
+cryptobyte cryptobyte/asn1 curve25519 internal/alias internal/poly1305 ocsp
 ssh ssh/internal/bcrypt_pbkdf ssh/terminal ssh/testdata"
 
 here=$(cd "$(dirname "$0")" && pwd)
