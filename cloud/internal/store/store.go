@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,8 +33,8 @@ type DB struct {
 // foreign keys, a busy timeout and IMMEDIATE write transactions, then runs the
 // migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := secureFiles(path); err != nil {
+		return nil, err
 	}
 	// _txlock=immediate takes the write lock at BEGIN, so two transactions never
 	// both read, then both try to upgrade and deadlock into SQLITE_BUSY.
@@ -50,10 +51,48 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := db.migrate(); err != nil {
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, err
-	}
 	return db, nil
+}
+
+// secureFiles makes the database's directory owner-only (0700) and the
+// database file 0600 before SQLite opens it, also when the operator made
+// the directory beforehand (a compose volume or `mkdir` starts 0755). SQLite
+// gives the -wal and -shm files it creates the database file's mode, so
+// they are 0600 from their first byte; ones left looser by an older
+// version are tightened too.
+func secureFiles(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := tighten(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w (it must be owned by the user the cloud runs as)", dir, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := tighten(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("database file %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// tighten sets mode on path when it is not exactly that already.
+func tighten(path string, mode fs.FileMode) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm() == mode {
+		return nil
+	}
+	return os.Chmod(path, mode)
 }
 
 // Close releases the database.
