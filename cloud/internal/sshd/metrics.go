@@ -7,11 +7,14 @@ import (
 )
 
 type metrics struct {
-	homes       prometheus.Gauge
-	forwards    prometheus.Gauge
-	connects    prometheus.Counter
-	disconnects prometheus.Counter
-	bytesVec    *prometheus.CounterVec
+	homes        prometheus.Gauge
+	forwards     prometheus.Gauge
+	connects     prometheus.Counter
+	disconnects  prometheus.Counter
+	bytesVec     *prometheus.CounterVec
+	channels     prometheus.Gauge
+	refusals     *prometheus.CounterVec
+	acceptErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,9 +25,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		disconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_disconnects_total", Help: "Home SSH connections ended."}),
 		bytesVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homeport_ssh_bytes_total", Help: "Bytes through home tunnels by direction (in = towards the home)."},
 			[]string{"home", "direction"}),
+		channels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "homeport_ssh_channels", Help: "Open tunnel channels (forwarded-tcpip and direct-tcpip)."}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homeport_ssh_refusals_total", Help: "Connections, channels and requests refused over a budget, by reason."},
+			[]string{"reason"}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_accept_errors_total", Help: "Temporary accept errors of the SSH endpoint (EMFILE...), each retried."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.homes, m.forwards, m.connects, m.disconnects, m.bytesVec)
+		reg.MustRegister(m.homes, m.forwards, m.connects, m.disconnects, m.bytesVec, m.channels, m.refusals, m.acceptErrors)
 	}
 	return m
 }

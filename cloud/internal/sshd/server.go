@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 
+	"homeport.dev/cloud/internal/acceptloop"
+	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto/batchconn"
@@ -33,6 +35,16 @@ type Options struct {
 	Keepalive        time.Duration
 	HandshakeTimeout time.Duration
 	MaxConnsPerIP    int
+	// Budget holds what homes may make the endpoint hold (channels,
+	// pending opens); nil means the defaults of package budget.
+	Budget *budget.Ledger
+	// ConnsPerHome bounds one home's live SSH connections (a reconnect
+	// takes the old one over, so 2 suffice; default 4).
+	ConnsPerHome int
+	// RequestRate and RequestBurst bound one connection's global requests
+	// (tcpip-forward, keepalives...) per second; defaults 10 and 64.
+	RequestRate  float64
+	RequestBurst int
 }
 
 // Server is the embedded SSH endpoint. It accepts public-key logins of
@@ -44,9 +56,19 @@ type Server struct {
 	config  *ssh.ServerConfig
 	metrics *metrics
 
+	accept  acceptloop.Loop
+	budget  *budget.Ledger
+	refusal *refusalLog
+
 	mu       sync.Mutex
-	sessions map[uint64]*session // by home ID: at most one live connection per home
+	sessions map[uint64]*session // by home ID: the newest live connection of each home
 	perIP    map[string]int
+	perHome  map[uint64]int // authenticated connections by home ID
+	nextConn uint64
+
+	// afterAuth, when set (tests), runs between authentication and the
+	// session's registration: where a key rotation used to slip through.
+	afterAuth func()
 }
 
 // New returns an SSH endpoint.
@@ -66,7 +88,24 @@ func New(o Options) *Server {
 	if o.AllowDirect == nil {
 		o.AllowDirect = func(context.Context, store.Home, int) bool { return false }
 	}
-	s := &Server{o: o, sessions: map[uint64]*session{}, perIP: map[string]int{}, metrics: newMetrics(o.Registry)}
+	if o.Budget == nil {
+		o.Budget = budget.New(budget.Limits{})
+	}
+	if o.ConnsPerHome <= 0 {
+		o.ConnsPerHome = 4
+	}
+	if o.RequestRate <= 0 {
+		o.RequestRate = 10
+	}
+	if o.RequestBurst <= 0 {
+		o.RequestBurst = 64
+	}
+	s := &Server{o: o, budget: o.Budget, sessions: map[uint64]*session{}, perIP: map[string]int{}, perHome: map[uint64]int{},
+		metrics: newMetrics(o.Registry), refusal: newRefusalLog(o.Log, 10*time.Second)}
+	s.accept = acceptloop.Loop{Name: "SSH endpoint", OnError: func(err error, retry time.Duration) {
+		s.metrics.acceptErrors.Inc()
+		s.refusal.log("", "accept", "SSH endpoint cannot accept connections, retrying", "err", err, "retry_in", retry)
+	}}
 	s.config = &ssh.ServerConfig{
 		PublicKeyCallback: s.authenticate,
 		MaxAuthTries:      3,
@@ -77,7 +116,8 @@ func New(o Options) *Server {
 }
 
 const (
-	extHomeID = "homeport-home-id"
+	extHomeID      = "homeport-home-id"
+	extFingerprint = "homeport-key-fingerprint"
 )
 
 // authenticate accepts a key only when it identifies a home and the login
@@ -94,45 +134,53 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 		s.o.Log.Info("ssh login refused: wrong user for key", "remote", meta.RemoteAddr().String(), "user", meta.User(), "home", h.Slug)
 		return nil, errors.New("wrong user")
 	}
-	return &ssh.Permissions{Extensions: map[string]string{extHomeID: strconv.FormatUint(h.ID, 10)}}, nil
+	if n := s.connsOf(h.ID); n >= s.o.ConnsPerHome {
+		s.refuse(h.Slug, "home_conns", "ssh login refused: the home has too many connections", "conns", n)
+		return nil, errors.New("too many connections for this home")
+	}
+	return &ssh.Permissions{Extensions: map[string]string{
+		extHomeID:      strconv.FormatUint(h.ID, 10),
+		extFingerprint: ssh.FingerprintSHA256(key),
+	}}, nil
 }
 
-// Serve accepts connections on ln until ctx ends.
+func (s *Server) connsOf(homeID uint64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perHome[homeID]
+}
+
+// refuse counts a refusal by reason and logs it, at most once per home and
+// reason every few seconds, so a flood cannot flood the log too.
+func (s *Server) refuse(home, reason, msg string, args ...any) {
+	s.metrics.refusals.WithLabelValues(reason).Inc()
+	s.refusal.log(home, reason, msg, append([]any{"home", home, "reason", reason}, args...)...)
+}
+
+// Check reports whether the endpoint accepts connections now (readiness).
+func (s *Server) Check(ctx context.Context) error { return s.accept.Check(ctx) }
+
+// Serve accepts connections on ln until ctx ends (nil) or the listener
+// fails for good (the error). Running out of file descriptors is not the
+// end: accepting resumes once some are free.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
 	var wg sync.WaitGroup
 	defer func() {
 		s.closeAll()
 		wg.Wait()
 	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
+	return s.accept.Serve(ctx, ln, func(c net.Conn) {
 		ip := remoteIP(c)
 		if !s.admit(ip) {
-			s.o.Log.Warn("ssh connection refused: too many from one address", "remote", ip)
+			s.refuse("", "ip_conns", "ssh connection refused: too many from one address", "remote", ip)
 			c.Close()
-			continue
+			return
 		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer s.release(ip)
-			s.handle(ctx, c)
-		}()
-	}
+		defer wg.Done()
+		defer s.release(ip)
+		s.handle(ctx, c)
+	})
 }
 
 func remoteIP(c net.Conn) string {
@@ -181,6 +229,22 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 	id, _ := strconv.ParseUint(conn.Permissions.Extensions[extHomeID], 10, 64)
+	fingerprint := conn.Permissions.Extensions[extFingerprint]
+	if s.afterAuth != nil {
+		s.afterAuth()
+	}
+	s.mu.Lock()
+	s.perHome[id]++
+	s.nextConn++
+	connID := s.nextConn
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.perHome[id]--; s.perHome[id] <= 0 {
+			delete(s.perHome, id)
+		}
+		s.mu.Unlock()
+	}()
 	lookupCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	h, err := s.o.Homes.ByID(lookupCtx, id)
 	cancel()
@@ -188,8 +252,15 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		conn.Close()
 		return
 	}
-	sess := newSession(s, h, conn)
+	sess := newSession(s, h, fingerprint, connID, conn)
 	s.takeOver(sess)
+	// The session is bound to the key it logged in with: a rotation that
+	// committed between the login and the registration above is caught
+	// here, any later one by Revalidate.
+	if !s.stillValid(ctx, sess) {
+		s.drop(sess)
+		return
+	}
 	s.metrics.connects.Inc()
 	s.o.Log.Info("home connected", "home", h.Slug, "remote", c.RemoteAddr().String())
 	defer func() {
@@ -199,7 +270,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	}()
 	go sess.keepalive(s.o.Keepalive)
 	go sess.channels(ctx, chans)
-	sess.requests(reqs)
+	sess.serveRequests(reqs)
 }
 
 // takeOver registers sess as its home's connection, closing the previous one
@@ -253,11 +324,22 @@ func (s *Server) Revalidate(ctx context.Context, homeID uint64) {
 	if sess == nil {
 		return
 	}
-	h, err := s.o.Homes.ByID(ctx, homeID)
-	if err != nil || h.KeyFingerprint != sess.home.KeyFingerprint {
-		s.o.Log.Info("closing home connection: home released or key changed", "home", sess.home.Slug)
+	if !s.stillValid(ctx, sess) {
 		sess.close()
 	}
+}
+
+// stillValid reports whether sess's home still exists with the key the
+// session authenticated with.
+func (s *Server) stillValid(ctx context.Context, sess *session) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	h, err := s.o.Homes.ByID(ctx, sess.home.ID)
+	if err != nil || h.KeyFingerprint != sess.fingerprint {
+		s.o.Log.Info("closing home connection: home released or key changed", "home", sess.home.Slug)
+		return false
+	}
+	return true
 }
 
 // ForwardUp reports whether a home's connection currently listens on port.

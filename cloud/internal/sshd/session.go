@@ -7,15 +7,20 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
 
+	"homeport.dev/cloud/internal/acceptloop"
 	"homeport.dev/cloud/internal/store"
 )
 
 // session is one home's live SSH connection and the listeners it owns.
 type session struct {
-	srv  *Server
-	home store.Home
-	conn *ssh.ServerConn
+	srv         *Server
+	home        store.Home
+	fingerprint string // of the key this connection authenticated with
+	id          uint64 // the connection's number, for its channel budget
+	conn        *ssh.ServerConn
+	requests    *rate.Limiter // global requests
 
 	mu        sync.Mutex
 	listeners map[int]net.Listener // by tunnel port
@@ -23,8 +28,10 @@ type session struct {
 	done      chan struct{}
 }
 
-func newSession(s *Server, h store.Home, conn *ssh.ServerConn) *session {
-	return &session{srv: s, home: h, conn: conn, listeners: map[int]net.Listener{}, done: make(chan struct{})}
+func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ssh.ServerConn) *session {
+	return &session{srv: s, home: h, fingerprint: fingerprint, id: id, conn: conn,
+		requests:  rate.NewLimiter(rate.Limit(s.o.RequestRate), s.o.RequestBurst),
+		listeners: map[int]net.Listener{}, done: make(chan struct{})}
 }
 
 // close ends the connection and frees every port it listened on. It is
@@ -90,9 +97,15 @@ type forwardRequest struct {
 	Port uint32
 }
 
-// requests answers every global request that wants a reply.
-func (s *session) requests(reqs <-chan *ssh.Request) {
+// serveRequests answers every global request that wants a reply; beyond
+// the connection's request rate, requests are refused unread.
+func (s *session) serveRequests(reqs <-chan *ssh.Request) {
 	for req := range reqs {
+		if !s.requests.Allow() {
+			s.srv.refuse(s.home.Slug, "request_rate", "global request refused: over the request rate", "type", req.Type)
+			req.Reply(false, nil)
+			continue
+		}
 		switch req.Type {
 		case "tcpip-forward":
 			err := s.forward(req.Payload)
@@ -170,26 +183,33 @@ type forwardedPayload struct {
 
 // accept hands every connection to the listener to the home over a
 // forwarded-tcpip channel naming the address exactly as the client asked.
+// A visitor over the home's channel budget is hung up on at once.
 func (s *session) accept(ln net.Listener, f forwardRequest) {
-	for {
-		c, err := ln.Accept()
+	loop := acceptloop.Loop{Name: "tunnel port " + itoa(int(f.Port))}
+	loop.Serve(context.Background(), ln, func(c net.Conn) {
+		releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
 		if err != nil {
+			s.srv.refuse(s.home.Slug, reasonOf(err), "visitor connection refused", "port", f.Port, "err", err)
+			c.Close()
 			return
 		}
-		go func() {
-			origin := c.RemoteAddr().(*net.TCPAddr)
-			ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(forwardedPayload{
-				Addr: f.Addr, Port: f.Port, OriginAddr: origin.IP.String(), OriginPort: uint32(origin.Port),
-			}))
-			if err != nil {
-				c.Close()
-				return
-			}
-			go ssh.DiscardRequests(reqs)
-			in, out := pipe(c, ch)
-			s.srv.metrics.bytes(s.home.Slug, in, out)
-		}()
-	}
+		defer releaseChannel()
+		// The open waits for the home's answer: the channel budget bounds
+		// how many visitors can wait for a home that never answers.
+		origin := c.RemoteAddr().(*net.TCPAddr)
+		ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(forwardedPayload{
+			Addr: f.Addr, Port: f.Port, OriginAddr: origin.IP.String(), OriginPort: uint32(origin.Port),
+		}))
+		if err != nil {
+			c.Close()
+			return
+		}
+		s.srv.metrics.channels.Inc()
+		defer s.srv.metrics.channels.Dec()
+		go ssh.DiscardRequests(reqs)
+		in, out := pipe(c, ch)
+		s.srv.metrics.bytes(s.home.Slug, in, out)
+	})
 }
 
 type directPayload struct {
@@ -212,21 +232,43 @@ func (s *session) channels(ctx context.Context, chans <-chan ssh.NewChannel) {
 			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
 			continue
 		}
+		// Budgets first: the flood this guards against is thousands of
+		// opens to a mapping that is allowed.
+		releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
+		if err != nil {
+			s.srv.refuse(s.home.Slug, reasonOf(err), "channel refused", "err", err)
+			nc.Reject(ssh.ResourceShortage, err.Error())
+			continue
+		}
+		releasePending, err := s.srv.budget.Pending(s.home.ID)
+		if err != nil {
+			releaseChannel()
+			s.srv.refuse(s.home.Slug, reasonOf(err), "channel refused", "err", err)
+			nc.Reject(ssh.ResourceShortage, err.Error())
+			continue
+		}
 		if (d.Host != "127.0.0.1" && d.Host != "localhost") || !s.srv.o.AllowDirect(ctx, s.home, int(d.Port)) {
+			releasePending()
+			releaseChannel()
 			nc.Reject(ssh.Prohibited, "only private mappings of your account can be reached")
 			continue
 		}
 		go func() {
+			defer releaseChannel()
 			target, err := net.DialTimeout("tcp", hostPort("127.0.0.1", d.Port), 5*time.Second)
 			if err != nil {
+				releasePending()
 				nc.Reject(ssh.ConnectionFailed, "the private mapping's home is not connected")
 				return
 			}
 			ch, reqs, err := nc.Accept()
+			releasePending()
 			if err != nil {
 				target.Close()
 				return
 			}
+			s.srv.metrics.channels.Inc()
+			defer s.srv.metrics.channels.Dec()
 			go ssh.DiscardRequests(reqs)
 			out, in := pipe(ch, target)
 			s.srv.metrics.bytes(s.home.Slug, in, out)
