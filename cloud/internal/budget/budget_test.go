@@ -78,3 +78,23 @@ func TestReleaseGivesBack(t *testing.T) {
 		t.Fatalf("usage after releases = %d channels, %d pending", c, pe)
 	}
 }
+
+func TestEdgeChannelsKeepsAReserve(t *testing.T) {
+	for _, tc := range []struct {
+		limit       uint64
+		homes       int
+		wantAtMost  int
+		wantAtLeast int
+	}{
+		// 1,000 homes on the shipped units' limit: room for every home's 64.
+		{262144, 1000, 262144 - 1000*(16+32+2), 64 * 1000},
+		// A small limit: the reserve comes first, but every home keeps one.
+		{4096, 10, 4096 - 1024 - 256, 1},
+		{1024, 100, 100, 100},
+	} {
+		got := budget.EdgeShare(tc.limit, tc.homes, 16, 32, 32)
+		if got > tc.wantAtMost || got < tc.wantAtLeast {
+			t.Errorf("EdgeShare(%d, %d homes) = %d, want %d..%d", tc.limit, tc.homes, got, tc.wantAtLeast, tc.wantAtMost)
+		}
+	}
+}

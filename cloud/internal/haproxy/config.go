@@ -36,6 +36,11 @@ type Params struct {
 	SocketPath  string    // absolute path of the admin unix socket
 	PidFile     string    // optional absolute path of the master's pid file
 	MaxConn     int       // global maxconn; 0 lets HAProxy derive it from the fd limit
+	// FrontendMaxConn bounds each public frontend's connections; default 10000.
+	FrontendMaxConn int
+	// RouteMaxConn bounds one route's concurrent connections; default 64
+	// (a home's default channel budget: more could not reach it anyway).
+	RouteMaxConn int
 }
 
 // PortRange is an inclusive range of TCP ports (the API's own type).
@@ -45,6 +50,12 @@ type PortRange = proto.PortRange
 func (p Params) withDefaults() Params {
 	if p.TunnelHost == "" {
 		p.TunnelHost = "127.0.0.1"
+	}
+	if p.FrontendMaxConn <= 0 {
+		p.FrontendMaxConn = 10000
+	}
+	if p.RouteMaxConn <= 0 {
+		p.RouteMaxConn = 64
 	}
 	return p
 }

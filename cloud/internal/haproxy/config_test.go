@@ -49,12 +49,16 @@ func TestRender(t *testing.T) {
 		"-m int 20000:20159",
 		"set-dst ipv4(127.0.0.1)",
 		"master-worker\n",
+		"    maxconn 10000\n",
+		"tcp-request content reject if { sc0_conn_cur gt 64 }",
+		"tcp-request connection reject if { sc0_conn_cur gt 64 }",
+		"if { sc0_conn_cur gt 64 }\n",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("config lacks %q", want)
 		}
 	}
-	if strings.Count(s, "stats socket") != 1 || strings.Contains(s, "map_int") || strings.Contains(s, "pidfile") || strings.Contains(s, "maxconn") {
+	if strings.Count(s, "stats socket") != 1 || strings.Contains(s, "map_int") || strings.Contains(s, "pidfile") || strings.Contains(global(s), "maxconn") {
 		t.Errorf("config has an unexpected stats socket, map_int or pidfile:\n%s", s)
 	}
 }
@@ -104,4 +108,14 @@ func TestRenderRejectsBadParams(t *testing.T) {
 			t.Errorf("%s: Render accepted %+v", name, p)
 		}
 	}
+}
+
+// global is the config's global section.
+func global(cfg string) string {
+	start := strings.Index(cfg, "\nglobal\n")
+	end := strings.Index(cfg, "\ndefaults\n")
+	if start < 0 || end < start {
+		return cfg
+	}
+	return cfg[start:end]
 }
