@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/backup"
 	"homeport.dev/cloud/internal/check"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/serve"
@@ -41,7 +42,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd())
+	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd(), backupCmd())
 	return c
 }
 
@@ -239,5 +240,32 @@ func checkCmd() *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "ok: %s looks right\n", cfg.Data)
 		return nil
 	}
+	return c
+}
+
+func backupCmd() *cobra.Command {
+	var data, output string
+	c := &cobra.Command{
+		Use:   "backup --output FILE [--data DIR]",
+		Short: "Write a consistent copy of the database (0600), safe while the cloud runs",
+		Long: `Write a consistent copy of DATA/cloud.db to FILE (mode 0600), safe while the
+cloud runs (SQLite VACUUM INTO: one transaction's view, writers never wait).
+An existing FILE is never overwritten. To restore: stop the cloud, put FILE
+in place as DATA/cloud.db (0600), remove DATA/cloud.db-wal and -shm, start.
+The SSH host key (DATA/ssh_host_ed25519_key) is a plain file: copy it once,
+homes pin it.`,
+		Example: `  cloud backup --data /var/lib/homeport --output /root/homeport-$(date +%F).db`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := backup.Database(cmd.Context(), filepath.Join(data, "cloud.db"), output); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "backup of %s written to %s\n", data, output)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&data, "data", envOr("CLOUD_DATA", "./cloud-data"), "state directory of the cloud")
+	c.Flags().StringVar(&output, "output", "", "backup file to create (required)")
+	_ = c.MarkFlagRequired("output")
 	return c
 }
