@@ -91,7 +91,7 @@ func startEnv() (*testEnv, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	public, err := freeRange(4, 20000, 30000)
+	public, err := freeRange(5, 20000, 30000)
 	if err != nil {
 		return nil, nil, err
 	}

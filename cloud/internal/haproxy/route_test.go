@@ -24,6 +24,7 @@ const (
 	tcpPortDelete
 	tcpPortRestart
 	tcpPortUnknown
+	tcpPortBusy
 )
 
 // accepted is what a fake tunnel learned from one connection.
@@ -458,5 +459,50 @@ func TestPortOutsideTunnelRangeRefused(t *testing.T) {
 	case <-reached:
 		t.Error("a listener outside the tunnel range received a connection")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestRouteConnectionLimit: one route holds at most RouteMaxConn
+// connections at once; the next is closed while the others keep working,
+// and a freed slot serves again.
+func TestRouteConnectionLimit(t *testing.T) {
+	t.Parallel()
+	e := needEnv(t)
+	ln, port := e.listenTunnel(t)
+	got := serveTCP(t, ln, nil)
+	go func() {
+		for range got {
+		}
+	}()
+	e.addRoute(t, MapTCP, strconv.Itoa(e.params.TCPPorts.First+tcpPortBusy), port)
+	limit := e.params.withDefaults().RouteMaxConn
+	held := make([]net.Conn, 0, limit)
+	for i := 0; i < limit; i++ {
+		c := dialTCP(t, e, tcpPortBusy)
+		echo(t, c)
+		held = append(held, c)
+	}
+	wantTCPRefused(t, e, tcpPortBusy)
+	echo(t, held[0])
+	held[1].Close()
+	// HAProxy counts the slot free once it has seen the close.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", e.tcpAddr(e.params.TCPPorts.First+tcpPortBusy), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		io.WriteString(c, "ping")
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(c, buf)
+		c.Close()
+		if err == nil && string(buf) == "ping" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a freed slot never served again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
