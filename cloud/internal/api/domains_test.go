@@ -33,13 +33,13 @@ func TestBaseDomains(t *testing.T) {
 		e.unchanged("overlap "+clash, func() { e.refused(409, "POST", pb, bob, proto.BaseDomainRequest{Domain: clash}) })
 	}
 	e.unchanged("own duplicate", func() { e.refused(409, "POST", pa, alice, proto.BaseDomainRequest{Domain: "example.com"}) })
-	e.must(201, "POST", pb, bob, proto.BaseDomainRequest{Domain: "bob.example.net"}, nil)
-	e.unchanged("parent of another home's", func() { e.refused(409, "POST", pa, alice, proto.BaseDomainRequest{Domain: "example.net"}) })
-	e.must(201, "POST", pa, alice, proto.BaseDomainRequest{Domain: "alice.example.net"}, nil) // a sibling is fine
+	e.must(201, "POST", pb, bob, proto.BaseDomainRequest{Domain: "bob.example.org"}, nil)
+	e.unchanged("parent of another home's", func() { e.refused(409, "POST", pa, alice, proto.BaseDomainRequest{Domain: "example.org"}) })
+	e.must(201, "POST", pa, alice, proto.BaseDomainRequest{Domain: "alice.example.org"}, nil) // a sibling is fine
 
 	var list []proto.BaseDomain
 	e.must(200, "GET", pa, alice, nil, &list)
-	if len(list) != 2 || list[0].Domain != "alice.example.net" || list[1].Domain != "example.com" {
+	if len(list) != 2 || list[0].Domain != "alice.example.org" || list[1].Domain != "example.com" {
 		t.Errorf("alice's domains = %+v", list)
 	}
 	// Removal is refused while a mapping uses a name under it.
@@ -51,6 +51,6 @@ func TestBaseDomains(t *testing.T) {
 	})
 	e.refused(404, "DELETE", pa+"/example.com", bob, nil)
 	e.refused(404, "DELETE", pb+"/example.com", bob, nil)
-	e.must(204, "DELETE", pa+"/alice.example.net", alice, nil, nil)
-	e.refused(404, "DELETE", pa+"/alice.example.net", alice, nil)
+	e.must(204, "DELETE", pa+"/alice.example.org", alice, nil, nil)
+	e.refused(404, "DELETE", pa+"/alice.example.org", alice, nil)
 }

@@ -12,8 +12,14 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
 	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/haproxy"
+	"homeport.dev/cloud/internal/store"
 )
 
 // Finding is one problem, with what to do about it.
@@ -45,6 +51,9 @@ func Run(ctx context.Context, cfg config.Config) []Finding {
 	mode(cfg.Data, 0o750, false)
 	mode(cfg.DBPath(), 0o600, false)
 	mode(cfg.HostKeyPath(), 0o600, false)
+	if _, err := os.Stat(cfg.DBPath()); err == nil {
+		out = append(out, names(ctx, cfg)...)
+	}
 	if cfg.HAProxy == config.HAProxyOff {
 		return out
 	}
@@ -71,6 +80,40 @@ func Run(ctx context.Context, cfg config.Config) []Finding {
 		if _, err := haproxy.ReadMap(cfg.HAProxyMapDir(), m); err != nil {
 			add(fmt.Sprintf("map file %s: %v", p, err), "run `cloud reconcile` to rewrite the map files from the database")
 		}
+	}
+	return out
+}
+
+// names reports stored base domains and mapping hosts that break the naming
+// rules (IP literals, the cloud's own names, --reserved-domains): rows made
+// before a rule existed, which the cloud keeps but must not hide.
+func names(ctx context.Context, cfg config.Config) []Finding {
+	// Opened as it is: no migration, no chmod (store.Open's), since a check
+	// must not change what it checks. A database without tables holds no names.
+	g, err := gorm.Open(sqlite.Open("file:"+cfg.DBPath()+"?_busy_timeout=5000"), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return []Finding{{What: fmt.Sprintf("%s: %v", cfg.DBPath(), err), Fix: "check the file and its permissions"}}
+	}
+	db := &store.DB{DB: g.WithContext(ctx)}
+	defer db.Close()
+	if !db.Migrator().HasTable(&store.BaseDomain{}) {
+		return nil
+	}
+	return Names(ctx, domains.New(db, domains.NewReserved(cfg.PublicHost, cfg.APIHost, "", cfg.ReservedDomains)))
+}
+
+// Names turns every stored name that breaks a naming rule into a finding.
+func Names(ctx context.Context, ds *domains.Service) []Finding {
+	vs, err := ds.Violations(ctx)
+	if err != nil {
+		return []Finding{{What: fmt.Sprintf("cannot list the stored names: %v", err), Fix: "check the database"}}
+	}
+	out := make([]Finding, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, Finding{
+			What: v.String(),
+			Fix:  fmt.Sprintf("ask the owner of home %s to delete it (mappings first, then the base domain), or release the home: DELETE /api/v1/admin/homes/%s", v.Home, v.Home),
+		})
 	}
 	return out
 }

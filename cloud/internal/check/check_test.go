@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/store"
 )
 
 func TestRunFindsLooseModesAndMissingState(t *testing.T) {
@@ -49,6 +50,67 @@ func TestNetworkSocketIsFound(t *testing.T) {
 	} {
 		if got := networkSocket.MatchString(line); got != bad {
 			t.Errorf("%q: match = %v, want %v", line, got, bad)
+		}
+	}
+}
+
+// TestRunReportsStoredNamesThatBreakTheRules: rows stored before the naming
+// rules (an IP literal, a parent of the public host, an operator-reserved
+// name) are each a finding, so `cloud check` exits non-zero; a fine row is not.
+func TestRunReportsStoredNamesThatBreakTheRules(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	cfg, err := config.Parse([]string{"--data", dir, "--haproxy", "off", "--public-host", "cloud.provider.net", "--reserved-domains", "corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, cfg.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := store.User{Username: "mallory", Email: "m@example.com", PasswordHash: "x", Role: "user", Active: true}
+	h := store.Home{Slot: 0, Slug: "h1", PublicKey: "k", KeyFingerprint: "f"}
+	if err := db.Create(&u).Error; err != nil {
+		t.Fatal(err)
+	}
+	h.UserID = u.ID
+	if err := db.Create(&h).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"1.2.3.4", "provider.net", "example.com", "corp.example"} {
+		if err := db.Create(&store.BaseDomain{HomeID: h.ID, Domain: d}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, host := range []string{"cloud.provider.net", "app.example.com", "www.corp.example"} {
+		if err := db.Create(&store.Mapping{HomeID: h.ID, Scheme: "https", Host: &host, TunnelPort: 20000 + i}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	os.WriteFile(cfg.HostKeyPath(), []byte("x"), 0o600)
+
+	var got []string
+	for _, f := range Run(ctx, cfg) {
+		got = append(got, f.What)
+		if !strings.Contains(f.Fix, "h1") {
+			t.Errorf("fix %q does not name the home", f.Fix)
+		}
+	}
+	want := []string{
+		"base domain 1.2.3.4 of home h1: 1.2.3.4 is an IP address",
+		"base domain corp.example of home h1: corp.example is reserved: it is reserved by this cloud's operator",
+		"base domain provider.net of home h1: provider.net is reserved: cloud.provider.net, this cloud's public host, is under it",
+		"https mapping cloud.provider.net of home h1: cloud.provider.net is reserved: it is this cloud's public host",
+		"https mapping www.corp.example of home h1: www.corp.example is reserved: it is under corp.example",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("findings:\n%s\nwant %d", strings.Join(got, "\n"), len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("finding %d = %q, want it to start with %q", i, got[i], want[i])
 		}
 	}
 }

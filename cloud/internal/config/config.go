@@ -175,11 +175,29 @@ func (r *raw) applyFile(fs *pflag.FlagSet) error {
 		if f.Changed {
 			continue
 		}
-		if err := f.Value.Set(fmt.Sprint(v)); err != nil {
+		if err := setFromYAML(f, v); err != nil {
 			return fmt.Errorf("%s: %s: %w", path, k, err)
 		}
 	}
 	return nil
+}
+
+// setFromYAML sets a flag from a cloud.yaml value: a YAML list for a list
+// flag (reserved-domains: [a.com, b.org]), a scalar otherwise.
+func setFromYAML(f *pflag.Flag, v any) error {
+	list, isList := v.([]any)
+	sv, takesList := f.Value.(pflag.SliceValue)
+	switch {
+	case isList && takesList:
+		items := make([]string, len(list))
+		for i, x := range list {
+			items[i] = fmt.Sprint(x)
+		}
+		return sv.Replace(items)
+	case isList:
+		return fmt.Errorf("takes one value, not a list")
+	}
+	return f.Value.Set(fmt.Sprint(v))
 }
 
 func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {

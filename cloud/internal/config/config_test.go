@@ -68,3 +68,29 @@ func TestBadConfigNamesTheFlag(t *testing.T) {
 		t.Errorf("unknown yaml key: %v", err)
 	}
 }
+
+func TestYAMLListsSetListFlags(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cloud.yaml"), []byte("reserved-domains: [A.com, b.org]\nhaproxy: \"off\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]string{"--data", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.ReservedDomains, " ") != "a.com b.org" {
+		t.Errorf("reserved-domains from a YAML list = %q, want [a.com b.org]", c.ReservedDomains)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cloud.yaml"), []byte("reserved-domains:\n  - a.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || strings.Join(c.ReservedDomains, " ") != "a.com" {
+		t.Errorf("block list: %q, %v", c.ReservedDomains, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cloud.yaml"), []byte("home-slots: [1, 2]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err == nil || !strings.Contains(err.Error(), "home-slots: takes one value, not a list") {
+		t.Errorf("a list for a single-value flag: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ package domains
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/weppos/publicsuffix-go/publicsuffix"
@@ -21,6 +22,9 @@ var pslOptions = &publicsuffix.FindOptions{IgnorePrivate: false, DefaultRule: pu
 // A name under a registrable domain is accepted so that an organisation can
 // give each home its own delegated subdomain (home1.example.com).
 func ValidateBase(d string) error {
+	if err := IPLiteral(d); err != nil {
+		return err
+	}
 	if err := proto.ValidateHostname(d); err != nil {
 		return err
 	}
@@ -52,4 +56,91 @@ func Ancestors(d string) []string {
 		out = append(out, d)
 	}
 	return out
+}
+
+// IPLiteral refuses IP addresses as names: IPv4 (127.0.0.1), IPv6 (::1,
+// [::1]) and any name whose last label is all digits (1.2.3.4, 10.1), which
+// the PSL would otherwise take as an unknown TLD. Whoever owned such a name
+// would receive every request sent to that address, the cloud's included.
+func IPLiteral(name string) error {
+	n := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]"), ".")
+	if i := strings.IndexByte(n, '%'); i >= 0 {
+		n = n[:i] // an IPv6 zone: fe80::1%eth0
+	}
+	last := n[strings.LastIndexByte(n, '.')+1:]
+	if net.ParseIP(n) == nil && (last == "" || strings.Trim(last, "0123456789") != "") {
+		return nil
+	}
+	shown := name
+	if net.ParseIP(n) == nil && proto.ValidateHostname(name) != nil {
+		shown = proto.Printable(name)
+	}
+	return fmt.Errorf("%s is an IP address (or ends in a numeric label, like one): only a domain name can be owned", shown)
+}
+
+// ReservedName is a name no tenant may own, nor any name above or under it.
+type ReservedName struct {
+	Name string
+	Why  string // what it is, e.g. "this cloud's public host"
+}
+
+// Reserved is the set of names kept from tenants: the cloud's own names and
+// the operator's list.
+type Reserved struct {
+	names []ReservedName
+}
+
+// NewReserved reserves the cloud's public host, its API host, the shared
+// domain (if any) and the operator's names. IP addresses are skipped: no
+// tenant can own one anyway (IPLiteral).
+func NewReserved(publicHost, apiHost, sharedDomain string, operator []string) Reserved {
+	var r Reserved
+	add := func(name, why string) {
+		name = proto.NormalizeHostname(name)
+		if name == "" || IPLiteral(name) != nil {
+			return
+		}
+		for _, n := range r.names {
+			if n.Name == name {
+				return
+			}
+		}
+		r.names = append(r.names, ReservedName{Name: name, Why: why})
+	}
+	add(publicHost, "this cloud's public host")
+	add(apiHost, "this cloud's web and API host")
+	add(sharedDomain, "this cloud's shared domain")
+	for _, n := range operator {
+		add(n, "reserved by this cloud's operator")
+	}
+	return r
+}
+
+// Names returns the reserved names in the order they were given.
+func (r Reserved) Names() []ReservedName { return r.names }
+
+// Check refuses name when it equals a reserved name, sits under one, or is
+// above one (owning provider.net would let a tenant answer the ACME
+// challenges of cloud.provider.net). The message names the rule.
+func (r Reserved) Check(name string) error {
+	for _, n := range r.names {
+		switch {
+		case name == n.Name:
+			return fmt.Errorf("%s is reserved: it is %s", name, n.Why)
+		case Covers(n.Name, name):
+			return fmt.Errorf("%s is reserved: it is under %s, %s", name, n.Name, n.Why)
+		case Covers(name, n.Name):
+			return fmt.Errorf("%s is reserved: %s, %s, is under it", name, n.Name, n.Why)
+		}
+	}
+	return nil
+}
+
+// Ownable applies every rule about who may own a name that does not depend
+// on the database: no IP literal, nothing reserved.
+func (r Reserved) Ownable(name string) error {
+	if err := IPLiteral(name); err != nil {
+		return err
+	}
+	return r.Check(name)
 }

@@ -2,6 +2,7 @@ package domains
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -78,5 +79,57 @@ func TestAncestors(t *testing.T) {
 	}
 	if got := Ancestors("com"); got != nil {
 		t.Errorf("Ancestors(com) = %v, want nil", got)
+	}
+}
+
+func TestIPLiteral(t *testing.T) {
+	for name, ip := range map[string]bool{
+		"127.0.0.1": true, "1.2.3.4": true, "10.0.0.1": true, "0.0.0.0": true, "1.2.3.4.": true,
+		"127.1": true, "example.123": true, "a.b.0": true, // a numeric last label: the PSL's "unknown TLD"
+		"::1": true, "[::1]": true, "2001:db8::1": true, "::ffff:1.2.3.4": true, "fe80::1%eth0": true,
+		"example.com": false, "1e100.net": false, "123.example.com": false, "1.2.3.com": false,
+		"app.test": false, "x.0x7f": false, "": false,
+	} {
+		if err := IPLiteral(name); (err != nil) != ip {
+			t.Errorf("IPLiteral(%q) = %v, want refused=%v", name, err, ip)
+		}
+	}
+	if err := ValidateBase("1.2.3.4"); err == nil {
+		t.Error("ValidateBase(1.2.3.4) accepted an IP address")
+	}
+}
+
+func TestReserved(t *testing.T) {
+	r := NewReserved("cloud.provider.net", "api.provider.net", "", []string{"Corp.Example", "127.0.0.1"})
+	tests := []struct {
+		name string
+		want string // "" = allowed; else the start of the refusal
+	}{
+		{"cloud.provider.net", "cloud.provider.net is reserved: it is this cloud's public host"},
+		{"x.cloud.provider.net", "x.cloud.provider.net is reserved: it is under cloud.provider.net, this cloud's public host"},
+		{"provider.net", "provider.net is reserved: cloud.provider.net, this cloud's public host, is under it"},
+		{"api.provider.net", "api.provider.net is reserved: it is this cloud's web and API host"},
+		{"v1.api.provider.net", "v1.api.provider.net is reserved: it is under api.provider.net"},
+		{"corp.example", "corp.example is reserved: it is reserved by this cloud's operator"},
+		{"www.corp.example", "www.corp.example is reserved: it is under corp.example"},
+		{"other.provider.net", ""},
+		{"notprovider.net", ""},
+		{"cloud.provider.network", ""},
+		{"example.com", ""},
+	}
+	for _, tt := range tests {
+		err := r.Check(tt.name)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("Check(%q) = %v, want allowed", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+			t.Errorf("Check(%q) = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if got := len(r.Names()); got != 3 {
+		t.Errorf("reserved names = %v: the IP address should be skipped (IPLiteral refuses it anyway)", r.Names())
+	}
+	if err := NewReserved("127.0.0.1", "127.0.0.1", "", nil).Ownable("127.0.0.1"); err == nil {
+		t.Error("an IP public host made its address ownable")
 	}
 }

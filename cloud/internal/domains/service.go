@@ -13,11 +13,21 @@ import (
 
 // Service manages the base domains of homes.
 type Service struct {
-	db *store.DB
+	db       *store.DB
+	reserved Reserved
 }
 
-// New returns a base-domain service over db.
-func New(db *store.DB) *Service { return &Service{db: db} }
+// New returns a base-domain service over db that keeps reserved from tenants.
+func New(db *store.DB, reserved Reserved) *Service { return &Service{db: db, reserved: reserved} }
+
+// Ownable refuses (403, naming the rule) a name no tenant may own: an IP
+// literal or a reserved name. field names the request field.
+func (s *Service) Ownable(field, name string) error {
+	if err := s.reserved.Ownable(name); err != nil {
+		return &problem.Error{Kind: problem.Forbidden, Field: field, Message: err.Error()}
+	}
+	return nil
+}
 
 // List returns the base domains of a home, sorted.
 func (s *Service) List(ctx context.Context, homeID uint64) ([]store.BaseDomain, error) {
@@ -32,8 +42,12 @@ func (s *Service) List(ctx context.Context, homeID uint64) ([]store.BaseDomain, 
 // domain backs up the equal case.
 func (s *Service) Register(ctx context.Context, homeID uint64, raw string) (store.BaseDomain, error) {
 	d := proto.NormalizeHostname(raw)
-	if err := ValidateBase(d); err != nil {
+	// An IP literal is refused by Ownable (403, naming the rule), not as bad syntax.
+	if err := ValidateBase(d); err != nil && IPLiteral(d) == nil {
 		return store.BaseDomain{}, problem.InvalidField("domain", err)
+	}
+	if err := s.Ownable("domain", d); err != nil {
+		return store.BaseDomain{}, err
 	}
 	bd := store.BaseDomain{HomeID: homeID, Domain: d}
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
@@ -108,4 +122,43 @@ func (s *Service) Covering(ctx context.Context, tx *gorm.DB, homeID uint64, host
 		return "", nil
 	}
 	return bd.Domain, err
+}
+
+// Violation is a stored name that breaks a rule made after it was stored
+// (an IP literal, a reserved name): reported, never deleted behind the
+// owner's back.
+type Violation struct {
+	Home string // the owning home's slug
+	What string // "base domain" or "mapping"
+	Name string
+	Err  error // the rule it breaks
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s %s of home %s: %v", v.What, v.Name, v.Home, v.Err)
+}
+
+// Violations lists every base domain and mapping host that a tenant could
+// not register today.
+func (s *Service) Violations(ctx context.Context) ([]Violation, error) {
+	var out []Violation
+	var ds []store.BaseDomain
+	if err := s.db.WithContext(ctx).Preload("Home").Order("domain").Find(&ds).Error; err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if err := s.reserved.Ownable(d.Domain); err != nil {
+			out = append(out, Violation{Home: d.Home.Slug, What: "base domain", Name: d.Domain, Err: err})
+		}
+	}
+	var ms []store.Mapping
+	if err := s.db.WithContext(ctx).Preload("Home").Where("host IS NOT NULL").Order("host, scheme").Find(&ms).Error; err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if err := s.reserved.Ownable(m.HostName()); err != nil {
+			out = append(out, Violation{Home: m.Home.Slug, What: m.Scheme + " mapping", Name: m.HostName(), Err: err})
+		}
+	}
+	return out, nil
 }

@@ -41,6 +41,12 @@ type Params struct {
 	// RouteMaxConn bounds one route's concurrent connections; default 64
 	// (a home's default channel budget: more could not reach it anyway).
 	RouteMaxConn int
+	// APIHost, when set, is the cloud's own name: HTTPS connections with
+	// this SNI, and its ACME HTTP-01 requests on HTTP, go to APITLSAddr (the
+	// cloud's TLS listener) with a PROXY v2 header; its other HTTP requests
+	// are redirected to https.
+	APIHost    string
+	APITLSAddr string // IP:port of the cloud's TLS listener, required with APIHost
 }
 
 // PortRange is an inclusive range of TCP ports (the API's own type).
@@ -94,6 +100,16 @@ func (p Params) Validate() error {
 		}
 		if !validPath(f.path) {
 			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path of [A-Za-z0-9._/+-]", f.field, f.path))
+		}
+	}
+	if p.APIHost != "" || p.APITLSAddr != "" {
+		if err := proto.ValidateHostname(p.APIHost); err != nil {
+			errs = append(errs, fmt.Errorf("APIHost: %w", err))
+		} else if net.ParseIP(p.APIHost) != nil {
+			errs = append(errs, fmt.Errorf("APIHost: %q is an IP address, not a name", p.APIHost))
+		}
+		if host, port, err := net.SplitHostPort(p.APITLSAddr); err != nil || net.ParseIP(host) == nil || net.ParseIP(host).To4() == nil || !validPort(port) {
+			errs = append(errs, fmt.Errorf("APITLSAddr: %q must be IPv4:PORT", p.APITLSAddr))
 		}
 	}
 	if p.MaxConn < 0 {

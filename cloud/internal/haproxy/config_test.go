@@ -63,6 +63,37 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// The cloud's own name: TLS by SNI and the HTTP challenges go to its TLS
+// listener with a PROXY header, its other HTTP requests are redirected, and
+// without an API host none of it is rendered.
+func TestRenderAPIHost(t *testing.T) {
+	p := testParams("/srv/maps")
+	p.APIHost, p.APITLSAddr = "cloud.example.com", "127.0.0.1:8444"
+	cfg, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(cfg)
+	for _, want := range []string{
+		"tcp-request content accept if { req.ssl_sni,lower -m str cloud.example.com }\n",
+		"use_backend cloud_tls if { req.ssl_sni,lower -m str cloud.example.com }\n",
+		"redirect location https://%[var(txn.host)]%[pathq] code 301 if { var(txn.host) -m str cloud.example.com } !{ path_beg /.well-known/acme-challenge/ }\n",
+		"use_backend cloud_http if { var(txn.host) -m str cloud.example.com }\n",
+		"|| { var(txn.host) -m str cloud.example.com }\n",
+		"backend cloud_tls\n    mode tcp\n    server cloud 127.0.0.1:8444 send-proxy-v2\n",
+		"backend cloud_http\n    mode http\n    server cloud 127.0.0.1:8444 send-proxy-v2\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+	p.APIHost, p.APITLSAddr = "", ""
+	cfg, _ = Render(p)
+	if strings.Contains(string(cfg), "cloud_") {
+		t.Errorf("config without an API host routes to the cloud:\n%s", cfg)
+	}
+}
+
 func TestRenderPassesHAProxyCheck(t *testing.T) {
 	testnet.RequireCommand(t, "haproxy", "install HAProxy 2.6+ (deploy/install-deps.sh does) to check the rendered config")
 	dir := t.TempDir()
@@ -71,6 +102,7 @@ func TestRenderPassesHAProxyCheck(t *testing.T) {
 	p.TCPHost = "::1"
 	p.HTTPAddr = "[::1]:8080"
 	p.TunnelHost = "10.0.0.2"
+	p.APIHost, p.APITLSAddr = "cloud.example.com", "127.0.0.1:8444"
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := WriteConfig(path, p); err != nil {
 		t.Fatal(err)
@@ -100,6 +132,11 @@ func TestRenderRejectsBadParams(t *testing.T) {
 		"ipv6 tunnel host":      func(p *Params) { p.TunnelHost = "::1" },
 		"negative maxconn":      func(p *Params) { p.MaxConn = -1 },
 		"socket path injection": func(p *Params) { p.SocketPath = "/run/s.sock mode 666" },
+		"api host injection":    func(p *Params) { p.APIHost, p.APITLSAddr = "a.com }\n    use_backend x", "127.0.0.1:8444" },
+		"api host an ip":        func(p *Params) { p.APIHost, p.APITLSAddr = "127.0.0.1", "127.0.0.1:8444" },
+		"api host without addr": func(p *Params) { p.APIHost = "cloud.example.com" },
+		"api tls addr a name":   func(p *Params) { p.APIHost, p.APITLSAddr = "cloud.example.com", "localhost:8444" },
+		"api tls addr ipv6":     func(p *Params) { p.APIHost, p.APITLSAddr = "cloud.example.com", "[::1]:8444" },
 	}
 	for name, mutate := range tests {
 		p := testParams("/srv/maps")

@@ -73,6 +73,9 @@ func Check(req proto.MappingRequest, tcpPorts proto.PortRange) (proto.MappingReq
 		if req.Host == "" {
 			return req, problem.InvalidField("host", fmt.Errorf("%s mappings need a host, like app.example.com", req.Scheme))
 		}
+		if err := domains.IPLiteral(req.Host); err != nil {
+			return req, &problem.Error{Kind: problem.Forbidden, Field: "host", Message: err.Error()}
+		}
 		if err := proto.ValidateHostname(req.Host); err != nil {
 			return req, problem.InvalidField("host", err)
 		}
@@ -104,6 +107,13 @@ func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingReq
 	req, err := Check(req, s.layout.TCPPorts(h.Slot))
 	if err != nil {
 		return store.Mapping{}, err
+	}
+	if req.Host != "" {
+		// Even under the home's own base domain: the operator may reserve a
+		// name there, and base domains stored before a name was reserved stay.
+		if err := s.domains.Ownable("host", req.Host); err != nil {
+			return store.Mapping{}, err
+		}
 	}
 	m := store.Mapping{HomeID: h.ID, Scheme: req.Scheme, Private: req.Private}
 	if req.Host != "" {

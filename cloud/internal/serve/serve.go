@@ -74,7 +74,7 @@ func (a *App) build() error {
 	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged, LimitsAvailable: a.limitsAvailable}); err != nil {
 		return err
 	}
-	a.Domains = domains.New(a.DB)
+	a.Domains = domains.New(a.DB, domains.NewReserved(cfg.PublicHost, cfg.APIHost, "", cfg.ReservedDomains))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.buildDataPlane(reg)
@@ -152,6 +152,13 @@ type Addrs struct {
 // Run serves until ctx ends, then shuts down gracefully. ready, if not nil,
 // is called once every listener accepts connections.
 func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
+	// Names stored before a rule forbade them stay (and keep routing), but
+	// every start names them; `cloud check` fails on them.
+	if vs, err := a.Domains.Violations(ctx); err == nil {
+		for _, v := range vs {
+			a.log.Warn("a stored name breaks the naming rules: delete it (and its mappings) or ask the owner to", "home", v.Home, "kind", v.What, "name", v.Name, "err", v.Err)
+		}
+	}
 	ln, err := net.Listen("tcp", a.Config.APIAddr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w (is another cloud running? choose another --api-addr)", a.Config.APIAddr, err)

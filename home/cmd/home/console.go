@@ -27,8 +27,9 @@ func consoleCmd() *cobra.Command {
 		Short: "Run the home: keep the tunnel up and serve the dashboard",
 		Long: `Run the home: sync the entries with the cloud, keep the one SSH tunnel up,
 route forwarded connections to the local services, and serve the dashboard.
-The dashboard binds 127.0.0.1 by default (console.listen in config.yaml);
-bound anywhere else it requires the password set with --set-password.`,
+The dashboard binds 127.0.0.1 by default (console.listen in config.yaml,
+or HOME_CONSOLE_LISTEN, e.g. 0.0.0.0:8001 in a container); bound anywhere
+else it requires the password set with --set-password.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := profile.Resolve(configFlag)
@@ -68,7 +69,7 @@ bound anywhere else it requires the password set with --set-password.`,
 			})
 		},
 	}
-	c.Flags().StringVar(&listen, "listen", "", "dashboard address (default console.listen, 127.0.0.1:8001)")
+	c.Flags().StringVar(&listen, "listen", os.Getenv("HOME_CONSOLE_LISTEN"), "dashboard address (default $HOME_CONSOLE_LISTEN, else console.listen, 127.0.0.1:8001)")
 	c.Flags().BoolVar(&setPassword, "set-password", false, "read a console password from stdin, store its hash in config.yaml, and exit")
 	return c
 }
