@@ -147,7 +147,7 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 	if (o.PublicKey == "") != (o.PrivateKey == "") {
 		return nil, proto.Home{}, errors.New("give both --public-key and --private-key, or neither (a new key is generated)")
 	}
-	dir, err := target(o)
+	dir, inPlace, err := target(o)
 	if err != nil {
 		return nil, proto.Home{}, err
 	}
@@ -159,14 +159,12 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 		}
 		return nil, proto.Home{}, err
 	}
-	staging, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new-*")
+	staging, cleanup, err := stage(dir, inPlace)
 	if err != nil {
 		return nil, proto.Home{}, err
 	}
-	defer os.RemoveAll(staging) // gone after the final rename, or on failure
-	if err := os.Chmod(staging, 0o700); err != nil {
-		return nil, proto.Home{}, err
-	}
+	done := false
+	defer func() { cleanup(done) }()
 	pub, err := installKey(staging, o)
 	if err != nil {
 		return nil, proto.Home{}, err
@@ -177,7 +175,7 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 		return nil, proto.Home{}, err
 	}
 	p, err := writeProfile(ctx, staging, dir, o, home)
-	if err == nil {
+	if err == nil && !inPlace {
 		err = os.Rename(staging, dir)
 	}
 	if err != nil {
@@ -189,43 +187,84 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 		}
 		return nil, home, fmt.Errorf("%w (the claimed home %s was released again)", err, home.Slug)
 	}
+	done = true
 	p.Dir = dir
 	return p, home, nil
 }
 
-func target(o RegisterOptions) (string, error) {
+// target is the profile directory to create. inPlace is true when it is an
+// existing empty directory (--output naming a mounted volume, say): the
+// profile is written into it, since a mount point can be neither replaced
+// nor removed.
+func target(o RegisterOptions) (dir string, inPlace bool, err error) {
 	if o.Output != "" {
 		dir, err := filepath.Abs(o.Output)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		if exists(dir) {
-			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
-				return "", fmt.Errorf("%s already exists and is not empty; choose another --output (an existing profile is never overwritten)", dir)
+		if st, err := os.Stat(dir); err == nil {
+			if !st.IsDir() {
+				return "", false, fmt.Errorf("%s exists and is not a directory; choose another --output", dir)
 			}
-			if err := os.Remove(dir); err != nil {
-				return "", err
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				return "", false, err
 			}
+			if len(entries) > 0 {
+				return "", false, fmt.Errorf("%s already exists and is not empty; choose another --output (an existing profile is never overwritten)", dir)
+			}
+			return dir, true, nil
 		}
-		return dir, os.MkdirAll(filepath.Dir(dir), 0o700)
+		return dir, false, os.MkdirAll(filepath.Dir(dir), 0o700)
 	}
 	base, err := BaseDir()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", err
+		return "", false, err
 	}
 	name := o.Name
 	if name == "" {
 		name = DefaultName(o.Cloud)
 	} else if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
-		return "", fmt.Errorf("--name %s must be a plain name", proto.Printable(name))
+		return "", false, fmt.Errorf("--name %s must be a plain name", proto.Printable(name))
 	}
 	if o.Name != "" && exists(filepath.Join(base, name)) {
-		return "", fmt.Errorf("a profile named %s already exists in %s; choose another --name", name, base)
+		return "", false, fmt.Errorf("a profile named %s already exists in %s; choose another --name", name, base)
 	}
-	return freeDir(base, name), nil
+	return freeDir(base, name), false, nil
+}
+
+// stage returns the directory the profile is written to, owner-only, and
+// the cleanup to run at the end: a staging directory beside dir is removed
+// (it was renamed into place on success); an existing empty dir is emptied
+// again on failure, and kept.
+func stage(dir string, inPlace bool) (string, func(ok bool), error) {
+	if inPlace {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", nil, fmt.Errorf("%s: %w (the profile directory must belong to the user running home)", dir, err)
+		}
+		return dir, func(ok bool) {
+			if ok {
+				return
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}, nil
+	}
+	staging, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new-*")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func(bool) { os.RemoveAll(staging) }
+	if err := os.Chmod(staging, 0o700); err != nil {
+		cleanup(false)
+		return "", nil, err
+	}
+	return staging, cleanup, nil
 }
 
 // installKey puts the home's key pair in the profile and returns the
