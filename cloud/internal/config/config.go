@@ -4,12 +4,17 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/proto"
@@ -39,6 +45,9 @@ type Config struct {
 	TCPPorts          proto.PortRange
 	PublicHost        string
 	APIHost           string   // the cloud's own web/API name (default PublicHost)
+	TLS               TLS      // how the cloud serves APIHost over HTTPS
+	MetricsAddr       string   // Prometheus endpoint; empty when off
+	Warnings          []string // settings that work but deserve the operator's attention at start
 	ReservedDomains   []string // operator-reserved names no tenant may own (lowercased)
 	HAProxy           string
 	HAProxySocket     string
@@ -51,7 +60,53 @@ type Config struct {
 	MappingsPerHome   int
 	AuthRate          int
 	LogLevel          string
+	Limits            Limits
 }
+
+// Limits are what one home, one route and one frontend may make the edge
+// hold (see package budget for how the defaults were sized).
+type Limits struct {
+	ChannelsPerHome int     // open tunnel channels of one home, both directions
+	ChannelsPerConn int     // open channels of one SSH connection
+	PendingPerHome  int     // direct-tcpip opens of one home being dialled
+	ConnsPerHome    int     // live SSH connections of one home
+	ConnsPerIP      int     // SSH connections from one address, before login
+	RequestRate     float64 // SSH global requests per second per connection
+	RouteMaxConn    int     // concurrent public connections of one route (HAProxy)
+	FrontendMaxConn int     // concurrent connections of one public frontend (HAProxy)
+}
+
+// HTTPS modes of the cloud's own name.
+const (
+	HTTPSOff   = ""      // plain HTTP only (--dev, an IP or single-label API host, no HAProxy)
+	HTTPSACME  = "acme"  // certificates from an ACME CA (certmagic)
+	HTTPSFiles = "files" // the operator's --tls-cert/--tls-key, reloaded on change
+)
+
+// LetsEncrypt is the default --acme-ca.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+// TLS is how the cloud serves its own name (APIHost) over HTTPS: HAProxy
+// passes connections whose SNI is APIHost, and plain-HTTP requests for
+// APIHost's ACME challenges, to Addr with a PROXY v2 header.
+type TLS struct {
+	Mode         string // HTTPSOff, HTTPSACME or HTTPSFiles
+	Addr         string // the cloud's own TLS listener, for HAProxy only (an IP address)
+	ACMECA       string // ACME directory URL
+	ACMEEmail    string
+	ACMEProfile  string        // certificate profile asked of the CA; empty for its default
+	TrustedRoots string        // PEM file trusted for the CA's own HTTPS instead of the system roots
+	RenewCheck   time.Duration // how often certificates are checked for renewal
+	CertFile     string        // operator's certificate chain (HTTPSFiles)
+	KeyFile      string        // operator's private key (HTTPSFiles)
+}
+
+// On reports whether the cloud serves its own name over HTTPS.
+func (t TLS) On() bool { return t.Mode != HTTPSOff }
+
+// StorageDir is where certmagic keeps the cloud's own ACME account and
+// certificates.
+func (c Config) StorageDir() string { return filepath.Join(c.Data, "certmagic") }
 
 // HAProxyDir holds the managed HAProxy's config, socket and map files.
 func (c Config) HAProxyDir() string { return filepath.Join(c.Data, "haproxy") }
@@ -91,11 +146,15 @@ type raw struct {
 	data, apiAddr, sshAddr, httpAddr, httpsAddr, tcpPorts, publicHost string
 	haproxy, haproxySocket, haproxyMaps, configFile, logLevel         string
 	shapeDev, apiHost                                                 string
+	tlsAddr, acmeCA, acmeEmail, acmeProfile, acmeRoots, tlsCert       string
+	tlsKey, metricsAddr                                               string
+	acmeRenewCheck                                                    time.Duration
 	reservedDomains                                                   []string
 	reconcileInterval                                                 time.Duration
 	dev                                                               bool
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
 	authRate                                                          int
+	limits                                                            Limits
 }
 
 // Flags registers serve's flags on fs and returns a loader that applies
@@ -111,6 +170,16 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.tcpPorts, "tcp-ports", "10000-10099", "public TCP port range LO-HI (HAProxy); split into per-home blocks")
 	fs.StringVar(&r.publicHost, "public-host", "", "name homes use to reach the SSH endpoint (default: this machine's host name)")
 	fs.StringVar(&r.apiHost, "api-host", "", "the cloud's own web UI and API name (default: --public-host)")
+	fs.StringVar(&r.tlsAddr, "tls-addr", "127.0.0.1:8444", "the cloud's own HTTPS listener, which HAProxy's public HTTPS and HTTP ports pass --api-host to (PROXY protocol; not for clients)")
+	fs.StringVar(&r.acmeCA, "acme-ca", LetsEncrypt, "ACME directory URL the cloud gets the certificate for --api-host from")
+	fs.StringVar(&r.acmeEmail, "acme-email", "", "contact address of the cloud's ACME account (expiry and incident notices)")
+	fs.StringVar(&r.acmeRoots, "acme-trusted-roots", "", "PEM file of roots trusted for the ACME CA's own HTTPS, instead of the system's (a private or test CA)")
+	fs.StringVar(&r.acmeProfile, "acme-profile", "", "certificate profile to ask the ACME CA for (default: the CA's default)")
+	fs.DurationVar(&r.acmeRenewCheck, "acme-renew-check", 10*time.Minute, "how often the cloud's certificate is checked for renewal")
+	_ = fs.MarkHidden("acme-renew-check") // tests with short-lived certificates
+	fs.StringVar(&r.tlsCert, "tls-cert", "", "PEM certificate chain for --api-host instead of ACME (re-read when it changes on disk)")
+	fs.StringVar(&r.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&r.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus /metrics listen address, never authenticated: keep it on loopback or a private network (off: none)")
 	fs.StringSliceVar(&r.reservedDomains, "reserved-domains", nil, "comma-separated names no tenant may own, nor any name above or under them (the public and API hosts are always reserved)")
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
 	fs.StringVar(&r.haproxySocket, "haproxy-socket", "", "HAProxy runtime API unix socket, for --haproxy external")
@@ -125,6 +194,14 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.IntVar(&r.homesPerUser, "homes-per-user", 1, "how many homes one user may claim")
 	fs.IntVar(&r.perHome, "mappings-per-home", homes.DefaultLayout.TunnelBlock, "how many mappings one home may have (at most --tunnel-block)")
 	fs.IntVar(&r.authRate, "auth-rate", 10, "login and signup attempts allowed per minute per client address and per username")
+	fs.IntVar(&r.limits.ChannelsPerHome, "ssh-channels-per-home", budget.DefaultChannelsPerHome, "open tunnel channels (visitor connections and home-opened direct-tcpip) one home may hold at once")
+	fs.IntVar(&r.limits.ChannelsPerConn, "ssh-channels-per-conn", budget.DefaultChannelsPerHome, "open channels one SSH connection may hold at once (at most --ssh-channels-per-home)")
+	fs.IntVar(&r.limits.PendingPerHome, "ssh-pending-per-home", budget.DefaultPendingPerHome, "direct-tcpip channel opens of one home that may be in progress at once")
+	fs.IntVar(&r.limits.ConnsPerHome, "ssh-conns-per-home", 4, "live SSH connections one home may hold (a reconnect takes the previous one over)")
+	fs.IntVar(&r.limits.ConnsPerIP, "ssh-conns-per-ip", 32, "SSH connections one client address may hold, logged in or not")
+	fs.Float64Var(&r.limits.RequestRate, "ssh-request-rate", 10, "SSH global requests (forwards, keepalives) per second one connection may send (burst 64)")
+	fs.IntVar(&r.limits.RouteMaxConn, "route-maxconn", budget.DefaultChannelsPerHome, "concurrent public connections one route may hold in HAProxy")
+	fs.IntVar(&r.limits.FrontendMaxConn, "frontend-maxconn", 10000, "concurrent connections each public HAProxy frontend (80, 443, TCP range) may hold")
 	fs.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&r.configFile, "config", "", "cloud.yaml with the same keys as the flags (default: DATA/cloud.yaml when present)")
 	return func() (Config, error) { return r.load(fs) }
@@ -178,6 +255,7 @@ func (r *raw) applyFile(fs *pflag.FlagSet) error {
 		if err := setFromYAML(f, v); err != nil {
 			return fmt.Errorf("%s: %s: %w", path, k, err)
 		}
+		f.Changed = true // set by the operator, like a flag: defaults derived later leave it alone
 	}
 	return nil
 }
@@ -284,6 +362,7 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	default:
 		bad("haproxy", fmt.Errorf("%q is not managed, external or off", c.HAProxy))
 	}
+	c.TLS, c.APIAddr, c.MetricsAddr = r.validateTLS(fs, c, bad)
 	if c.HAProxyMaps != "" && !filepath.IsAbs(c.HAProxyMaps) {
 		bad("haproxy-maps", fmt.Errorf("give an absolute path (HAProxy names maps by their file path)"))
 	}
@@ -304,13 +383,108 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	if c.AuthRate < 1 {
 		bad("auth-rate", fmt.Errorf("must be at least 1"))
 	}
+	c.Limits = r.limits
+	for _, l := range []struct {
+		flag string
+		v    int
+	}{{"ssh-channels-per-home", r.limits.ChannelsPerHome}, {"ssh-channels-per-conn", r.limits.ChannelsPerConn},
+		{"ssh-pending-per-home", r.limits.PendingPerHome}, {"ssh-conns-per-home", r.limits.ConnsPerHome},
+		{"ssh-conns-per-ip", r.limits.ConnsPerIP}, {"route-maxconn", r.limits.RouteMaxConn}, {"frontend-maxconn", r.limits.FrontendMaxConn}} {
+		if l.v < 1 || l.v > 1_000_000 {
+			bad(l.flag, fmt.Errorf("must be 1..1000000"))
+		}
+	}
+	if r.limits.ConnsPerHome < 2 {
+		bad("ssh-conns-per-home", fmt.Errorf("must be at least 2: a reconnecting home holds its old connection until the new one takes over"))
+	}
+	if r.limits.RequestRate < 1 {
+		bad("ssh-request-rate", fmt.Errorf("must be at least 1 (a home asks for each of its forwards at connect)"))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", fmt.Errorf("%q is not debug, info, warn or error", c.LogLevel))
 	}
+	if !c.TLS.On() && c.HAProxy != HAProxyOff && !c.Dev {
+		c.Warnings = append(c.Warnings, r.httpsOffReason(c))
+	}
 	return c, errors.Join(errs...)
 }
+
+// validateTLS decides how the cloud serves its own name, and with HTTPS on
+// keeps the plain API on loopback unless the operator chose its address.
+func (r *raw) validateTLS(fs *pflag.FlagSet, c Config, bad func(string, error)) (TLS, string, string) {
+	t := TLS{
+		Addr: r.tlsAddr, ACMECA: r.acmeCA, ACMEEmail: r.acmeEmail, ACMEProfile: r.acmeProfile,
+		TrustedRoots: r.acmeRoots, RenewCheck: r.acmeRenewCheck, CertFile: r.tlsCert, KeyFile: r.tlsKey,
+	}
+	if host, _, err := net.SplitHostPort(t.Addr); err != nil || validateAddr(t.Addr) != nil {
+		bad("tls-addr", fmt.Errorf("%q is not IP:PORT (e.g. 127.0.0.1:8444)", t.Addr))
+	} else if ip := net.ParseIP(host); ip == nil || ip.To4() == nil || ip.IsUnspecified() {
+		bad("tls-addr", fmt.Errorf("%q: give the IPv4 address HAProxy connects to, e.g. 127.0.0.1:8444", t.Addr))
+	}
+	if u, err := url.Parse(t.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		bad("acme-ca", fmt.Errorf("%s must be an https:// ACME directory URL", proto.Printable(t.ACMECA)))
+	}
+	if e := t.ACMEEmail; e != "" {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e || a.Name != "" {
+			bad("acme-email", fmt.Errorf("%s must be a plain address like you@example.com", proto.Printable(e)))
+		}
+	}
+	if t.ACMEProfile != "" && !profileRE.MatchString(t.ACMEProfile) {
+		bad("acme-profile", fmt.Errorf("%s is not a profile name (letters, digits, '-', '_', '.')", proto.Printable(t.ACMEProfile)))
+	}
+	if t.TrustedRoots != "" {
+		if b, err := os.ReadFile(t.TrustedRoots); err != nil {
+			bad("acme-trusted-roots", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			bad("acme-trusted-roots", fmt.Errorf("%s holds no PEM certificate", t.TrustedRoots))
+		}
+	}
+	if t.RenewCheck < time.Second {
+		bad("acme-renew-check", fmt.Errorf("must be at least 1s"))
+	}
+	metrics := r.metricsAddr
+	if metrics == "off" {
+		metrics = ""
+	} else if err := validateAddr(metrics); err != nil {
+		bad("metrics-addr", fmt.Errorf("%w, or off", err))
+	}
+	switch {
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		bad("tls-cert", fmt.Errorf("give both --tls-cert and --tls-key, or neither"))
+	case c.Dev:
+		if t.CertFile != "" {
+			bad("tls-cert", fmt.Errorf("--dev serves plain HTTP on loopback; drop --tls-cert/--tls-key or --dev"))
+		}
+	case c.HAProxy == HAProxyOff:
+	case t.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			bad("tls-cert", fmt.Errorf("%s with %s: %w", t.CertFile, t.KeyFile, err))
+		}
+		t.Mode = HTTPSFiles
+	case net.ParseIP(c.APIHost) == nil && !isSingleLabel(c.APIHost):
+		t.Mode = HTTPSACME
+	}
+	api := c.APIAddr
+	if t.On() && !fs.Changed("api-addr") {
+		// The plain port stays for the cloud CLI and health checks on this
+		// machine; browsers and homes come through https://API-HOST.
+		_, port, _ := net.SplitHostPort(api)
+		api = net.JoinHostPort("127.0.0.1", port)
+	}
+	return t, api, metrics
+}
+
+// httpsOffReason says why the cloud's name is served in clear.
+func (r *raw) httpsOffReason(c Config) string {
+	return fmt.Sprintf("HTTPS is off: --api-host %s is an IP address or a single label, for which no ACME CA issues a certificate, "+
+		"so the web UI and API (passwords, tokens) are plain HTTP on %s; give the cloud a DNS name with --api-host, "+
+		"or a certificate with --tls-cert/--tls-key", c.APIHost, c.APIAddr)
+}
+
+// profileRE is an ACME certificate profile name.
+var profileRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func isSingleLabel(h string) bool {
 	return !strings.Contains(h, ".") && proto.ValidateHostname(h+".x") == nil

@@ -55,6 +55,8 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 		err := haproxy.WriteConfig(filepath.Join(cfg.HAProxyDir(), "haproxy.cfg"), haproxy.Params{
 			HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, TCPHost: tcpHost, TCPPorts: cfg.TCPPorts,
 			TunnelPorts: cfg.Layout.TunnelRange(), MapDir: cfg.HAProxyMapDir(), SocketPath: cfg.HAProxySocketPath(),
+			APIHost: a.routedAPIHost(), APITLSAddr: a.routedTLSAddr(),
+			RouteMaxConn: cfg.Limits.RouteMaxConn, FrontendMaxConn: cfg.Limits.FrontendMaxConn,
 		})
 		if err != nil {
 			return fmt.Errorf("write HAProxy config: %w", err)

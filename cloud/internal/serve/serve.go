@@ -15,9 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/api"
+	"homeport.dev/cloud/internal/apitls"
+	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/haproxy"
@@ -45,6 +48,7 @@ type App struct {
 	HAProxy  *haproxy.Process // nil unless managed
 	Shaper   *shaper.Shaper
 	API      *api.Server
+	TLS      *apitls.Server // the cloud's own HTTPS; nil when off
 	log      *slog.Logger
 }
 
@@ -93,6 +97,8 @@ func (a *App) build() error {
 	}
 	a.SSH = sshd.New(sshd.Options{
 		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
+		Budget: a.edgeBudget(), ConnsPerHome: cfg.Limits.ConnsPerHome, MaxConnsPerIP: cfg.Limits.ConnsPerIP,
+		RequestRate: cfg.Limits.RequestRate,
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
@@ -102,15 +108,39 @@ func (a *App) build() error {
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
 		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes,
-		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check},
+		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},
 	})
 	if err := web.Register(a.API.Echo(), web.Deps{
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH: a.API.SSH, Limiter: limiter, Log: a.log,
+		Secure: cfg.TLS.On(), CloudURL: a.cloudURL(),
 	}); err != nil {
 		return err
 	}
+	if err := a.buildHTTPS(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// edgeBudget raises the open-files limit as far as it goes and sizes the
+// channel budget of all homes together below it, keeping a reserve for the
+// API, the database, HAProxy's runtime socket and new logins.
+func (a *App) edgeBudget() *budget.Ledger {
+	cfg := a.Config
+	files, err := budget.RaiseFileLimit()
+	if err != nil {
+		a.log.Warn("cannot raise the open-files limit; tunnels get a smaller share", "limit", files, "err", err)
+	}
+	share := budget.EdgeShare(files, cfg.Layout.Slots, cfg.Layout.TunnelBlock, cfg.Limits.PendingPerHome, cfg.Limits.ConnsPerIP)
+	if need := cfg.Layout.Slots * cfg.Limits.ChannelsPerHome; share < need {
+		a.log.Warn("the open-files limit cannot hold every home at its channel limit: raise LimitNOFILE (systemd) or ulimits nofile (compose)",
+			"open_files", files, "edge_channels", share, "homes_at_limit_need", need)
+	}
+	return budget.New(budget.Limits{
+		ChannelsPerHome: cfg.Limits.ChannelsPerHome, ChannelsPerConn: cfg.Limits.ChannelsPerConn,
+		PendingPerHome: cfg.Limits.PendingPerHome, Total: share,
+	})
 }
 
 // homeChanged makes the live data plane follow a committed home change: a
@@ -147,6 +177,8 @@ func (a *App) Close() error { return a.DB.Close() }
 // Addrs are the addresses the cloud listens on once ready.
 type Addrs struct {
 	API, SSH net.Addr
+	TLS      net.Addr // the cloud's own HTTPS listener (for HAProxy); nil when HTTPS is off
+	Metrics  net.Addr // nil when --metrics-addr is off
 }
 
 // Run serves until ctx ends, then shuts down gracefully. ready, if not nil,
@@ -163,6 +195,9 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w (is another cloud running? choose another --api-addr)", a.Config.APIAddr, err)
 	}
+	// The API's share of the open-files reserve: beyond it, new clients
+	// wait in the kernel's backlog instead of taking the edge's descriptors.
+	ln = netutil.LimitListener(ln, budget.APIConns)
 	srv := &http.Server{
 		Handler:           a.API,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -178,7 +213,7 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 5)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if err := a.startDataPlane(ctx, &wg, errc); err != nil {
@@ -187,11 +222,17 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	a.startShaping(ctx, &wg)
+	extra, err := a.startHTTPS(ctx, &wg, errc)
+	if err != nil {
+		ln.Close()
+		sshLn.Close()
+		return err
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- a.SSH.Serve(ctx, sshLn) }()
 	a.log.Info("cloud listening", "api", ln.Addr().String(), "ssh", sshLn.Addr().String())
 	if ready != nil {
-		ready(Addrs{API: ln.Addr(), SSH: sshLn.Addr()})
+		ready(Addrs{API: ln.Addr(), SSH: sshLn.Addr(), TLS: extra.TLS, Metrics: extra.Metrics})
 	}
 	select {
 	case err := <-errc:
