@@ -144,3 +144,47 @@ func TestKeyRotationClosesTheLiveConnection(t *testing.T) {
 		t.Fatalf("connection with the old key still open %v after rotation", time.Since(start))
 	}
 }
+
+// TestKeyRotatedDuringLoginDoesNotSurvive: a connection that authenticated
+// with the old key while the key was being replaced must not outlive the
+// rotation. The endpoint used to re-read the home after the handshake and
+// adopt the new key's fingerprint, so such a session stayed up.
+func TestKeyRotatedDuringLoginDoesNotSurvive(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	h := c.NewHome(t, "alice")
+	hostKey, _ := cloudtest.NewKey(t)
+	srv := sshd.New(sshd.Options{HostKey: hostKey, Homes: c.App.Homes, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_, pub := cloudtest.NewKey(t)
+	sshd.SetAfterAuth(srv, func() {
+		if _, err := c.App.Homes.Patch(context.Background(), h.Home, proto.PatchHomeRequest{PublicKey: &pub}); err != nil {
+			t.Error(err)
+		}
+		// The rotation's own revalidation runs now, before the session
+		// exists: it finds nothing to close.
+		srv.Revalidate(context.Background(), h.ID)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	cl, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+	if err != nil {
+		return // refused outright: fine too
+	}
+	defer cl.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- cl.Wait() }()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a connection made with the old key is still open after the rotation")
+	}
+	if srv.Connected(h.ID) {
+		t.Error("the endpoint still counts the home connected")
+	}
+}

@@ -28,6 +28,9 @@ type Options struct {
 	// AllowDirect reports whether home may open a direct-tcpip channel to
 	// 127.0.0.1:port: only a private mapping of the same account qualifies.
 	AllowDirect func(ctx context.Context, home store.Home, port int) bool
+	// OwnerActive reports whether a user's account is active; a home of an
+	// inactive account is refused at login (see accounts.go).
+	OwnerActive func(ctx context.Context, userID uint64) (bool, error)
 	Log         *slog.Logger
 	Registry    prometheus.Registerer
 	// Keepalive is the interval of server keepalives; a peer that answers
@@ -133,6 +136,9 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 	if meta.User() != h.Slug {
 		s.o.Log.Info("ssh login refused: wrong user for key", "remote", meta.RemoteAddr().String(), "user", meta.User(), "home", h.Slug)
 		return nil, errors.New("wrong user")
+	}
+	if err := s.ownerActive(ctx, meta, h); err != nil {
+		return nil, err
 	}
 	if n := s.connsOf(h.ID); n >= s.o.ConnsPerHome {
 		s.refuse(h.Slug, "home_conns", "ssh login refused: the home has too many connections", "conns", n)
