@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -152,17 +153,19 @@ func (r *Reconciler) Changed(ctx context.Context, added, removed []store.Mapping
 			ops = append(ops, Op{Map: name, Key: e.Key, Had: true})
 		}
 	}
-	for _, m := range added {
-		if name, e, ok := route(m); ok {
-			ops = append(ops, Op{Map: name, Key: e.Key, Value: e.Value})
-		}
-	}
-	if len(ops) == 0 {
-		return
+	if len(ops) == 0 && !slices.ContainsFunc(added, func(m store.Mapping) bool { _, _, ok := route(m); return ok }) {
+		return // private mappings only
 	}
 	// Files first: a restart of HAProxy must never lose an applied route.
 	desired, err := r.desired(ctx)
 	if err == nil {
+		for _, m := range added {
+			// Only what the database still wants: a mapping created by an
+			// account deactivated meanwhile is not routed.
+			if name, e, ok := route(m); ok && desired[name][e.Key] == e.Value {
+				ops = append(ops, Op{Map: name, Key: e.Key, Value: e.Value})
+			}
+		}
 		err = r.writeFiles(desired)
 	}
 	if err == nil && r.o.Client != nil && r.live != nil {
@@ -201,9 +204,18 @@ func (r *Reconciler) Check(ctx context.Context) error {
 	return nil
 }
 
+// desired derives the routes from the mappings of active accounts: a
+// deactivated account's names get the same answer as unknown ones, and are
+// back, unchanged, when the account is approved again.
 func (r *Reconciler) desired(ctx context.Context) (State, error) {
 	var ms []store.Mapping
-	if err := r.o.DB.WithContext(ctx).Select("scheme", "host", "public_port", "tunnel_port", "private").Find(&ms).Error; err != nil {
+	err := r.o.DB.WithContext(ctx).
+		Select("mappings.scheme", "mappings.host", "mappings.public_port", "mappings.tunnel_port", "mappings.private").
+		Joins("JOIN homes ON homes.id = mappings.home_id").
+		Joins("JOIN users ON users.id = homes.user_id").
+		Where("users.active = ?", true).
+		Find(&ms).Error
+	if err != nil {
 		return nil, err
 	}
 	return Desired(ms), nil

@@ -99,6 +99,7 @@ func (a *App) build() error {
 		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
 		Budget: a.edgeBudget(), ConnsPerHome: cfg.Limits.ConnsPerHome, MaxConnsPerIP: cfg.Limits.ConnsPerIP,
 		RequestRate: cfg.Limits.RequestRate,
+		OwnerActive: a.Accounts.Active,
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
@@ -222,6 +223,18 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	a.startShaping(ctx, &wg)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Deactivation takes a user's homes offline, whichever process made it
+		// (API, web UI, the `cloud users` CLI): connections closed, routes withdrawn.
+		a.Accounts.WatchInactive(ctx, 250*time.Millisecond, func(inactive []uint64, changed bool) {
+			a.SSH.CloseUsers(inactive...)
+			if changed {
+				a.Routes.Kick()
+			}
+		})
+	}()
 	extra, err := a.startHTTPS(ctx, &wg, errc)
 	if err != nil {
 		ln.Close()
