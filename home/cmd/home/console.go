@@ -56,7 +56,7 @@ else it requires the password set with --set-password.`,
 				listen = p.Console.Listen
 			}
 			return runAgent(cmd, p.Dir, func(ctx context.Context, a *agent.Agent) error {
-				con, err := console.New(a, listen, logger())
+				con, err := console.New(a, console.Options{Listen: listen, Log: logger()})
 				if err != nil {
 					return err
 				}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -86,6 +87,10 @@ type Cloud struct {
 	Token string `yaml:"token"`
 	Home  string `yaml:"home"`
 	SSH   SSH    `yaml:"ssh"`
+	// CAFile is a PEM file of the roots trusted for the cloud's HTTPS
+	// instead of the system's (a private CA); `home register --ca-file`
+	// copies it into the profile.
+	CAFile string `yaml:"ca_file,omitempty"`
 }
 
 // SSH is the cloud's SSH endpoint and its pinned host key.
@@ -100,6 +105,11 @@ type SSH struct {
 type Console struct {
 	Listen       string `yaml:"listen"`
 	PasswordHash string `yaml:"password_hash,omitempty"`
+	// AllowedHosts are extra names the console answers to (on any port),
+	// beyond its listen address, localhost and IP addresses: a LAN name
+	// like nas.lan, or the name of a reverse proxy in front of it. Any
+	// other Host header is refused, which is what defeats DNS rebinding.
+	AllowedHosts []string `yaml:"allowed_hosts,omitempty"`
 }
 
 // Features are opt-in behaviours.
@@ -142,6 +152,33 @@ func (p *Profile) TrustedRootsPath() string {
 	return p.Path(p.ACME.TrustedRoots)
 }
 
+// CloudCAPath is cloud.ca_file resolved, empty when unset.
+func (p *Profile) CloudCAPath() string {
+	if p.Cloud.CAFile == "" {
+		return ""
+	}
+	return p.Path(p.Cloud.CAFile)
+}
+
+// CloudClient is a client of the profile's cloud API that verifies the
+// cloud's certificate against cloud.ca_file when it is set.
+func (p *Profile) CloudClient() (*cloudapi.Client, error) {
+	c, err := cloudapi.New(p.Cloud.URL, p.Cloud.Token)
+	if err != nil {
+		return nil, err
+	}
+	if path := p.CloudCAPath(); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cloud.ca_file in %s: %w", p.ConfigPath(), err)
+		}
+		if err := c.TrustCA(b); err != nil {
+			return nil, fmt.Errorf("cloud.ca_file %s: %w", path, err)
+		}
+	}
+	return c, nil
+}
+
 // DeployPath is acme.deploy_path resolved, empty when unset.
 func (p *Profile) DeployPath() string {
 	if p.ACME.DeployPath == "" {
@@ -177,6 +214,10 @@ func (c *Config) Defaults() {
 	}
 }
 
+// consoleHostRE is a lower-case LDH host name; unlike proto.ValidateHostname
+// it takes single labels too, as LAN names often are.
+var consoleHostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
 // Validate checks every field and returns all problems at once, each naming
 // its field.
 func (c *Config) Validate() error {
@@ -192,6 +233,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := cloudapi.ParseURL(c.Cloud.URL); err != nil {
 		bad("cloud.url", "%v", err)
+	}
+	if ca := c.Cloud.CAFile; ca != "" && (strings.ContainsRune(ca, 0) || !strings.HasPrefix(c.Cloud.URL, "https://")) {
+		bad("cloud.ca_file", "must be a path (relative to the profile directory, or absolute), and cloud.url an https:// URL")
 	}
 	if c.Cloud.Token == "" {
 		bad("cloud.token", "is empty; create a token in the cloud's web UI (or POST /api/v1/auth/token) and put it here")
@@ -236,6 +280,11 @@ func (c *Config) Validate() error {
 		bad("console.listen", "%s must be IP:PORT, like 127.0.0.1:8001", proto.Printable(c.Console.Listen))
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		bad("console.listen", "port %s is out of range", proto.Printable(port))
+	}
+	for i, h := range c.Console.AllowedHosts {
+		if !consoleHostRE.MatchString(h) || len(h) > proto.MaxHostnameLen {
+			bad(fmt.Sprintf("console.allowed_hosts[%d]", i), "%s must be a lower-case host name without port or wildcard, like nas.lan or nas", proto.Printable(h))
+		}
 	}
 	return errors.Join(errs...)
 }

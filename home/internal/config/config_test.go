@@ -74,6 +74,8 @@ func TestLoadNamesTheBadField(t *testing.T) {
 		"ssh user":       {"user: abcdefgh", "user: root", "cloud.ssh.user:"},
 		"host key":       {"host_key: ssh-ed25519 AAAAC3", "host_key: not-a-key AAAAC3", "cloud.ssh.host_key:"},
 		"console":        {"listen: 127.0.0.1:8001", "listen: everywhere", "console.listen:"},
+		"console hosts":  {"listen: 127.0.0.1:8001", "listen: 127.0.0.1:8001\n  allowed_hosts: [nas.lan, \"*.evil\"]", "console.allowed_hosts[1]:"},
+		"console port":   {"listen: 127.0.0.1:8001", "listen: 127.0.0.1:8001\n  allowed_hosts: [\"nas:80\"]", "console.allowed_hosts[0]:"},
 		"unknown key":    {"certs_dir: certs", "certs_dir: certs\ncert_dir: x", "field cert_dir not found"},
 		"wrong type":     {"lan_forwarding: false", "lan_forwarding: maybe", "cannot unmarshal"},
 		"not yaml":       {"version: 1", "version: [", "did not find"},

@@ -7,9 +7,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"crypto/rand"
-	"encoding/hex"
-
 	"github.com/labstack/echo/v4"
 
 	"homeport.dev/home/internal/cloudapi"
@@ -135,11 +132,3 @@ func writeEvent(w *echo.Response, v any) error {
 }
 
 func urlQuery(s string) string { return url.QueryEscape(s) }
-
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}

@@ -68,7 +68,7 @@ func TestDashboardInChromium(t *testing.T) {
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- a.Run(ctx) }()
 	defer func() { cancel(); <-agentDone }()
-	con, err := console.New(a, "127.0.0.1:0", log)
+	con, err := console.New(a, console.Options{Listen: "127.0.0.1:0", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@
 // certificates with their state (issue and renew), and every action the
 // CLI has. It binds loopback by default; bound elsewhere it
 // requires the password set with `home console --set-password`. Every form
-// is CSRF-protected.
+// is CSRF-protected; it answers only to the names it knows (hosts.go),
+// logins are server-side sessions (sessions.go) and password guessing is
+// throttled (throttle.go).
 package console
 
 import (
@@ -17,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,17 +42,31 @@ var templates embed.FS
 var static embed.FS
 
 const (
-	csrfField     = "csrf"
-	sessionCookie = "homeport_console"
+	csrfField  = "csrf"
+	ctxSession = "session"
 )
+
+// Options configure a console.
+type Options struct {
+	// Listen is the address the console will listen on, like
+	// 127.0.0.1:8001; beyond loopback a password is required.
+	Listen string
+	Log    *slog.Logger
+	// Now is the clock of sessions and login throttling; nil means
+	// time.Now.
+	Now func() time.Time
+}
 
 // Console is the dashboard of one agent.
 type Console struct {
-	a       *agent.Agent
-	log     *slog.Logger
-	pages   *template.Template
-	login   bool   // a password is required (non-loopback bind)
-	session string // random secret of the logged-in browser session
+	a          *agent.Agent
+	log        *slog.Logger
+	pages      *template.Template
+	login      bool   // a password is required (non-loopback bind)
+	listenHost string // of Options.Listen
+	port       string // the port it answers on
+	sessions   *sessions
+	throttle   *throttle
 }
 
 // HashPassword returns the bcrypt hash stored in console.password_hash.
@@ -71,12 +88,23 @@ func Loopback(addr string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// New returns the console of a. When listen is not loopback, the profile
+// New returns the console of a. When o.Listen is not loopback, the profile
 // must have a console password.
-func New(a *agent.Agent, listen string, log *slog.Logger) (*Console, error) {
-	c := &Console{a: a, log: log, login: !Loopback(listen)}
+func New(a *agent.Agent, o Options) (*Console, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	host, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("console listen address %s: %w", proto.Printable(o.Listen), err)
+	}
+	c := &Console{a: a, log: o.Log, login: !Loopback(o.Listen), listenHost: host, port: port,
+		sessions: newSessions(o.Now), throttle: newThrottle(o.Now)}
 	if c.login && a.Profile.Console.PasswordHash == "" {
-		return nil, fmt.Errorf("the console would listen on %s, beyond this machine: set a password first with `home console --set-password`, or listen on 127.0.0.1", listen)
+		return nil, fmt.Errorf("the console would listen on %s, beyond this machine: set a password first with `home console --set-password`, or listen on 127.0.0.1", o.Listen)
 	}
 	pages, err := template.New("").Funcs(template.FuncMap{
 		"date": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
@@ -91,23 +119,24 @@ func New(a *agent.Agent, listen string, log *slog.Logger) (*Console, error) {
 		return nil, err
 	}
 	c.pages = pages
-	secret, err := randomHex(16)
-	if err != nil {
-		return nil, err
-	}
-	c.session = secret
 	return c, nil
 }
+
+// sessionCookie is the session cookie's name. Cookies do not tell ports
+// apart, so each console (one per profile, each on its own port) has its own.
+func (c *Console) sessionCookie() string { return "homeport_console_" + c.port }
 
 // Handler is the console's HTTP handler.
 func (c *Console) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.Use(middleware.Recover(), middleware.BodyLimit("64K"), headers)
+	e.IPExtractor = echo.ExtractIPDirect() // login throttling must not trust X-Forwarded-For
+	allowed := newHosts(c.listenHost, c.port, c.a.Profile.Console.AllowedHosts)
+	e.Use(middleware.Recover(), allowed.guard, middleware.BodyLimit("64K"), headers)
 	sub, _ := fs.Sub(static, "static")
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServer(http.FS(sub)))))
 	csrf := middleware.CSRFWithConfig(middleware.CSRFConfig{
-		TokenLookup: "form:" + csrfField, CookieName: "homeport_csrf", CookiePath: "/",
+		TokenLookup: "form:" + csrfField, CookieName: "homeport_csrf_" + c.port, CookiePath: "/",
 		CookieHTTPOnly: true, CookieSameSite: http.SameSiteStrictMode, ContextKey: "csrf",
 	})
 	e.GET("/login", c.loginPage, csrf)
@@ -133,8 +162,12 @@ func (c *Console) Handler() http.Handler {
 	return e
 }
 
-// Serve runs the console on ln until ctx ends.
+// Serve runs the console on ln until ctx ends. It answers on ln's port
+// (which may differ from Options.Listen's, when that was :0).
 func (c *Console) Serve(ctx context.Context, ln net.Listener) error {
+	if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		c.port = port
+	}
 	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -164,7 +197,8 @@ func (c *Console) requireLogin(next echo.HandlerFunc) echo.HandlerFunc {
 		if !c.login {
 			return next(ec)
 		}
-		if ck, err := ec.Cookie(sessionCookie); err == nil && ck.Value == c.session {
+		if ck, err := ec.Cookie(c.sessionCookie()); err == nil && c.sessions.use(ck.Value, true) {
+			ec.Set(ctxSession, ck.Value)
 			return next(ec)
 		}
 		return ec.Redirect(http.StatusSeeOther, "/login")
@@ -176,23 +210,45 @@ func (c *Console) loginPage(ec echo.Context) error {
 }
 
 func (c *Console) doLogin(ec echo.Context) error {
+	if !c.login {
+		return ec.Redirect(http.StatusSeeOther, "/") // no password on a loopback console
+	}
+	done, wait := c.throttle.begin(ec.RealIP())
+	if done == nil {
+		secs := int((wait + time.Second - 1) / time.Second)
+		ec.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return c.render(ec, http.StatusTooManyRequests, "login", map[string]any{"CSRF": ec.Get("csrf"),
+			"Error": fmt.Sprintf("too many failed logins; try again in %d s", secs)})
+	}
 	err := bcrypt.CompareHashAndPassword([]byte(c.a.Profile.Console.PasswordHash), []byte(ec.FormValue("password")))
-	if !c.login || err != nil {
-		time.Sleep(500 * time.Millisecond) // slows guessing; bcrypt already costs ~50 ms
+	done(err == nil)
+	if err != nil {
 		return c.render(ec, http.StatusUnauthorized, "login", map[string]any{"CSRF": ec.Get("csrf"), "Error": "wrong password"})
 	}
-	ec.SetCookie(&http.Cookie{Name: sessionCookie, Value: c.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: ec.Scheme() == "https"})
+	if ck, err := ec.Cookie(c.sessionCookie()); err == nil {
+		c.sessions.revoke(ck.Value)
+	}
+	id, err := c.sessions.create()
+	if err != nil {
+		return err
+	}
+	ec.SetCookie(&http.Cookie{Name: c.sessionCookie(), Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: ec.Scheme() == "https", MaxAge: int(SessionMax / time.Second)})
 	return ec.Redirect(http.StatusSeeOther, "/")
 }
 
 func (c *Console) logout(ec echo.Context) error {
-	ec.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1})
+	if id, ok := ec.Get(ctxSession).(string); ok {
+		c.sessions.revoke(id)
+	}
+	ec.SetCookie(&http.Cookie{Name: c.sessionCookie(), Value: "", Path: "/", MaxAge: -1})
 	return ec.Redirect(http.StatusSeeOther, "/login")
 }
 
 // view is everything the dashboard shows.
 type view struct {
 	CSRF    any
+	Login   bool // the console has a password (and a logout button)
 	Status  control.Status
 	Home    *proto.Home
 	Domains []proto.BaseDomain
@@ -212,7 +268,7 @@ func (c *Console) dashboard(ec echo.Context) error {
 func (c *Console) show(ec echo.Context, status int, notice, errText string, form map[string]string) error {
 	ctx, cancel := context.WithTimeout(ec.Request().Context(), 10*time.Second)
 	defer cancel()
-	v := view{CSRF: ec.Get("csrf"), Status: c.a.Status(), Notice: notice, Error: errText, Form: form}
+	v := view{CSRF: ec.Get("csrf"), Login: c.login, Status: c.a.Status(), Notice: notice, Error: errText, Form: form}
 	slug := c.a.Profile.Cloud.Home
 	if h, err := c.a.Cloud.Home(ctx, slug); err == nil {
 		v.Home = &h
@@ -261,7 +317,11 @@ func (c *Console) events(ec echo.Context) error {
 	defer stop()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
+	id, _ := ec.Get(ctxSession).(string)
 	for {
+		if c.login && !c.sessions.use(id, false) {
+			return nil // logged out or expired: the stream ends with the session
+		}
 		if err := writeEvent(w, c.a.Status()); err != nil {
 			return nil
 		}

@@ -5,11 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -20,10 +17,9 @@ import (
 	"homeport.dev/home/internal/store"
 )
 
-// TestConsoleBeyondLoopbackNeedsALogin: without a password the console
-// refuses to listen beyond loopback; with one, every page needs the login,
-// forms need their CSRF token, and a wrong password gets nothing.
-func TestConsoleBeyondLoopbackNeedsALogin(t *testing.T) {
+// TestConsoleBeyondLoopbackNeedsAPassword: without a password the console
+// refuses to listen beyond loopback.
+func TestConsoleBeyondLoopbackNeedsAPassword(t *testing.T) {
 	c := hometest.Start(t, hometest.Options{})
 	u := c.CreateUser(t, "alice")
 	ctx := context.Background()
@@ -41,62 +37,39 @@ func TestConsoleBeyondLoopbackNeedsALogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := console.New(a, "0.0.0.0:8001", log); err == nil || !strings.Contains(err.Error(), "--set-password") {
+	if _, err := console.New(a, console.Options{Listen: "0.0.0.0:8001", Log: log}); err == nil || !strings.Contains(err.Error(), "--set-password") {
 		t.Fatalf("no password, listening beyond loopback: %v", err)
 	}
-	hash, err := console.HashPassword("a long passphrase")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Console.PasswordHash = hash
-	con, err := console.New(a, "0.0.0.0:8001", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(con.Handler())
-	defer srv.Close()
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
 
-	resp, err := client.Get(srv.URL + "/status.json")
-	if err != nil {
-		t.Fatal(err)
+// TestConsoleBeyondLoopbackNeedsALogin: with a password every page needs
+// the login, forms need their CSRF token, and a wrong password gets
+// nothing.
+func TestConsoleBeyondLoopbackNeedsALogin(t *testing.T) {
+	s := startSite(t, siteOptions{listen: "0.0.0.0:8001", password: true})
+	b := s.browser()
+	if a := b.get("/status.json", nil); a.status != http.StatusSeeOther || a.header.Get("Location") != "/login" {
+		t.Fatalf("status.json without login: %d %s", a.status, a.header.Get("Location"))
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
-		t.Fatalf("status.json without login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	if a := b.get("/login", nil); b.csrf == "" {
+		t.Fatalf("login page has no CSRF token: %s", a.body)
 	}
-	page, _ := client.Get(srv.URL + "/login")
-	b, _ := io.ReadAll(page.Body)
-	page.Body.Close()
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("login page has no CSRF token: %s", b)
+	if a := b.do(http.MethodPost, "/login", url.Values{"password": {password}}, nil); a.status != http.StatusForbidden && a.status != http.StatusBadRequest {
+		t.Errorf("login without the CSRF token: %d", a.status)
 	}
-	post := func(form url.Values) int {
-		resp, err := client.PostForm(srv.URL+"/login", form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+	if a := b.login("wrong passphrase"); a.status != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", a.status)
 	}
-	if st := post(url.Values{"password": {"a long passphrase"}}); st != http.StatusForbidden && st != http.StatusBadRequest {
-		t.Errorf("login without the CSRF token: %d", st)
+	if b.loggedIn() {
+		t.Fatal("a wrong password logged in")
 	}
-	if st := post(url.Values{"password": {"wrong passphrase"}, "csrf": {string(m[1])}}); st != http.StatusUnauthorized {
-		t.Errorf("wrong password: %d", st)
+	if a := b.login(password); a.status != http.StatusSeeOther {
+		t.Fatalf("right password: %d", a.status)
 	}
-	if st := post(url.Values{"password": {"a long passphrase"}, "csrf": {string(m[1])}}); st != http.StatusSeeOther {
-		t.Fatalf("right password: %d", st)
+	if !b.loggedIn() {
+		t.Error("the right password did not log in")
 	}
-	resp, err = client.Get(srv.URL + "/status.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), p.Cloud.Home) {
-		t.Errorf("after login: %d %s", resp.StatusCode, body)
+	if a := b.get("/", nil); !strings.Contains(a.body, `action="/logout"`) {
+		t.Error("the dashboard has no logout button")
 	}
 }
