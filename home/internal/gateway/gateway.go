@@ -270,12 +270,15 @@ func (g *Gateway) servePipe(ctx context.Context, c *proxiedConn, hdr *proxyproto
 
 // outgoingHeader is the PROXY v2 header passed on to a local service: the
 // internet client as source, the public address it connected to as
-// destination (without the cloud's TLVs).
+// destination (without the cloud's TLVs). It is rebuilt from the addresses,
+// not copied: a header with an unspecified family or protocol (found by
+// FuzzReadHeader) would be re-encoded as PROXY over AF_UNSPEC, which
+// go-proxyproto and most parsers refuse; without usable addresses the local
+// service gets the connection's own.
 func outgoingHeader(c *proxiedConn, in *proxyproto.Header) *proxyproto.Header {
 	if in != nil && in.Command.IsProxy() {
-		return &proxyproto.Header{
-			Version: 2, Command: proxyproto.PROXY, TransportProtocol: in.TransportProtocol,
-			SourceAddr: in.SourceAddr, DestinationAddr: in.DestinationAddr,
+		if h := proxyproto.HeaderProxyFromAddrs(2, in.SourceAddr, in.DestinationAddr); h.Command.IsProxy() {
+			return h
 		}
 	}
 	return proxyproto.HeaderProxyFromAddrs(2, c.RemoteAddr(), c.LocalAddr())
