@@ -22,12 +22,16 @@ type bytesConn struct {
 	r        *bytes.Reader
 }
 
-func newBytesConn(b []byte) *bytesConn                { return &bytesConn{r: bytes.NewReader(b)} }
-func (c *bytesConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
-func (c *bytesConn) Write(p []byte) (int, error)      { return len(p), nil }
-func (c *bytesConn) Close() error                     { return nil }
-func (c *bytesConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 20001} }
-func (c *bytesConn) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func newBytesConn(b []byte) *bytesConn           { return &bytesConn{r: bytes.NewReader(b)} }
+func (c *bytesConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *bytesConn) Write(p []byte) (int, error) { return len(p), nil }
+func (c *bytesConn) Close() error                { return nil }
+func (c *bytesConn) LocalAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 20001}
+}
+func (c *bytesConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
 func (c *bytesConn) SetDeadline(time.Time) error      { return nil }
 func (c *bytesConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *bytesConn) SetWriteDeadline(time.Time) error { return nil }
