@@ -93,6 +93,9 @@ func TestRunReportsStoredNamesThatBreakTheRules(t *testing.T) {
 
 	var got []string
 	for _, f := range Run(ctx, cfg) {
+		if !strings.Contains(f.What, " of home ") {
+			continue // other checks' findings
+		}
 		got = append(got, f.What)
 		if !strings.Contains(f.Fix, "h1") {
 			t.Errorf("fix %q does not name the home", f.Fix)
