@@ -92,7 +92,9 @@ type Reserved struct {
 
 // NewReserved reserves the cloud's public host, its API host, the shared
 // domain (if any) and the operator's names. IP addresses are skipped: no
-// tenant can own one anyway (IPLiteral).
+// tenant can own one anyway (IPLiteral). Names under the shared domain are
+// reserved too: a home gets one from the cloud's shared-domain allocation,
+// never by registering or mapping it as its own.
 func NewReserved(publicHost, apiHost, sharedDomain string, operator []string) Reserved {
 	var r Reserved
 	add := func(name, why string) {
