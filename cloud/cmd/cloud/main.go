@@ -221,7 +221,7 @@ maps now (a running cloud also does this at start and every
 func checkCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check",
-		Short: "Check file modes, that the runtime socket is not network-exposed, and the HAProxy config; non-zero on problems",
+		Short: "Check file modes, that the runtime socket is not network-exposed, the HAProxy config, and stored names that break the naming rules; non-zero on problems",
 		Args:  cobra.NoArgs,
 	}
 	load := config.Flags(c.Flags())
