@@ -114,8 +114,8 @@ func (s *session) serveRequests(reqs <-chan *ssh.Request) {
 			}
 			req.Reply(err == nil, nil)
 		case "cancel-tcpip-forward":
-			var f forwardRequest
-			ok := ssh.Unmarshal(req.Payload, &f) == nil && s.cancel(int(f.Port))
+			f, err := parseForward(req.Payload)
+			ok := err == nil && s.cancel(int(f.Port))
 			req.Reply(ok, nil)
 		default:
 			// streamlocal-forward@openssh.com, no-more-sessions@openssh.com, ...
@@ -127,8 +127,8 @@ func (s *session) serveRequests(reqs <-chan *ssh.Request) {
 // forward listens on 127.0.0.1:port for a port of the home's own block,
 // whatever address the client asked for.
 func (s *session) forward(payload []byte) error {
-	var f forwardRequest
-	if err := ssh.Unmarshal(payload, &f); err != nil {
+	f, err := parseForward(payload)
+	if err != nil {
 		return err
 	}
 	port := int(f.Port)
@@ -227,8 +227,8 @@ func (s *session) channels(ctx context.Context, chans <-chan ssh.NewChannel) {
 			nc.Reject(ssh.Prohibited, "homeport allows only port forwarding; no shell, exec or other channels")
 			continue
 		}
-		var d directPayload
-		if err := ssh.Unmarshal(nc.ExtraData(), &d); err != nil {
+		d, err := parseDirect(nc.ExtraData())
+		if err != nil {
 			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
 			continue
 		}
