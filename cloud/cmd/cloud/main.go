@@ -165,7 +165,7 @@ func usersCmd() *cobra.Command {
 		},
 	}
 	c.AddCommand(create, setActive("approve", "Approve (activate) an account", true),
-		setActive("deactivate", "Deactivate an account; its tokens and sessions stop working", false), list)
+		setActive("deactivate", "Deactivate an account: its homes go offline (a running cloud closes their connections and withdraws their routes within a second), its tokens and sessions stop working", false), list)
 	return c
 }
 
