@@ -18,6 +18,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := rootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "home:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "home",
 		Short:         "homeport's home agent: expose servers behind NAT through your own cloud",
@@ -26,10 +33,7 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&configFlag, "config", "", "profile directory or its config.yaml (default: $HOME_CONFIG, or the only profile)")
 	root.AddCommand(keygenCmd(), registerCmd(), consoleCmd(), syncCmd(), statusCmd(), domainsCmd(), exposeCmd(), forwardsCmd(), limitCmd(), connectCmd(), certsCmd())
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "home:", err)
-		os.Exit(1)
-	}
+	return root
 }
 
 func keygenCmd() *cobra.Command {
