@@ -142,34 +142,26 @@ func (r *Reconciler) Full(ctx context.Context) (int, error) {
 }
 
 // Changed applies the routes of mappings that were just created or deleted,
-// synchronously, so a route is live when the API call returns. When HAProxy
-// cannot take it, the change waits in the database for the loop.
+// synchronously, so a route is live when the API call returns. What it
+// applies is the difference between HAProxy (as last written) and the
+// database now, never the reported change itself: two changes of one host
+// that race (a delete and a create) may arrive here in either order and
+// still leave HAProxy as the database says. When HAProxy cannot take it,
+// the change waits in the database for the loop.
 func (r *Reconciler) Changed(ctx context.Context, added, removed []store.Mapping) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var ops []Op
-	for _, m := range removed {
-		if name, e, ok := route(m); ok {
-			ops = append(ops, Op{Map: name, Key: e.Key, Had: true})
-		}
-	}
-	if len(ops) == 0 && !slices.ContainsFunc(added, func(m store.Mapping) bool { _, _, ok := route(m); return ok }) {
+	routed := func(m store.Mapping) bool { _, _, ok := route(m); return ok }
+	if !slices.ContainsFunc(added, routed) && !slices.ContainsFunc(removed, routed) {
 		return // private mappings only
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	// Files first: a restart of HAProxy must never lose an applied route.
 	desired, err := r.desired(ctx)
 	if err == nil {
-		for _, m := range added {
-			// Only what the database still wants: a mapping created by an
-			// account deactivated meanwhile is not routed.
-			if name, e, ok := route(m); ok && desired[name][e.Key] == e.Value {
-				ops = append(ops, Op{Map: name, Key: e.Key, Value: e.Value})
-			}
-		}
 		err = r.writeFiles(desired)
 	}
 	if err == nil && r.o.Client != nil && r.live != nil {
-		err = r.applyOps(ctx, ops)
+		err = r.apply(ctx, r.live, desired, Diff(r.live, desired))
 	}
 	if err != nil || r.live == nil {
 		if err != nil {
