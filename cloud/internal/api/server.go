@@ -48,6 +48,10 @@ type Deps struct {
 	Limiter  *ratelimit.Limiter
 	Log      *slog.Logger
 	Registry *prometheus.Registry
+	// AllowedHosts are the cloud's own names (--api-host, --public-host);
+	// requests are answered only for these, localhost and IP addresses
+	// (hosts.go).
+	AllowedHosts []string
 }
 
 // Server is the REST API.
@@ -79,6 +83,7 @@ func New(d Deps) *Server {
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(maxBody))
 	e.Use(s.instrument(d.Registry))
+	e.Use(allowHosts(d.AllowedHosts))
 	s.routes = s.table()
 	for _, r := range s.routes {
 		h := r.handler

@@ -108,12 +108,12 @@ func (a *App) build() error {
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
-		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes,
+		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},
 	})
 	if err := web.Register(a.API.Echo(), web.Deps{
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
-		SSH: a.API.SSH, Limiter: limiter, Log: a.log,
+		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.cloudURL(),
 	}); err != nil {
 		return err

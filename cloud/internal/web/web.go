@@ -59,6 +59,10 @@ type Deps struct {
 	// username, per minute; 0 means 10.
 	Limiter *ratelimit.Limiter
 	Log     *slog.Logger
+	// AllowedHosts are the cloud's own names (--api-host, --public-host):
+	// forms are accepted from pages of these, or of the host a request was
+	// sent to (origin.go).
+	AllowedHosts []string
 }
 
 // Cookie and context names.
@@ -74,7 +78,8 @@ const (
 // ui holds what every handler needs; it is built once by Register.
 type ui struct {
 	Deps
-	pages map[string]*template.Template
+	pages    map[string]*template.Template
+	ownHosts map[string]bool // Deps.AllowedHosts, lower case
 }
 
 // Register adds the web UI's routes to e. Call it once, after the API's
@@ -93,7 +98,10 @@ func Register(e *echo.Echo, d Deps) error {
 	if err != nil {
 		return err
 	}
-	w := &ui{Deps: d, pages: pages}
+	w := &ui{Deps: d, pages: pages, ownHosts: map[string]bool{}}
+	for _, h := range d.AllowedHosts {
+		w.ownHosts[strings.ToLower(h)] = true
+	}
 	w.routes(e)
 	w.htmlNotFound(e)
 	return nil
@@ -101,7 +109,7 @@ func Register(e *echo.Echo, d Deps) error {
 
 // routes is the UI's route table; each area's handlers live in their own file.
 func (w *ui) routes(e *echo.Echo) {
-	base := []echo.MiddlewareFunc{w.headers, w.errorPages, w.csrf(), w.session}
+	base := []echo.MiddlewareFunc{w.headers, w.errorPages, w.sameOrigin, w.csrf(), w.session}
 	anyone := func(method, p string, h echo.HandlerFunc) { e.Add(method, p, h, base...) }
 	user := func(method, p string, h echo.HandlerFunc) { e.Add(method, p, h, append(base, w.requireUser)...) }
 	admin := func(method, p string, h echo.HandlerFunc) {
