@@ -47,8 +47,16 @@ func (o Options) covers(host string) bool {
 // Sync makes the cloud's mappings of home slug match the enabled local
 // entries: it creates what is missing, removes mappings no enabled entry
 // wants, and records each entry's mapping and tunnel port. It is
-// idempotent: a second run changes nothing.
+// idempotent: a second run changes nothing. Syncs of one profile run one
+// at a time (console retries, dashboard actions, reloads and the CLI), and
+// a sync writes back only what it learned, never a whole entry it read
+// before its network calls.
 func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options) (Report, error) {
+	unlock, err := db.LockSync(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	defer unlock()
 	ms, err := cloud.Mappings(ctx, slug)
 	if err != nil {
 		return Report{}, err
@@ -97,7 +105,7 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 		default:
 			e.MappingID, e.TunnelPort = 0, 0
 		}
-		if err := db.Save(ctx, e); err != nil {
+		if err := db.SetSynced(ctx, e.ID, e.MappingID, e.TunnelPort, e.SyncError); err != nil {
 			return rep, err
 		}
 	}

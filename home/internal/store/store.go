@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"gorm.io/driver/sqlite"
@@ -62,6 +63,8 @@ func (e Entry) Public() string {
 // DB is the home's database.
 type DB struct {
 	*gorm.DB
+	path   string
+	syncMu sync.Mutex // see LockSync
 }
 
 // Open opens (creating if needed) the database at path and migrates it.
@@ -74,7 +77,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{g.WithContext(ctx)}
+	db := &DB{DB: g.WithContext(ctx), path: path}
 	if err := db.AutoMigrate(&Entry{}); err != nil {
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -121,6 +124,32 @@ func (db *DB) Add(ctx context.Context, e *Entry) error {
 // Save updates an entry.
 func (db *DB) Save(ctx context.Context, e *Entry) error {
 	return db.WithContext(ctx).Save(e).Error
+}
+
+// SetSynced records what a sync with the cloud learned of an entry: only
+// those columns, so a sync that read the entry earlier never undoes a
+// change made meanwhile (an entry closed while the sync ran stays closed).
+func (db *DB) SetSynced(ctx context.Context, id, mappingID uint64, tunnelPort int, syncError string) error {
+	return db.WithContext(ctx).Model(&Entry{ID: id}).
+		Select("MappingID", "TunnelPort", "SyncError").
+		Updates(Entry{MappingID: mappingID, TunnelPort: tunnelPort, SyncError: syncError}).Error
+}
+
+// LockSync serialises syncs of this profile with the cloud: between the
+// goroutines of this process and, where the platform has file locks,
+// between processes (a CLI sync beside a running console). The returned
+// function unlocks.
+func (db *DB) LockSync(ctx context.Context) (unlock func(), err error) {
+	db.syncMu.Lock()
+	release, err := lockFile(ctx, db.path+".sync-lock")
+	if err != nil {
+		db.syncMu.Unlock()
+		return nil, err
+	}
+	return func() {
+		release()
+		db.syncMu.Unlock()
+	}, nil
 }
 
 // Remove deletes an entry.
