@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,11 +96,17 @@ func testDeactivation(t *testing.T, setActive func(c *cloudtest.Cloud, adminToke
 		t.Fatalf("a deactivated user's key logged in: %v", err)
 	}
 	waitFor(t, "the route to be withdrawn", func() bool { return visit(t, c, "app.alice.test") == unknown })
+	if live := liveRoute(t, c, admin, "app.alice.test"); live != "" {
+		t.Fatalf("HAProxy still routes the deactivated user's name to %s", live)
+	}
 	if st, body := call(t, c, token, "GET", "/api/v1/me", nil); st != http.StatusForbidden || !bytes.Contains(body, []byte(proto.CodeInactive)) {
 		t.Fatalf("a deactivated user's token: %d %s", st, body)
 	}
 
 	setActive(c, admin, true)
+	// The route is back in HAProxy before the home does anything (the
+	// admin's live view of HAProxy's maps).
+	waitFor(t, "the route to be back", func() bool { return liveRoute(t, c, admin, "app.alice.test") == strconv.Itoa(m.TunnelPort) })
 	// The home retries with its backoff; here the test is the home.
 	waitFor(t, "the key to be accepted again", func() bool {
 		cl, err := dial(c, h)
@@ -188,6 +195,22 @@ func visit(t *testing.T, c *cloudtest.Cloud, host string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+}
+
+// liveRoute returns the tunnel port HAProxy's http map holds for host, or "".
+func liveRoute(t *testing.T, c *cloudtest.Cloud, admin, host string) string {
+	t.Helper()
+	var rep proto.RoutesReport
+	st, body := call(t, c, admin, "GET", "/api/v1/admin/routes", nil)
+	if err := json.Unmarshal(body, &rep); st != http.StatusOK || err != nil {
+		t.Fatalf("admin routes: %d %s", st, body)
+	}
+	for _, r := range rep.Routes {
+		if r.Map == "http" && r.Key == host {
+			return r.Live
+		}
+	}
+	return ""
 }
 
 func call(t *testing.T, c *cloudtest.Cloud, token, method, path string, body any) (int, []byte) {
