@@ -3,7 +3,7 @@
 // config) and the admin pages. It registers its pages on the API's router
 // beside /api/, /healthz, /readyz and /metrics without changing them: every
 // page route carries its own middleware (security headers, HTML error pages,
-// CSRF, session), so nothing here applies to the JSON API.
+// origin check, CSRF, session), so nothing here applies to the JSON API.
 package web
 
 import (
