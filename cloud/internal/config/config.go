@@ -240,7 +240,7 @@ func (r *raw) applyFile(fs *pflag.FlagSet) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	var m map[string]any
+	var m map[string]yaml.Node
 	if err := yaml.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("%s: not valid YAML: %w", path, err)
 	}
@@ -252,7 +252,7 @@ func (r *raw) applyFile(fs *pflag.FlagSet) error {
 		if f.Changed {
 			continue
 		}
-		if err := setFromYAML(f, v); err != nil {
+		if err := setFromYAML(f, &v); err != nil {
 			return fmt.Errorf("%s: %s: %w", path, k, err)
 		}
 		f.Changed = true // set by the operator, like a flag: defaults derived later leave it alone
@@ -261,21 +261,48 @@ func (r *raw) applyFile(fs *pflag.FlagSet) error {
 }
 
 // setFromYAML sets a flag from a cloud.yaml value: a YAML list for a list
-// flag (reserved-domains: [a.com, b.org]), a scalar otherwise.
-func setFromYAML(f *pflag.Flag, v any) error {
-	list, isList := v.([]any)
+// flag (reserved-domains: [a.com, b.org]), a scalar otherwise, each taken
+// as written. An empty value or a mapping is refused, not turned into a
+// Go rendering like "<nil>" or "map[a:b]" (FuzzParseFile: `data:` made the
+// data directory ./<nil>).
+func setFromYAML(f *pflag.Flag, n *yaml.Node) error {
 	sv, takesList := f.Value.(pflag.SliceValue)
-	switch {
-	case isList && takesList:
-		items := make([]string, len(list))
-		for i, x := range list {
-			items[i] = fmt.Sprint(x)
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind != yaml.SequenceNode {
+		v, err := yamlScalar(n)
+		if err != nil {
+			return err
 		}
-		return sv.Replace(items)
-	case isList:
+		return f.Value.Set(v)
+	}
+	if !takesList {
 		return fmt.Errorf("takes one value, not a list")
 	}
-	return f.Value.Set(fmt.Sprint(v))
+	items := make([]string, len(n.Content))
+	for i, it := range n.Content {
+		v, err := yamlScalar(it)
+		if err != nil {
+			return fmt.Errorf("item %d: %w", i+1, err)
+		}
+		items[i] = v
+	}
+	return sv.Replace(items)
+}
+
+// yamlScalar is the text of a scalar YAML value.
+func yamlScalar(n *yaml.Node) (string, error) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch {
+	case n.Kind != yaml.ScalarNode:
+		return "", fmt.Errorf("takes a value, not a mapping or a list")
+	case n.Tag == "!!null":
+		return "", fmt.Errorf("has no value; remove the key to use the default")
+	}
+	return n.Value, nil
 }
 
 func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
