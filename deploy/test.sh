@@ -5,13 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 
-unformatted=$(gofmt -l proto cloud home examples third_party)
+unformatted=$(gofmt -l proto cloud home examples deploy third_party)
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:" >&2
 	echo "$unformatted" >&2
 	exit 1
 fi
-mods=(homeport.dev/proto/... homeport.dev/cloud/... homeport.dev/home/... homeport.dev/examples/...)
+mods=(homeport.dev/proto/... homeport.dev/cloud/... homeport.dev/home/... homeport.dev/examples/... homeport.dev/deploy/...)
 go vet "${mods[@]}"
 # The patched copy of x/crypto is upstream + third_party/xcrypto-ssh.patch,
 # and upstream's own ssh tests pass against it.

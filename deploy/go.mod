@@ -1,0 +1,3 @@
+module homeport.dev/deploy
+
+go 1.26.8
