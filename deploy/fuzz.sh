@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every native Go fuzz target of the modules for a bounded time, one at
+# a time; any failing input fails the command (and is written to the
+# package's testdata/fuzz/FuzzX/ by go test, ready to commit as a regression
+# seed). Targets are found by grepping for `func FuzzX(` in *_test.go files,
+# so a new one cannot be left out.
+#
+#   FUZZTIME=5m deploy/fuzz.sh          # every target, 5 minutes each
+#   deploy/fuzz.sh FuzzReadHeader       # only the targets named
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime="${FUZZTIME:-8s}"
+
+targets=() # module<TAB>./package<TAB>FuzzX
+while IFS=: read -r file _ line; do
+	name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
+	mod=${file%%/*}
+	pkg=$(dirname "${file#"$mod"/}")
+	targets+=("$mod"$'\t'"./$pkg"$'\t'"$name")
+done < <(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' proto cloud home examples deploy | sort)
+
+if [ $# -gt 0 ]; then
+	wanted=" $* "
+	kept=()
+	for t in "${targets[@]}"; do
+		[[ $wanted == *" ${t##*$'\t'} "* ]] && kept+=("$t")
+	done
+	targets=("${kept[@]}")
+fi
+if [ ${#targets[@]} -eq 0 ]; then
+	echo "fuzz: no fuzz targets found" >&2
+	exit 1
+fi
+
+echo "fuzz: ${#targets[@]} targets, $fuzztime each"
+failed=()
+for t in "${targets[@]}"; do
+	IFS=$'\t' read -r mod pkg name <<<"$t"
+	where="$mod/${pkg#./}"
+	where=${where%/.}
+	echo "fuzz: $name in $where"
+	if ! (cd "$mod" && go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -timeout 5m "$pkg"); then
+		failed+=("$name ($where)")
+	fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "fuzz: FAILED: ${failed[*]}" >&2
+	echo "fuzz: the failing inputs are in the packages' testdata/fuzz/ (commit them with the fix)" >&2
+	exit 1
+fi
+echo "fuzz: all ${#targets[@]} targets passed"
