@@ -69,48 +69,72 @@ func TestGarbageAndSilenceDoNotHurtTheEndpoint(t *testing.T) {
 	cl.Close()
 }
 
-func TestPerAddressConnectionLimit(t *testing.T) {
+// TestConnectionLimits: connections beyond the per-address limit, and
+// logins in progress beyond the endpoint's limit (what an attacker with
+// many addresses would exhaust), are hung up on before the banner.
+func TestConnectionLimits(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	signer, _ := cloudtest.NewKey(t)
-	srv := sshd.New(sshd.Options{HostKey: signer, Homes: c.App.Homes, MaxConnsPerIP: 3, HandshakeTimeout: 5 * time.Second,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	readBanner := func(c net.Conn) error {
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		b := make([]byte, 8)
-		_, err := io.ReadFull(c, b)
-		return err
-	}
-	for i := 0; i < 3; i++ {
-		conn, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, conn)
-		if err := readBanner(conn); err != nil {
-			t.Fatalf("connection %d within the limit got no banner: %v", i+1, err)
-		}
-	}
-	extra, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if err := readBanner(extra); err == nil {
-		t.Errorf("a 4th connection from one address got a banner; the limit is 3")
+	for _, tc := range []struct {
+		name string
+		opts sshd.Options
+	}{
+		{"per address", sshd.Options{MaxConnsPerIP: 3}},
+		{"logins in progress", sshd.Options{MaxConnsPerIP: 100, MaxHandshakes: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			o.HostKey, o.Homes, o.HandshakeTimeout = signer, c.App.Homes, 5*time.Second
+			o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+			srv := sshd.New(o)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx, ln) }()
+			defer func() { cancel(); <-done }()
+			var held []net.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			readBanner := func(c net.Conn) error {
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				b := make([]byte, 8)
+				_, err := io.ReadFull(c, b)
+				return err
+			}
+			for i := 0; i < 3; i++ {
+				conn, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, conn)
+				if err := readBanner(conn); err != nil {
+					t.Fatalf("connection %d within the limit got no banner: %v", i+1, err)
+				}
+			}
+			extra, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer extra.Close()
+			if err := readBanner(extra); err == nil {
+				t.Errorf("a 4th connection got a banner; the limit is 3")
+			}
+			held[0].Close()
+			eventually(t, 5*time.Second, "a banner once a connection is freed", func() bool {
+				conn, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return false
+				}
+				held = append(held, conn)
+				return readBanner(conn) == nil
+			})
+		})
 	}
 }
 
@@ -184,7 +208,5 @@ func TestKeyRotatedDuringLoginDoesNotSurvive(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("a connection made with the old key is still open after the rotation")
 	}
-	if srv.Connected(h.ID) {
-		t.Error("the endpoint still counts the home connected")
-	}
+	eventually(t, 2*time.Second, "the endpoint forgets the closed connection", func() bool { return !srv.Connected(h.ID) })
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/semaphore"
 
 	"homeport.dev/cloud/internal/acceptloop"
 	"homeport.dev/cloud/internal/budget"
@@ -38,6 +39,9 @@ type Options struct {
 	Keepalive        time.Duration
 	HandshakeTimeout time.Duration
 	MaxConnsPerIP    int
+	// MaxHandshakes bounds logins in progress from all addresses together
+	// (each holds a descriptor for up to HandshakeTimeout); default 256.
+	MaxHandshakes int
 	// Budget holds what homes may make the endpoint hold (channels,
 	// pending opens); nil means the defaults of package budget.
 	Budget *budget.Ledger
@@ -59,9 +63,10 @@ type Server struct {
 	config  *ssh.ServerConfig
 	metrics *metrics
 
-	accept  acceptloop.Loop
-	budget  *budget.Ledger
-	refusal *refusalLog
+	accept     acceptloop.Loop
+	handshakes *semaphore.Weighted // logins in progress, all addresses together
+	budget     *budget.Ledger
+	refusal    *refusalLog
 
 	mu       sync.Mutex
 	sessions map[uint64]*session // by home ID: the newest live connection of each home
@@ -88,6 +93,9 @@ func New(o Options) *Server {
 	if o.MaxConnsPerIP <= 0 {
 		o.MaxConnsPerIP = 32
 	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = 256
+	}
 	if o.AllowDirect == nil {
 		o.AllowDirect = func(context.Context, store.Home, int) bool { return false }
 	}
@@ -103,7 +111,7 @@ func New(o Options) *Server {
 	if o.RequestBurst <= 0 {
 		o.RequestBurst = 64
 	}
-	s := &Server{o: o, budget: o.Budget, sessions: map[uint64]*session{}, perIP: map[string]int{}, perHome: map[uint64]int{},
+	s := &Server{o: o, budget: o.Budget, handshakes: semaphore.NewWeighted(int64(o.MaxHandshakes)), sessions: map[uint64]*session{}, perIP: map[string]int{}, perHome: map[uint64]int{},
 		metrics: newMetrics(o.Registry), refusal: newRefusalLog(o.Log, 10*time.Second)}
 	s.accept = acceptloop.Loop{Name: "SSH endpoint", OnError: func(err error, retry time.Duration) {
 		s.metrics.acceptErrors.Inc()
@@ -189,12 +197,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 }
 
+// remoteIP is the client's address as the per-address limit counts it: an
+// IPv4 address, or an IPv6 /64 (one subscriber's usual share: counting
+// single IPv6 addresses would give an attacker billions of budgets).
 func remoteIP(c net.Conn) string {
 	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
 	if err != nil {
 		return c.RemoteAddr().String()
 	}
-	return host
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 func (s *Server) admit(ip string) bool {
@@ -227,8 +242,13 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	// handshake deadline still applies to the connection underneath.
 	bc := batchconn.New(c)
 	defer bc.Close()
+	if !s.handshakes.TryAcquire(1) {
+		s.refuse("", "handshakes", "ssh connection refused: too many logins in progress", "remote", c.RemoteAddr().String())
+		return
+	}
 	c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
 	conn, chans, reqs, err := ssh.NewServerConn(bc, s.config)
+	s.handshakes.Release(1)
 	if err != nil {
 		s.o.Log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
