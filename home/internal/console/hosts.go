@@ -72,24 +72,29 @@ func (h hosts) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		if from == "" {
 			from = r.Header.Get("Referer")
 		}
-		if from != "" && !h.allowsURL(from) {
+		if from != "" && !h.allowsOrigin(r.Host, from) {
 			return ec.String(http.StatusForbidden, "Request from "+proto.Printable(from)+" refused: forms are accepted only from the console's own pages.\n")
 		}
 		return next(ec)
 	}
 }
 
-// allowsURL reports whether an Origin or Referer names an allowed host.
-func (h hosts) allowsURL(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
+// allowsOrigin reports whether an Origin or Referer is the console's own
+// page: the host the request was sent to, a configured name, or a loopback
+// name on the console's port. Unlike in Host, any other IP address is
+// refused: a page served from the attacker's own address has it as origin.
+func (h hosts) allowsOrigin(host, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
 		return false // includes Origin: null (sandboxed frames, file: pages)
 	}
-	switch u.Scheme {
-	case "http":
-		return h.allows(u.Host, "80")
-	case "https":
-		return h.allows(u.Host, "443")
+	if strings.EqualFold(u.Host, host) {
+		return true
 	}
-	return false
+	name, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	ip := net.ParseIP(name)
+	return h.named[name] || port == h.port && (h.local[name] || ip != nil && ip.IsLoopback())
 }

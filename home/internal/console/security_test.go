@@ -63,6 +63,7 @@ func TestConsoleRefusesCrossOriginPosts(t *testing.T) {
 		"d.example.com": {"Referer": "http://evil.example/page"},
 		"e.example.com": {"Origin": own, "Sec-Fetch-Site": "cross-site"},
 		"f.example.com": {"Origin": "http://127.0.0.1:" + s.port + ".evil.example"},
+		"g.example.com": {"Origin": "http://192.0.2.66:" + s.port}, // the attacker's own address
 	}
 	for domain, header := range refused {
 		if a := b.post("/domains", url.Values{"domain": {domain}}, header); a.status != http.StatusForbidden {
