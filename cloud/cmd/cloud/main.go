@@ -77,6 +77,9 @@ the environment, which wins over the file.`,
 		defer app.Close()
 		return app.Run(cmd.Context(), func(a serve.Addrs) {
 			fmt.Fprintf(cmd.OutOrStdout(), "cloud ready: API and web UI on http://%s, SSH endpoint on %s, data in %s\n", a.API, a.SSH, cfg.Data)
+			if a.TLS != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "cloud https: web UI and API on %s through HAProxy (the cloud's TLS listener: %s, certificate: %s)\n", app.PublicURL(), a.TLS, cfg.TLS.Mode)
+			}
 		})
 	}
 	return c

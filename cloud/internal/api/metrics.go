@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -70,7 +72,23 @@ func (s *Server) registerMetrics(reg *prometheus.Registry) {
 	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
+// metrics answers connections from this machine (Prometheus beside the
+// cloud, the cloud CLI) and, from anywhere else, only an admin's token:
+// the figures describe every user's homes. --metrics-addr serves the same
+// without the API.
 func (s *Server) metrics(c echo.Context) error {
-	s.metricsHandler.ServeHTTP(c.Response(), c.Request())
-	return nil
+	serve := func(c echo.Context) error {
+		s.metricsHandler.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+	if host, _, err := net.SplitHostPort(c.Request().RemoteAddr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && c.Request().TLS == nil {
+			return serve(c)
+		}
+	}
+	return s.requireUser(s.requireAdmin(serve))(c)
 }
+
+// MetricsHandler serves the Prometheus metrics without authentication,
+// for the --metrics-addr listener.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler }

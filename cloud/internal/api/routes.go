@@ -55,6 +55,6 @@ func (s *Server) table() []route {
 		{http.MethodGet, "/api/openapi.json", "This document", authNone, nil, nil, 200, s.openAPI},
 		{http.MethodGet, "/healthz", "Liveness: the process serves requests", authNone, nil, proto.Health{}, 200, s.healthz},
 		{http.MethodGet, "/readyz", "Readiness: database and data plane are usable (503 when degraded)", authNone, nil, proto.Health{}, 200, s.readyz},
-		{http.MethodGet, "/metrics", "Prometheus metrics", authNone, nil, nil, 200, s.metrics},
+		{http.MethodGet, "/metrics", "Prometheus metrics (from loopback, or with an admin token)", authNone, nil, nil, 200, s.metrics},
 	}
 }

@@ -51,6 +51,8 @@ func Run(ctx context.Context, cfg config.Config) []Finding {
 	mode(cfg.Data, 0o750, false)
 	mode(cfg.DBPath(), 0o600, false)
 	mode(cfg.HostKeyPath(), 0o600, false)
+	mode(cfg.StorageDir(), 0o700, true)
+	out = append(out, clearText(cfg)...)
 	if _, err := os.Stat(cfg.DBPath()); err == nil {
 		out = append(out, names(ctx, cfg)...)
 	}

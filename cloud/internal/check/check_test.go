@@ -12,7 +12,7 @@ import (
 
 func TestRunFindsLooseModesAndMissingState(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Parse([]string{"--data", dir, "--haproxy", "off"})
+	cfg, err := config.Parse([]string{"--data", dir, "--haproxy", "off", "--api-addr", "127.0.0.1:8000"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func Start(t testing.TB, o Options) *Cloud {
 	}
 	args := []string{"--data", o.Dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0",
 		"--public-host", "127.0.0.1", "--home-slots", fmt.Sprint(o.Slots), "--homes-per-user", "2",
-		"--tcp-block", "2", "--auth-rate", "1000", "--log-level", "error"}
+		"--tcp-block", "2", "--auth-rate", "1000", "--log-level", "error", "--metrics-addr", "127.0.0.1:0"}
 	args = append(args, o.ports...)
 	if o.HAProxy {
 		RequireHAProxy(t)

@@ -445,10 +445,10 @@ func (r *raw) validateTLS(fs *pflag.FlagSet, c Config, bad func(string, error)) 
 		Addr: r.tlsAddr, ACMECA: r.acmeCA, ACMEEmail: r.acmeEmail, ACMEProfile: r.acmeProfile,
 		TrustedRoots: r.acmeRoots, RenewCheck: r.acmeRenewCheck, CertFile: r.tlsCert, KeyFile: r.tlsKey,
 	}
-	if host, _, err := net.SplitHostPort(t.Addr); err != nil || validateAddr(t.Addr) != nil {
+	if host, port, err := net.SplitHostPort(t.Addr); err != nil || validateAddr(t.Addr) != nil {
 		bad("tls-addr", fmt.Errorf("%q is not IP:PORT (e.g. 127.0.0.1:8444)", t.Addr))
-	} else if ip := net.ParseIP(host); ip == nil || ip.To4() == nil || ip.IsUnspecified() {
-		bad("tls-addr", fmt.Errorf("%q: give the IPv4 address HAProxy connects to, e.g. 127.0.0.1:8444", t.Addr))
+	} else if ip := net.ParseIP(host); ip == nil || ip.To4() == nil || ip.IsUnspecified() || port == "0" {
+		bad("tls-addr", fmt.Errorf("%q: give the IPv4 address and fixed port HAProxy connects to, e.g. 127.0.0.1:8444", t.Addr))
 	}
 	if u, err := url.Parse(t.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 		bad("acme-ca", fmt.Errorf("%s must be an https:// ACME directory URL", proto.Printable(t.ACMECA)))

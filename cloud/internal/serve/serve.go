@@ -114,7 +114,7 @@ func (a *App) build() error {
 	if err := web.Register(a.API.Echo(), web.Deps{
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
-		Secure: cfg.TLS.On(), CloudURL: a.cloudURL(),
+		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(),
 	}); err != nil {
 		return err
 	}
