@@ -33,7 +33,7 @@ func withProfile(cmd *cobra.Command, fn func(ctx context.Context, s *session) er
 		return err
 	}
 	defer db.Close()
-	client, err := cloudapi.New(p.Cloud.URL, p.Cloud.Token)
+	client, err := p.CloudClient()
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 func registerCmd() *cobra.Command {
 	var o profile.RegisterOptions
 	c := &cobra.Command{
-		Use:   "register --cloud URL --token TOKEN [--name NAME] [--output PATH] [--public-key P --private-key K]",
+		Use:   "register --cloud URL --token TOKEN [--name NAME] [--output PATH] [--public-key P --private-key K] [--ca-file CA]",
 		Short: "Claim a home on a cloud and create a profile for it",
 		Long: `Claim a home on a cloud with an API token and write a new profile directory:
 config.yaml (0600), the SSH key pair, the database and a certs directory.
@@ -22,7 +22,8 @@ use). A new ed25519 key is generated unless --public-key/--private-key name
 an existing pair. If anything fails after the claim, the claim is released
 again; an existing profile is never overwritten.`,
 		Example: `  home register --cloud https://cloud.example.com --token hp_...
-  home register --cloud http://127.0.0.1:8000 --token hp_... --output ./my-home`,
+  home register --cloud http://127.0.0.1:8000 --token hp_... --output ./my-home
+  home register --cloud https://cloud.lan --token hp_... --ca-file my-ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Token == "" {
@@ -53,5 +54,6 @@ again; an existing profile is never overwritten.`,
 	f.StringVar(&o.Output, "output", "", "profile directory (default: under $HOMEPORT_PROFILES or ~/.config/homeport)")
 	f.StringVar(&o.PublicKey, "public-key", "", "use this existing public key file (with --private-key)")
 	f.StringVar(&o.PrivateKey, "private-key", "", "use this existing private key file (with --public-key)")
+	f.StringVar(&o.CAFile, "ca-file", "", "PEM file of the CA that signs the cloud's certificate, when it is not publicly trusted (kept in the profile)")
 	return c
 }

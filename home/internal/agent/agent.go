@@ -71,7 +71,7 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	client, err := cloudapi.New(p.Cloud.URL, p.Cloud.Token)
+	client, err := p.CloudClient()
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,10 @@ type Cloud struct {
 	Token string `yaml:"token"`
 	Home  string `yaml:"home"`
 	SSH   SSH    `yaml:"ssh"`
+	// CAFile is a PEM file of the roots trusted for the cloud's HTTPS
+	// instead of the system's (a private CA); `home register --ca-file`
+	// copies it into the profile.
+	CAFile string `yaml:"ca_file,omitempty"`
 }
 
 // SSH is the cloud's SSH endpoint and its pinned host key.
@@ -148,6 +152,33 @@ func (p *Profile) TrustedRootsPath() string {
 	return p.Path(p.ACME.TrustedRoots)
 }
 
+// CloudCAPath is cloud.ca_file resolved, empty when unset.
+func (p *Profile) CloudCAPath() string {
+	if p.Cloud.CAFile == "" {
+		return ""
+	}
+	return p.Path(p.Cloud.CAFile)
+}
+
+// CloudClient is a client of the profile's cloud API that verifies the
+// cloud's certificate against cloud.ca_file when it is set.
+func (p *Profile) CloudClient() (*cloudapi.Client, error) {
+	c, err := cloudapi.New(p.Cloud.URL, p.Cloud.Token)
+	if err != nil {
+		return nil, err
+	}
+	if path := p.CloudCAPath(); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cloud.ca_file in %s: %w", p.ConfigPath(), err)
+		}
+		if err := c.TrustCA(b); err != nil {
+			return nil, fmt.Errorf("cloud.ca_file %s: %w", path, err)
+		}
+	}
+	return c, nil
+}
+
 // DeployPath is acme.deploy_path resolved, empty when unset.
 func (p *Profile) DeployPath() string {
 	if p.ACME.DeployPath == "" {
@@ -202,6 +233,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := cloudapi.ParseURL(c.Cloud.URL); err != nil {
 		bad("cloud.url", "%v", err)
+	}
+	if ca := c.Cloud.CAFile; ca != "" && (strings.ContainsRune(ca, 0) || !strings.HasPrefix(c.Cloud.URL, "https://")) {
+		bad("cloud.ca_file", "must be a path (relative to the profile directory, or absolute), and cloud.url an https:// URL")
 	}
 	if c.Cloud.Token == "" {
 		bad("cloud.token", "is empty; create a token in the cloud's web UI (or POST /api/v1/auth/token) and put it here")

@@ -167,7 +167,7 @@ func (c *Cloud) pickPorts(t testing.TB, o Options) {
 		"--tcp-ports", c.TCPPorts.String(), "--tcp-block", "2",
 		"--tunnel-port-base", strconv.Itoa(c.TunnelPorts.First), "--home-slots", strconv.Itoa(o.Slots),
 		"--homes-per-user", "2", "--public-host", "127.0.0.1", "--haproxy", "managed", "--shape-dev", "off",
-		"--auth-rate", "1000"}, o.Args...)
+		"--auth-rate", "1000", "--metrics-addr", "127.0.0.1:0"}, o.Args...)
 }
 
 // start launches `cloud serve` and waits for its "cloud ready:" line and

@@ -129,6 +129,7 @@ type RegisterOptions struct {
 	Output     string // profile directory; default BaseDir/Name
 	PublicKey  string // existing key pair to use (both or neither)
 	PrivateKey string
+	CAFile     string // PEM roots trusted for the cloud's HTTPS (a private CA); copied into the profile
 	Progress   func(format string, args ...any)
 }
 
@@ -143,6 +144,15 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 	client, err := cloudapi.New(o.Cloud, o.Token)
 	if err != nil {
 		return nil, proto.Home{}, err
+	}
+	if o.CAFile != "" {
+		ca, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, proto.Home{}, fmt.Errorf("--ca-file: %w", err)
+		}
+		if err := client.TrustCA(ca); err != nil {
+			return nil, proto.Home{}, fmt.Errorf("--ca-file %s: %w", o.CAFile, err)
+		}
 	}
 	if (o.PublicKey == "") != (o.PrivateKey == "") {
 		return nil, proto.Home{}, errors.New("give both --public-key and --private-key, or neither (a new key is generated)")
@@ -309,6 +319,18 @@ func writeProfile(ctx context.Context, staging, final string, o RegisterOptions,
 	}
 	c.Defaults()
 	c.Console.Listen = freeConsoleAddr(filepath.Dir(final))
+	if o.CAFile != "" {
+		// A copy inside the profile: later API calls verify the same chain,
+		// and the profile can move.
+		ca, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		c.Cloud.CAFile = "cloud-ca.pem"
+		if err := os.WriteFile(filepath.Join(staging, c.Cloud.CAFile), ca, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	p := &config.Profile{Dir: staging, Config: c}
 	if err := p.Save(); err != nil {
 		return nil, fmt.Errorf("the cloud's answer does not make a valid profile: %w", err)

@@ -165,6 +165,26 @@ func (p *Pebble) IssuingRoots(t testing.TB) *x509.CertPool {
 	return pool
 }
 
+// IssuingRootsFile writes the roots that sign the certificates Pebble
+// issues to a PEM file, for a client that is given a CA file.
+func (p *Pebble) IssuingRootsFile(t testing.TB) string {
+	t.Helper()
+	resp, err := p.client.Get(p.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatalf("pebble /roots/0: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !x509.NewCertPool().AppendCertsFromPEM(b) {
+		t.Fatalf("pebble /roots/0: %s %q", resp.Status, b)
+	}
+	path := filepath.Join(t.TempDir(), "pebble-issuing-roots.pem")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // SetA makes host resolve to ip only (instead of 127.0.0.1).
 func (p *Pebble) SetA(t testing.TB, host, ip string) {
 	t.Helper()
