@@ -1,6 +1,7 @@
 package domains
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -11,8 +12,9 @@ import (
 // FuzzRules checks the laws the overlap rule relies on: Covers is reflexive
 // and antisymmetric, Overlaps is symmetric, and for valid names Covers(a, b)
 // means exactly that a is b or one of b's Ancestors. It also checks that an
-// accepted base domain is a valid host name whose top-level label nobody can
-// own.
+// accepted base domain is a valid host name, not an IP literal, whose
+// top-level label nobody can own, and that a reserved name refuses exactly
+// the names it overlaps.
 func FuzzRules(f *testing.F) {
 	for _, p := range [][2]string{
 		{"example.com", "example.com"}, {"example.com", "a.example.com"}, {"example.com", "badexample.com"},
@@ -46,9 +48,21 @@ func FuzzRules(f *testing.F) {
 				}
 			}
 		}
+		if proto.ValidateHostname(a) == nil && proto.ValidateHostname(b) == nil {
+			// A reserved name keeps tenants off itself, every name under it
+			// and every name above it: exactly the names it overlaps, and
+			// IP literals, which nobody may own.
+			refused := NewReserved(a, "", "", nil).Ownable(b) != nil
+			if want := Overlaps(a, b) || IPLiteral(b) != nil; refused != want {
+				t.Fatalf("with %q reserved, %q refused=%v, want %v", a, b, refused, want)
+			}
+		}
 		if ValidateBase(a) == nil {
 			if err := proto.ValidateHostname(a); err != nil {
 				t.Fatalf("ValidateBase accepted %q, not a host name: %v", a, err)
+			}
+			if last := a[strings.LastIndexByte(a, '.')+1:]; strings.Trim(last, "0123456789") == "" || net.ParseIP(a) != nil {
+				t.Fatalf("ValidateBase accepted %q, an IP literal or a numeric top-level label", a)
 			}
 			anc := Ancestors(a)
 			if tld := anc[len(anc)-1]; ValidateBase(tld) == nil {
