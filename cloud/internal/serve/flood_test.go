@@ -21,6 +21,7 @@ import (
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/cloudtest"
 	"homeport.dev/proto"
+	"homeport.dev/proto/testnet"
 )
 
 // openFDs counts this process's open file descriptors (the in-process
@@ -29,7 +30,7 @@ func openFDs(t testing.TB) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Skip("no /proc/self/fd: cannot count file descriptors here")
+		testnet.Missing(t, "no /proc/self/fd: cannot count file descriptors here")
 	}
 	return len(ents)
 }
