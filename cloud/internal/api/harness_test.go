@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"homeport.dev/cloud/internal/cloudtest"
 
@@ -48,7 +51,20 @@ func newEnv(t *testing.T, opts ...option) *env {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(app.API)
-	t.Cleanup(func() { srv.Close(); app.Close() })
+	// The SSH endpoint accepts, as in a running cloud (/readyz checks it).
+	sshLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sshDone := make(chan error, 1)
+	go func() { sshDone <- app.SSH.Serve(ctx, sshLn) }()
+	for deadline := time.Now().Add(5 * time.Second); app.SSH.Check(ctx) != nil; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("SSH endpoint not accepting: %v", app.SSH.Check(ctx))
+		}
+	}
+	t.Cleanup(func() { cancel(); <-sshDone; srv.Close(); app.Close() })
 	e := &env{t: t, app: app, url: srv.URL}
 	e.admin = e.user("root", true, true)
 	return e

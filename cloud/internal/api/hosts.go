@@ -43,8 +43,8 @@ func allowHosts(names []string) echo.MiddlewareFunc {
 			if allowed[name] || net.ParseIP(name) != nil {
 				return next(c)
 			}
-			return problem.New(problem.Forbidden, "this cloud does not answer to the name "+proto.Printable(name)+
-				" (a protection against DNS rebinding); use "+use+", which its operator set with --api-host and --public-host")
+			return problem.New(problem.Forbidden, "this cloud does not answer to the name %s (a protection against DNS rebinding); use %s, which its operator set with --api-host and --public-host",
+				proto.Printable(name), use)
 		}
 	}
 }
