@@ -37,9 +37,9 @@ func (s *Service) List(ctx context.Context, homeID uint64) ([]store.BaseDomain, 
 }
 
 // Register gives a home a base domain after normalising and validating it.
-// The overlap check runs inside the write transaction (SQLite serialises
-// writers, so no two registrations interleave); the unique index on the
-// domain backs up the equal case.
+// The overlap check runs inside the write transaction after a guard that
+// keeps two registrations from interleaving on any engine; the unique index
+// on the domain backs up the equal case.
 func (s *Service) Register(ctx context.Context, homeID uint64, raw string) (store.BaseDomain, error) {
 	d := proto.NormalizeHostname(raw)
 	// An IP literal is refused by Ownable (403, naming the rule), not as bad syntax.
@@ -51,6 +51,9 @@ func (s *Service) Register(ctx context.Context, homeID uint64, raw string) (stor
 	}
 	bd := store.BaseDomain{HomeID: homeID, Domain: d}
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.Guard(tx, store.GuardBaseDomains); err != nil {
+			return err
+		}
 		var clash store.BaseDomain
 		// Validated LDH names contain no LIKE wildcards (% or _), so the pattern is exact.
 		err := tx.Where("domain = ? OR domain IN ? OR domain LIKE ?", d, append(Ancestors(d), ""), "%."+d).
@@ -91,6 +94,10 @@ func (s *Service) Remove(ctx context.Context, homeID uint64, raw string) error {
 		return problem.InvalidField("domain", err)
 	}
 	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		// The mappings' guard: a mapping created meanwhile under d is seen.
+		if err := store.Guard(tx, store.GuardMappings(homeID)); err != nil {
+			return err
+		}
 		var bd store.BaseDomain
 		if err := tx.Where("home_id = ? AND domain = ?", homeID, d).Take(&bd).Error; err != nil {
 			if store.IsNotFound(err) {

@@ -93,6 +93,9 @@ func (s *Service) Claim(ctx context.Context, u store.User, publicKey string) (st
 }
 
 func (s *Service) claim(tx *gorm.DB, h *store.Home) error {
+	if err := store.Guard(tx, store.GuardHomes); err != nil { // the quota and the slot hold on any engine
+		return err
+	}
 	var n int64
 	if err := tx.Model(&store.Home{}).Where("user_id = ?", h.UserID).Count(&n).Error; err != nil {
 		return err

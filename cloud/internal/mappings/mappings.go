@@ -134,6 +134,9 @@ func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingReq
 }
 
 func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *store.Mapping) error {
+	if err := store.Guard(tx, store.GuardMappings(h.ID)); err != nil { // the quota and the ports hold on any engine
+		return err
+	}
 	if m.Host != nil {
 		base, err := s.domains.Covering(ctx, tx, h.ID, *m.Host)
 		if err != nil {

@@ -93,6 +93,16 @@ func (m Mapping) Port() int {
 	return *m.PublicPort
 }
 
+// GuardRow is the row Guard locks: one per invariant that spans rows, N
+// counts the transactions that took it (the update is what takes the lock).
+type GuardRow struct {
+	Name string `gorm:"primaryKey;size:128"`
+	N    int64  `gorm:"not null"`
+}
+
+// TableName keeps the table named after what it holds.
+func (GuardRow) TableName() string { return "guards" }
+
 func (db *DB) migrate() error {
-	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{})
+	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &GuardRow{})
 }

@@ -1,6 +1,7 @@
 // Package store owns the cloud's database: the GORM models, opening SQLite in
-// WAL mode, and the migrations that run at start. The database is the source
-// of truth; HAProxy maps, tc classes and SSH sessions are derived from it.
+// WAL mode (or PostgreSQL, for several cloud nodes), and the migrations that
+// run at start. The database is the source of truth; HAProxy maps, tc classes
+// and SSH sessions are derived from it.
 package store
 
 import (
@@ -8,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -20,8 +23,8 @@ import (
 
 // ErrDuplicate is returned (wrapped) when a unique constraint rejects a write.
 // It is what keeps parallel requests from double-assigning a slot, port, host
-// or domain: checks inside transactions give good messages, constraints give
-// the guarantee.
+// or domain: checks inside transactions (after a Guard) give good messages,
+// constraints give the guarantee.
 var ErrDuplicate = gorm.ErrDuplicatedKey
 
 // DB is the cloud's database handle.
@@ -29,27 +32,56 @@ type DB struct {
 	*gorm.DB
 }
 
-// Open opens (creating if needed) the SQLite database at path with WAL,
-// foreign keys, a busy timeout and IMMEDIATE write transactions, then runs the
-// migrations.
-func Open(ctx context.Context, path string) (*DB, error) {
-	if err := secureFiles(path); err != nil {
-		return nil, err
-	}
-	// _txlock=immediate takes the write lock at BEGIN, so two transactions never
-	// both read, then both try to upgrade and deadlock into SQLITE_BUSY.
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=15000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
-	g, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{
+// postgresConns caps one node's connections, so several cloud nodes fit in
+// PostgreSQL's default max_connections (100).
+const postgresConns = 20
+
+// IsPostgres reports whether dsn names a PostgreSQL database
+// (postgres://... or postgresql://...) rather than a SQLite file.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open opens the database and runs the migrations. dsn is a PostgreSQL URL
+// (postgres://user:password@host/db) or the path of a SQLite file, created if
+// needed, opened with WAL, foreign keys, a busy timeout and IMMEDIATE write
+// transactions.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg := &gorm.Config{
 		TranslateError: true,
 		Logger:         logger.Discard,
 		NowFunc:        func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-	})
+	}
+	var dialector gorm.Dialector
+	name := dsn
+	if IsPostgres(dsn) {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return nil, errors.New("database URL does not parse (postgres://user:password@host:port/database)")
+		}
+		name = u.Redacted()
+		dialector = postgres.Open(dsn)
+	} else {
+		if err := secureFiles(dsn); err != nil {
+			return nil, err
+		}
+		// _txlock=immediate takes the write lock at BEGIN, so two transactions never
+		// both read, then both try to upgrade and deadlock into SQLITE_BUSY.
+		dialector = sqlite.Open("file:" + dsn + "?_journal_mode=WAL&_busy_timeout=15000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL")
+	}
+	g, err := gorm.Open(dialector, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", name, err)
+	}
+	if IsPostgres(dsn) {
+		if sqlDB, err := g.DB(); err == nil {
+			sqlDB.SetMaxOpenConns(postgresConns)
+		}
 	}
 	db := &DB{g.WithContext(ctx)}
 	if err := db.migrate(); err != nil {
-		return nil, fmt.Errorf("migrate database %s: %w", path, err)
+		db.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", name, err)
 	}
 	return db, nil
 }
@@ -109,7 +141,9 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.WithContext(ctx).Transaction(fn)
 }
 
-// IsDuplicate reports whether err comes from a unique constraint.
+// IsDuplicate reports whether err comes from a unique constraint, on either
+// engine (TranslateError maps SQLite's and PostgreSQL's 23505 to
+// gorm.ErrDuplicatedKey; the text match catches an untranslated SQLite one).
 func IsDuplicate(err error) bool {
 	return errors.Is(err, gorm.ErrDuplicatedKey) || (err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed"))
 }

@@ -1,0 +1,187 @@
+package mappings_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/mappings"
+	"homeport.dev/cloud/internal/problem"
+	"homeport.dev/cloud/internal/store"
+	"homeport.dev/cloud/internal/store/pgtest"
+	"homeport.dev/proto"
+)
+
+var pg = pgtest.New()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
+
+// TestConcurrentWritersKeepLimits: many requests at the same moment get
+// exactly what the limits allow, and every other one the limit's own answer
+// (not a "try again"), on SQLite and on PostgreSQL, whose READ COMMITTED lets
+// two count-then-insert transactions both pass their checks.
+func TestConcurrentWritersKeepLimits(t *testing.T) {
+	engines := []struct {
+		name string
+		dsn  func(t testing.TB) string
+	}{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
+		{"postgres", pg.DB},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := store.Open(ctx, e.dsn(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ds := domains.New(db, domains.Reserved{})
+			hs, err := homes.New(db, homes.Options{Layout: homes.DefaultLayout, HomesPerUser: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := mappings.New(db, ds, mappings.Options{Layout: homes.DefaultLayout, PerHome: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice, bob := newUser(t, db, "alice"), newUser(t, db, "bob")
+
+			t.Run("homes per user", func(t *testing.T) {
+				keys := make([]string, 50)
+				for i := range keys {
+					keys[i] = newKey(t)
+				}
+				errs := together(len(keys), func(i int) error {
+					_, err := hs.Claim(ctx, alice, keys[i])
+					return err
+				})
+				expect(t, errs, 2, problem.Quota)
+				if got, _ := hs.List(ctx, alice); len(got) != 2 {
+					t.Errorf("alice has %d homes, want 2 (the most per user)", len(got))
+				}
+			})
+
+			home := claim(t, hs, alice)
+			t.Run("mappings per home", func(t *testing.T) {
+				errs := together(50, func(int) error {
+					_, err := ms.Create(ctx, home, proto.MappingRequest{Scheme: proto.SchemeTCP, Private: true})
+					return err
+				})
+				expect(t, errs, 4, problem.Quota)
+				if got, _ := ms.List(ctx, home.ID); len(got) != 4 {
+					t.Errorf("home has %d mappings, want 4 (the most per home)", len(got))
+				}
+			})
+
+			other := claim(t, hs, bob)
+			t.Run("base domains overlap", func(t *testing.T) {
+				for round := range 4 {
+					parent, child := fmt.Sprintf("example%d.com", round), fmt.Sprintf("a.example%d.com", round)
+					errs := together(50, func(i int) error {
+						var err error
+						if i%2 == 0 {
+							_, err = ds.Register(ctx, home.ID, parent)
+						} else {
+							_, err = ds.Register(ctx, other.ID, child)
+						}
+						return err
+					})
+					expect(t, errs, 1, problem.Conflict)
+					var n int64
+					if err := db.Model(&store.BaseDomain{}).Where("domain IN ?", []string{parent, child}).Count(&n).Error; err != nil {
+						t.Fatal(err)
+					}
+					if n != 1 {
+						t.Fatalf("%s (home A) and %s (home B) are both registered: %d rows", parent, child, n)
+					}
+				}
+			})
+		})
+	}
+}
+
+// together runs n calls of fn at the same moment and returns their errors.
+func together(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// expect checks that ok calls succeeded and every other one was refused
+// with kind.
+func expect(t *testing.T, errs []error, ok int, kind problem.Kind) {
+	t.Helper()
+	succeeded := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			succeeded++
+		case problem.KindOf(err) != kind:
+			t.Errorf("refused with %v (kind %d), want kind %d", err, problem.KindOf(err), kind)
+		}
+	}
+	if succeeded != ok {
+		t.Errorf("%d of %d concurrent requests succeeded, want exactly %d", succeeded, len(errs), ok)
+	}
+}
+
+func newUser(t *testing.T, db *store.DB, name string) store.User {
+	t.Helper()
+	u := store.User{Username: name, Email: name + "@example.org", PasswordHash: "x", Role: "user", Active: true}
+	if err := db.Create(&u).Error; err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func claim(t *testing.T, hs *homes.Service, u store.User) store.Home {
+	t.Helper()
+	list, err := hs.List(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) > 0 {
+		return list[0]
+	}
+	h, err := hs.Claim(context.Background(), u, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func newKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ssh.MarshalAuthorizedKey(k))
+}
