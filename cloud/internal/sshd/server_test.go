@@ -74,9 +74,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func needSSH(t *testing.T) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Skip("OpenSSH client (ssh) not installed: run deploy/install-deps.sh")
-	}
+	testnet.RequireCommand(t, "ssh", "run deploy/install-deps.sh (apt-get install openssh-client)")
 }
 
 func TestOpenSSHForwardsOnItsOwnPortOnly(t *testing.T) {
