@@ -271,13 +271,13 @@ var contextOnce struct {
 }
 
 // buildContext is a copy of what `docker build .` sends from the
-// repository root: the tracked files (as in a fresh clone: no build output,
-// no local state), less what .dockerignore excludes.
+// repository root: the work tree's files that git does not ignore (no build
+// output), less what .dockerignore excludes.
 func buildContext(t *testing.T) string {
 	t.Helper()
 	contextOnce.Do(func() {
 		root := repoRoot(t)
-		out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached").Output()
+		out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 		if err != nil {
 			contextOnce.err = fmt.Errorf("git ls-files: %v (the test needs the repository's git metadata)", err)
 			return

@@ -303,3 +303,42 @@ func TestDockerfilesCopyEveryReplacedModule(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdEnvironmentFile: every setting deploy/systemd/cloud.env shows
+// (commented examples too) is a `cloud serve` flag, and the file as shipped
+// is accepted by the real parser with the data directory the unit's
+// StateDirectory makes.
+func TestSystemdEnvironmentFile(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "systemd", "cloud.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	config.Flags(flags)
+	setting := regexp.MustCompile(`^#?(CLOUD_[A-Z0-9_]+)=(.*)$`)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		m := setting.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			continue
+		}
+		n++
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(m[1], "CLOUD_"), "_", "-"))
+		if flags.Lookup(flag) == nil {
+			t.Errorf("cloud.env: %s names no flag (--%s)", m[1], flag)
+		}
+		if !strings.HasPrefix(line, "#") {
+			t.Setenv(m[1], m[2])
+		}
+	}
+	if n == 0 {
+		t.Fatal("cloud.env: no CLOUD_ setting found")
+	}
+	cfg, err := config.Parse(nil)
+	if err != nil {
+		t.Fatalf("cloud serve rejects cloud.env: %v", err)
+	}
+	if cfg.Data != "/var/lib/homeport" {
+		t.Errorf("CLOUD_DATA=%s, but the unit's StateDirectory is /var/lib/homeport", cfg.Data)
+	}
+}
