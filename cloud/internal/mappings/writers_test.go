@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -107,6 +108,37 @@ func TestConcurrentWritersKeepLimits(t *testing.T) {
 					}
 					if n != 1 {
 						t.Fatalf("%s (home A) and %s (home B) are both registered: %d rows", parent, child, n)
+					}
+				}
+			})
+
+			// Removing a base domain is refused while a mapping uses it: also
+			// when the mapping is being created at that moment.
+			t.Run("base domain removed while mapped", func(t *testing.T) {
+				for round := range 30 {
+					d := fmt.Sprintf("removed%d.org", round)
+					if _, err := ds.Register(ctx, other.ID, d); err != nil {
+						t.Fatal(err)
+					}
+					together(4, func(i int) error {
+						if i == 0 {
+							return ds.Remove(ctx, other.ID, d)
+						}
+						_, err := ms.Create(ctx, other, proto.MappingRequest{Scheme: proto.SchemeHTTPS, Host: fmt.Sprintf("h%d.%s", i, d)})
+						return err
+					})
+					list, err := ms.List(ctx, other.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					registered, _ := ds.List(ctx, other.ID)
+					if len(list) > 0 && !slices.ContainsFunc(registered, func(bd store.BaseDomain) bool { return bd.Domain == d }) {
+						t.Fatalf("%s was removed while %s://%s uses it", d, list[0].Scheme, list[0].HostName())
+					}
+					for _, m := range list {
+						if err := ms.Delete(ctx, other, m.ID); err != nil {
+							t.Fatal(err)
+						}
 					}
 				}
 			})
