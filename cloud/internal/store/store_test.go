@@ -7,7 +7,16 @@ import (
 	"testing"
 
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/cloud/internal/store/pgtest"
 )
+
+var pg = pgtest.New()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
 
 // TestOpenTightensFilesMadeBeforehand: a data directory made 0755 before the
 // first start (by an operator or a compose volume) and database files left
@@ -56,4 +65,37 @@ func TestOpenTightensFilesMadeBeforehand(t *testing.T) {
 		loosen(p, 0o644)
 	}
 	open()
+}
+
+// TestOpenEitherEngine: a SQLite path and a postgres:// URL both open, the
+// migrations run again on an existing database without change, and a unique
+// index's refusal reads as a duplicate on both engines.
+func TestOpenEitherEngine(t *testing.T) {
+	engines := []struct {
+		name string
+		dsn  func(t testing.TB) string
+	}{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
+		{"postgres", pg.DB},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := e.dsn(t)
+			for start := range 2 { // the second start migrates an existing schema
+				db, err := store.Open(ctx, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = db.Create(&store.User{Username: "alice", Email: "alice@example.org", PasswordHash: "x", Role: "user"}).Error
+				db.Close()
+				switch {
+				case start == 0 && err != nil:
+					t.Fatal(err)
+				case start == 1 && !store.IsDuplicate(err):
+					t.Fatalf("a second alice: %v, want a duplicate", err)
+				}
+			}
+		})
+	}
 }
