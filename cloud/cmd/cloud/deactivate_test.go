@@ -97,9 +97,9 @@ func testDeactivation(t *testing.T, setActive func(c *cloudtest.Cloud, adminToke
 	if _, err := dial(c, h); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("a deactivated user's key logged in: %v", err)
 	}
-	waitFor(t, "the route to be withdrawn", func() bool { return visit(t, c, "app.alice.test") == unknown })
-	if live := liveRoute(t, c, admin, "app.alice.test"); live != "" {
-		t.Fatalf("HAProxy still routes the deactivated user's name to %s", live)
+	waitFor(t, "HAProxy to drop the route", func() bool { return liveRoute(t, c, admin, "app.alice.test") == "" })
+	if got := visit(t, c, "app.alice.test"); got != unknown {
+		t.Fatalf("a visitor of the deactivated user's name gets %q, not the unknown-name answer %q", got, unknown)
 	}
 	if st, body := call(t, c, token, "GET", "/api/v1/me", nil); st != http.StatusForbidden || !bytes.Contains(body, []byte(proto.CodeInactive)) {
 		t.Fatalf("a deactivated user's token: %d %s", st, body)
@@ -110,14 +110,13 @@ func testDeactivation(t *testing.T, setActive func(c *cloudtest.Cloud, adminToke
 	// admin's live view of HAProxy's maps).
 	waitFor(t, "the route to be back", func() bool { return liveRoute(t, c, admin, "app.alice.test") == strconv.Itoa(m.TunnelPort) })
 	// The home retries with its backoff; here the test is the home.
+	var client *ssh.Client
 	waitFor(t, "the key to be accepted again", func() bool {
-		cl, err := dial(c, h)
-		if err == nil {
-			cl.Close()
-		}
+		var err error
+		client, err = dial(c, h)
 		return err == nil
 	})
-	connect(t, c, h, m.TunnelPort)
+	serveHome(t, c, h, client, m.TunnelPort)
 	waitFor(t, "the route to serve again", func() bool { return visit(t, c, "app.alice.test") == "200 hello from alice" })
 	if st, body := call(t, c, token, "GET", "/api/v1/me", nil); st != http.StatusOK {
 		t.Fatalf("the re-approved user's token: %d %s", st, body)
@@ -146,6 +145,12 @@ func connect(t *testing.T, c *cloudtest.Cloud, h cloudtest.Home, port int) *home
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveHome(t, c, h, client, port)
+}
+
+// serveHome forwards port over client to the home's web server.
+func serveHome(t *testing.T, c *cloudtest.Cloud, h cloudtest.Home, client *ssh.Client, port int) *home {
+	t.Helper()
 	t.Cleanup(func() { client.Close() })
 	ln, err := client.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
