@@ -45,6 +45,9 @@ func (s *Service) CreateToken(ctx context.Context, u store.User, name string) (p
 	}
 	t := store.Token{UserID: u.ID, Name: name, Hash: hash}
 	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.Guard(tx, store.GuardTokens(u.ID)); err != nil { // the quota holds on any engine
+			return err
+		}
 		var n int64
 		if err := tx.Model(&store.Token{}).Where("user_id = ?", u.ID).Count(&n).Error; err != nil {
 			return err

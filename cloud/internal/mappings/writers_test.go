@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
@@ -73,6 +74,26 @@ func TestConcurrentWritersKeepLimits(t *testing.T) {
 				expect(t, errs, 2, problem.Quota)
 				if got, _ := hs.List(ctx, alice); len(got) != 2 {
 					t.Errorf("alice has %d homes, want 2 (the most per user)", len(got))
+				}
+			})
+
+			t.Run("tokens per user", func(t *testing.T) {
+				as, err := account.New(db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for round := range 5 { // the race is at the quota's edge: a few tries at it
+					u := newUser(t, db, fmt.Sprintf("carol%d", round))
+					for i := range 47 {
+						if _, err := as.CreateToken(ctx, u, fmt.Sprintf("t%d", i)); err != nil {
+							t.Fatal(err)
+						}
+					}
+					errs := together(50, func(i int) error {
+						_, err := as.CreateToken(ctx, u, fmt.Sprintf("c%d", i))
+						return err
+					})
+					expect(t, errs, 3, problem.Quota) // 50 per user
 				}
 			})
 

@@ -23,6 +23,9 @@ const (
 // removal, which must not pass a mapping being created under them.
 func GuardMappings(homeID uint64) string { return fmt.Sprintf("mappings:home:%d", homeID) }
 
+// GuardTokens is the key for a user's API tokens quota.
+func GuardTokens(userID uint64) string { return fmt.Sprintf("tokens:user:%d", userID) }
+
 // Guard makes the transactions that take key run their checks one at a time:
 // the second one to take it waits until the first commits or rolls back, and
 // its checks then see the first one's rows. Take it as the first statement of
