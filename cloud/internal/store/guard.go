@@ -33,12 +33,14 @@ func GuardTokens(userID uint64) string { return fmt.Sprintf("tokens:user:%d", us
 // (a quota, an overlap, a lowest free slot); outside a transaction it does
 // nothing. Unique indexes stay the last word for what they can express.
 //
-// SQLite does not need it (Open begins write transactions IMMEDIATE, so they run
-// one at a time), but PostgreSQL's default READ COMMITTED lets two claims both
-// count one home and both insert a second and a third. The upsert row-locks
-// the guard until commit, and since each later statement under READ
-// COMMITTED reads a fresh snapshot, the checks after it see every committed
-// row. SERIALIZABLE transactions would also do, but every caller would need a
+// SQLite does not need it (Open begins write transactions IMMEDIATE, so they
+// run one at a time), but under PostgreSQL's default READ COMMITTED two
+// claims both count one home and both insert (without the guard, 50 claims at
+// once gave a user with a quota of 2 five homes). The upsert row-locks the
+// guard until commit, and since each later statement under READ COMMITTED
+// reads a fresh snapshot, the checks after it see every committed row (under
+// REPEATABLE READ the waiter would fail instead: keep the default).
+// SERIALIZABLE transactions would also do, but every caller would need a
 // retry loop and a serialization failure could still surface as a 500; a
 // lock on a named row needs neither and reads the same on both engines.
 func Guard(tx *gorm.DB, key string) error {
