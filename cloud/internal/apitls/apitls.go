@@ -35,6 +35,10 @@ type Options struct {
 	TLS        config.TLS // mode, CA, files
 	StorageDir string     // certmagic's storage (config.Config.StorageDir)
 	Log        *slog.Logger
+	// WaitPublic, if set, blocks until the public ports reach the listener
+	// (HAProxy is up): a certificate is requested only then, since the CA
+	// validates through them and a failed validation costs rate limit.
+	WaitPublic func(context.Context) error
 }
 
 // Server serves one handler over HTTPS for one name.
@@ -107,11 +111,6 @@ func (s *Server) buildACME() error {
 	s.issuer = certmagic.NewACMEIssuer(s.magic, certmagic.ACMEIssuer{
 		CA: o.TLS.ACMECA, Email: o.TLS.ACMEEmail, Agreed: true, Profile: o.TLS.ACMEProfile,
 		TrustedRoots: roots, Logger: zl,
-		// HTTP-01 through HAProxy's public HTTP port. TLS-ALPN-01 through the
-		// HTTPS port failed validation with Pebble ("failed to connect"), and
-		// a failed validation counts against the CA's rate limits, so it is
-		// not tried first and wasted at every start.
-		DisableTLSALPNChallenge: true,
 	})
 	s.magic.Issuers = []certmagic.Issuer{s.issuer}
 	s.getCert = s.magic.GetCertificate
@@ -138,14 +137,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 	tlsConf := &tls.Config{GetCertificate: s.getCert, MinVersion: tls.VersionTLS12}
 	challenges := http.NotFoundHandler()
 	if s.magic != nil {
-		tlsConf = s.magic.TLSConfig()
+		tlsConf = s.magic.TLSConfig() // answers TLS-ALPN-01 too
 		tlsConf.MinVersion = tls.VersionTLS12
 		challenges = s.issuer.HTTPChallengeHandler(challenges)
 		// certmagic solves a challenge with its own listener unless the
-		// address is taken; point it at this one, which answers it.
+		// address is taken; point it at this one, which answers both kinds
+		// (HTTP-01 from HAProxy's HTTP port, TLS-ALPN-01 from its HTTPS one).
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		p, _ := strconv.Atoi(port)
-		s.issuer.ListenHost, s.issuer.AltHTTPPort = addrHost(ln.Addr()), p
+		s.issuer.ListenHost, s.issuer.AltHTTPPort, s.issuer.AltTLSALPNPort = addrHost(ln.Addr()), p, p
 	}
 	tlsConf.NextProtos = append([]string{"h2", "http/1.1"}, tlsConf.NextProtos...)
 	secure := &http.Server{
@@ -163,9 +163,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 	go func() { defer wg.Done(); errc <- secure.ServeTLS(sp.tls, "", "") }()
 	go func() { defer wg.Done(); errc <- plain.Serve(sp.plain) }()
 	if s.magic != nil {
-		if err := s.magic.ManageAsync(ctx, []string{s.opts.Host}); err != nil {
-			s.log.Error("certificate management did not start", "err", err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.manage(ctx)
+		}()
 	}
 	var err error
 	select {
@@ -185,6 +187,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) err
 		err = nil
 	}
 	return err
+}
+
+// manage loads the certificate from storage, or obtains one once the
+// public ports work, and keeps it renewed until ctx ends.
+func (s *Server) manage(ctx context.Context) {
+	if s.opts.WaitPublic != nil {
+		if err := s.opts.WaitPublic(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("the public ports never came up; no certificate requested", "err", err)
+			}
+			return
+		}
+	}
+	if err := s.magic.ManageAsync(ctx, []string{s.opts.Host}); err != nil {
+		s.log.Error("certificate management did not start", "err", err)
+	}
 }
 
 // Check reports whether a valid certificate for the name is in service

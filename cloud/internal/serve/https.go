@@ -20,7 +20,14 @@ func (a *App) buildHTTPS() error {
 		return nil
 	}
 	var err error
-	a.TLS, err = apitls.New(apitls.Options{Host: cfg.APIHost, TLS: cfg.TLS, StorageDir: cfg.StorageDir(), Log: a.log})
+	a.TLS, err = apitls.New(apitls.Options{Host: cfg.APIHost, TLS: cfg.TLS, StorageDir: cfg.StorageDir(), Log: a.log,
+		WaitPublic: func(ctx context.Context) error {
+			if a.HAProxy == nil {
+				return nil // external: HAProxy's own readiness is not ours to see
+			}
+			return a.HAProxy.WaitReady(ctx)
+		},
+	})
 	if err != nil {
 		return err
 	}
