@@ -486,6 +486,9 @@ func (r *raw) validateTLS(fs *pflag.FlagSet, c Config, bad func(string, error)) 
 		}
 	case c.HAProxy == HAProxyOff:
 	case t.CertFile != "":
+		if net.ParseIP(c.APIHost) != nil || isSingleLabel(c.APIHost) {
+			bad("tls-cert", fmt.Errorf("--api-host %s is not a DNS name: HAProxy routes the cloud's HTTPS by the name clients send (SNI); set --api-host", c.APIHost))
+		}
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 			bad("tls-cert", fmt.Errorf("%s with %s: %w", t.CertFile, t.KeyFile, err))
 		}

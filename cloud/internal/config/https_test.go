@@ -64,7 +64,7 @@ func TestHTTPSModes(t *testing.T) {
 		t.Errorf("--metrics-addr off: %q", c.MetricsAddr)
 	}
 	certFile, keyFile := selfSigned(t, dir)
-	if c := parse("--public-host", "203.0.113.5", "--tls-cert", certFile, "--tls-key", keyFile); c.TLS.Mode != HTTPSFiles || c.APIAddr != "127.0.0.1:8000" {
+	if c := parse("--public-host", "203.0.113.5", "--api-host", "cloud.example.com", "--tls-cert", certFile, "--tls-key", keyFile); c.TLS.Mode != HTTPSFiles || c.APIAddr != "127.0.0.1:8000" {
 		t.Errorf("operator's files: %+v", c.TLS)
 	}
 }
@@ -81,6 +81,7 @@ func TestHTTPSBadInput(t *testing.T) {
 		{[]string{"--tls-cert", certFile}, "--tls-cert: give both"},
 		{[]string{"--tls-cert", certFile, "--tls-key", garbage}, "--tls-cert: " + certFile + " with " + garbage},
 		{[]string{"--tls-cert", certFile, "--tls-key", keyFile, "--dev"}, "--dev serves plain HTTP"},
+		{[]string{"--tls-cert", certFile, "--tls-key", keyFile, "--api-host", "203.0.113.5"}, "is not a DNS name"},
 		{[]string{"--acme-ca", "http://ca.example/dir"}, "--acme-ca"},
 		{[]string{"--acme-email", "Me <me@example.com>"}, "--acme-email"},
 		{[]string{"--acme-profile", "short lived"}, "--acme-profile"},
