@@ -50,6 +50,8 @@ type App struct {
 	API      *api.Server
 	TLS      *apitls.Server // the cloud's own HTTPS; nil when off
 	log      *slog.Logger
+
+	wrapSSH func(net.Listener) net.Listener // tests: a listener that fails
 }
 
 // New opens the state in cfg.Data and builds every service.
@@ -212,11 +214,18 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		ln.Close()
 		return fmt.Errorf("SSH listen on %s: %w (choose another --ssh-addr)", a.Config.SSHAddr, err)
 	}
+	if a.wrapSSH != nil {
+		sshLn = a.wrapSSH(sshLn)
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errc := make(chan error, 5)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// On every return, an error one included: stop what was started, then
+	// wait for it (waiting first would wait forever).
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	if err := a.startDataPlane(ctx, &wg, errc); err != nil {
 		ln.Close()
 		sshLn.Close()
@@ -249,6 +258,7 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	select {
 	case err := <-errc:
+		srv.Close()
 		return err
 	case <-ctx.Done():
 	}

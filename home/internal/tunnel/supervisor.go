@@ -336,7 +336,7 @@ func handshakeError(addr, home string, err error) error {
 		return mismatch
 	}
 	if strings.Contains(err.Error(), "unable to authenticate") {
-		return fmt.Errorf("the cloud at %s refused the home's key for %q (home released, key replaced, or wrong slug): %w", addr, home, err)
+		return fmt.Errorf("the cloud at %s refused the home's key for %q (home released, key replaced, account deactivated, or wrong slug): %w", addr, home, err)
 	}
 	return fmt.Errorf("SSH handshake with %s: %w", addr, err)
 }
