@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,4 +210,63 @@ func TestKeyRotatedDuringLoginDoesNotSurvive(t *testing.T) {
 		t.Fatal("a connection made with the old key is still open after the rotation")
 	}
 	eventually(t, 2*time.Second, "the endpoint forgets the closed connection", func() bool { return !srv.Connected(h.ID) })
+}
+
+// TestOlderLoginDoesNotTakeOverANewerOne: a connection that authenticated
+// first but is registered last (a slow database lookup) must not take the
+// home's newer connection over; it used to, closing the connection the home
+// actually uses.
+func TestOlderLoginDoesNotTakeOverANewerOne(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	h := c.NewHome(t, "alice")
+	hostKey, _ := cloudtest.NewKey(t)
+	srv := sshd.New(sshd.Options{HostKey: hostKey, Homes: c.App.Homes, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	newerUp := make(chan struct{})
+	var first atomic.Bool
+	sshd.SetAfterAuth(srv, func() {
+		if first.CompareAndSwap(false, true) {
+			<-newerUp // the older login waits here while the newer one registers
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	dial := func() (*ssh.Client, error) {
+		return ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+	}
+	older := make(chan *ssh.Client, 1)
+	go func() {
+		cl, err := dial()
+		if err != nil {
+			t.Error(err)
+		}
+		older <- cl
+	}()
+	eventually(t, 5*time.Second, "the older login authenticated", first.Load)
+	newer, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Close()
+	eventually(t, 5*time.Second, "the newer login registered", func() bool { return srv.Connected(h.ID) })
+	close(newerUp)
+	if cl := <-older; cl != nil {
+		defer cl.Close()
+		closed := make(chan error, 1)
+		go func() { closed <- cl.Wait() }()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Error("the older connection was kept")
+		}
+	}
+	if _, _, err := newer.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+		t.Fatalf("the newer connection was closed by the older login: %v", err)
+	}
 }

@@ -129,6 +129,7 @@ func New(o Options) *Server {
 const (
 	extHomeID      = "homeport-home-id"
 	extFingerprint = "homeport-key-fingerprint"
+	extConnID      = "homeport-conn-id" // the login's number: a later login is newer
 )
 
 // authenticate accepts a key only when it identifies a home and the login
@@ -152,9 +153,14 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 		s.refuse(h.Slug, "home_conns", "ssh login refused: the home has too many connections", "conns", n)
 		return nil, errors.New("too many connections for this home")
 	}
+	s.mu.Lock()
+	s.nextConn++
+	connID := s.nextConn
+	s.mu.Unlock()
 	return &ssh.Permissions{Extensions: map[string]string{
 		extHomeID:      strconv.FormatUint(h.ID, 10),
 		extFingerprint: ssh.FingerprintSHA256(key),
+		extConnID:      strconv.FormatUint(connID, 10),
 	}}, nil
 }
 
@@ -256,13 +262,12 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Time{})
 	id, _ := strconv.ParseUint(conn.Permissions.Extensions[extHomeID], 10, 64)
 	fingerprint := conn.Permissions.Extensions[extFingerprint]
+	connID, _ := strconv.ParseUint(conn.Permissions.Extensions[extConnID], 10, 64)
 	if s.afterAuth != nil {
 		s.afterAuth()
 	}
 	s.mu.Lock()
 	s.perHome[id]++
-	s.nextConn++
-	connID := s.nextConn
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -279,7 +284,10 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	sess := newSession(s, h, fingerprint, connID, conn)
-	s.takeOver(sess)
+	if !s.takeOver(sess) {
+		sess.close()
+		return
+	}
 	// The session is bound to the key it logged in with: a rotation that
 	// committed between the login and the registration above is caught
 	// here, any later one by Revalidate.
@@ -300,10 +308,17 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 }
 
 // takeOver registers sess as its home's connection, closing the previous one
-// first so its listeners free their ports before the new forwards ask.
-func (s *Server) takeOver(sess *session) {
+// first so its listeners free their ports before the new forwards ask. A
+// login older than the registered one (it authenticated first but got
+// here last) does not take over: it reports false and is not registered.
+func (s *Server) takeOver(sess *session) bool {
 	s.mu.Lock()
 	old := s.sessions[sess.home.ID]
+	if old != nil && old.id > sess.id {
+		s.mu.Unlock()
+		s.o.Log.Info("closing an older connection of the home that logged in before its current one", "home", sess.home.Slug)
+		return false
+	}
 	s.sessions[sess.home.ID] = sess
 	s.mu.Unlock()
 	if old != nil {
@@ -311,6 +326,7 @@ func (s *Server) takeOver(sess *session) {
 		old.close()
 	}
 	s.metrics.homes.Set(float64(s.count()))
+	return true
 }
 
 func (s *Server) drop(sess *session) {
