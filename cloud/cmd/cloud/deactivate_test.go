@@ -11,10 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +30,7 @@ import (
 // token; `cloud users approve` brings the same routes back once the home
 // reconnects, and the token works again.
 func TestDeactivationByTheCLITakesTheHomesOffline(t *testing.T) {
-	bin := cloudBinary(t)
+	bin := cloudtest.Binary(t)
 	testDeactivation(t, func(c *cloudtest.Cloud, _ string, active bool) {
 		verb := map[bool]string{true: "approve", false: "deactivate"}[active]
 		out, err := exec.Command(bin, "users", verb, "alice", "--data", c.Dir).CombinedOutput()
@@ -252,35 +250,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var build struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// cloudBinary builds this command once per test binary.
-func cloudBinary(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		if build.dir, build.err = os.MkdirTemp("", "cloud-cmd-test-"); build.err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(build.dir, "cloud"), ".").CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return filepath.Join(build.dir, "cloud")
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
+	cloudtest.RemoveBinary()
 	os.Exit(code)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"homeport.dev/cloud/internal/cloudtest"
 	"homeport.dev/cloud/internal/store"
 )
 
@@ -18,7 +19,7 @@ import (
 // naming rules existed stay, but `cloud serve` warns about each at start and
 // `cloud check` reports each and exits non-zero (real binary, real database).
 func TestStoredNamesThatBreakTheRulesAreReported(t *testing.T) {
-	bin := cloudBinary(t)
+	bin := cloudtest.Binary(t)
 	dir := t.TempDir()
 	db, err := store.Open(context.Background(), filepath.Join(dir, "cloud.db"))
 	if err != nil {

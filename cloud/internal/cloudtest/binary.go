@@ -34,3 +34,10 @@ func Binary(t testing.TB) string {
 	}
 	return built.path
 }
+
+// RemoveBinary deletes what Binary built (call it from TestMain).
+func RemoveBinary() {
+	if built.path != "" {
+		os.RemoveAll(filepath.Dir(built.path))
+	}
+}
