@@ -129,10 +129,10 @@ home_run=("$engine" run --rm --network host --add-host "$host:127.0.0.1" -v "$pr
 "$engine" run -d --name "$project-home" --network host --add-host "$host:127.0.0.1" \
 	-v "$project-profile:/profile" homeport/home:local console >/dev/null
 bounded_wait 30 "$engine" exec "$project-home" home status
-"$engine" exec "$project-home" home domains add smoke.test
-"$engine" exec "$project-home" home expose http app.smoke.test --to "localhost:$app_port"
+"$engine" exec "$project-home" home domains add homes.test
+"$engine" exec "$project-home" home expose http app.homes.test --to "localhost:$app_port"
 
-routed() { curl -fsS --max-time 5 -H 'Host: app.smoke.test' http://127.0.0.1/ | grep -q 'hello from a home'; }
+routed() { curl -fsS --max-time 5 -H 'Host: app.homes.test' http://127.0.0.1/ | grep -q 'hello from a home'; }
 step "a request routed: visitor -> HAProxy :80 -> tunnel -> home -> service"
 bounded_wait 60 routed
 
