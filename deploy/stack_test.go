@@ -53,8 +53,19 @@ func TestComposeStackWithoutContainers(t *testing.T) {
 	if os.Getenv(stackEnv) == "" {
 		testnet.RequireRoot(t, "runs the stack as uid 10001 in a network and mount namespace of its own")
 		testnet.RequireCommand(t, "haproxy", "apt-get install haproxy (deploy/install-deps.sh does)")
+		bin := t.TempDir()
+		for _, d := range []string{filepath.Dir(bin), bin} { // uid 10001 runs the cloud from here
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, pkg := range []string{"homeport.dev/cloud/cmd/cloud", "homeport.dev/home/cmd/home"} {
+			if b, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+				t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+			}
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
-		cmd.Env = append(os.Environ(), stackEnv+"=1", testnet.SkipLogEnv+"=")
+		cmd.Env = append(os.Environ(), stackEnv+"="+bin, testnet.SkipLogEnv+"=")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 		out, err := cmd.CombinedOutput()
 		t.Logf("in namespaces of its own:\n%s", out)
@@ -150,16 +161,8 @@ func newStack(t *testing.T) *stack {
 		t.Fatalf("haproxy runs as %d, the cloud as %d: the 0700 volume is the cloud's", hu, uid)
 	}
 
-	bin := filepath.Join(s.base, "bin")
+	bin := os.Getenv(stackEnv) // built by the parent, which has the network for modules
 	s.cloudBin, s.homeBin = filepath.Join(bin, "cloud"), filepath.Join(bin, "home")
-	for pkg, out := range map[string]string{"homeport.dev/cloud/cmd/cloud": s.cloudBin, "homeport.dev/home/cmd/home": s.homeBin} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
-	if err := os.Chmod(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
 
 	// compose.yaml's environment for the cloud, on this volume, plus the
 	// operator's certificate (no public CA reaches a test machine).
