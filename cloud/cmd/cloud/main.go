@@ -85,9 +85,14 @@ the environment, which wins over the file.`,
 	return c
 }
 
-// withAccounts opens the data directory's database for an admin command.
+// withAccounts opens the cloud's database (--db, else the data directory's)
+// for an admin command.
 func withAccounts(cmd *cobra.Command, data string, fn func(*account.Service) error) error {
-	db, err := store.Open(cmd.Context(), filepath.Join(data, "cloud.db"))
+	dsn := filepath.Join(data, "cloud.db")
+	if flag, _ := cmd.Flags().GetString("db"); flag != "" {
+		dsn = flag
+	}
+	db, err := store.Open(cmd.Context(), dsn)
 	if err != nil {
 		return err
 	}
@@ -103,6 +108,7 @@ func usersCmd() *cobra.Command {
 	var data string
 	c := &cobra.Command{Use: "users", Short: "Manage accounts (create, approve, deactivate, list)"}
 	c.PersistentFlags().StringVar(&data, "data", envOr("CLOUD_DATA", "./cloud-data"), "state directory of the cloud")
+	c.PersistentFlags().String("db", os.Getenv("CLOUD_DB"), "the cloud's database when not DATA/cloud.db: a SQLite file or postgres://USER@HOST/DATABASE (as `cloud serve --db`)")
 
 	var email string
 	var admin, approved bool
@@ -256,7 +262,8 @@ cloud runs (SQLite VACUUM INTO: one transaction's view, writers never wait).
 An existing FILE is never overwritten. To restore: stop the cloud, put FILE
 in place as DATA/cloud.db (0600), remove DATA/cloud.db-wal and -shm, start.
 The SSH host key (DATA/ssh_host_ed25519_key) is a plain file: copy it once,
-homes pin it.`,
+homes pin it. A cloud on PostgreSQL (--db postgres://...) is backed up with
+pg_dump instead.`,
 		Example: `  cloud backup --data /var/lib/homeport --output /root/homeport-$(date +%F).db`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

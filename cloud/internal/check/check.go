@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -49,11 +50,14 @@ func Run(ctx context.Context, cfg config.Config) []Finding {
 		}
 	}
 	mode(cfg.Data, 0o750, false)
-	mode(cfg.DBPath(), 0o600, false)
+	pg := store.IsPostgres(cfg.DBPath()) // a server's database: no file here
+	if !pg {
+		mode(cfg.DBPath(), 0o600, false)
+	}
 	mode(cfg.HostKeyPath(), 0o600, false)
 	mode(cfg.StorageDir(), 0o700, true)
 	out = append(out, clearText(cfg)...)
-	if _, err := os.Stat(cfg.DBPath()); err == nil {
+	if _, err := os.Stat(cfg.DBPath()); err == nil || pg {
 		out = append(out, names(ctx, cfg)...)
 	}
 	if cfg.HAProxy == config.HAProxyOff {
@@ -92,9 +96,13 @@ func Run(ctx context.Context, cfg config.Config) []Finding {
 func names(ctx context.Context, cfg config.Config) []Finding {
 	// Opened as it is: no migration, no chmod (store.Open's), since a check
 	// must not change what it checks. A database without tables holds no names.
-	g, err := gorm.Open(sqlite.Open("file:"+cfg.DBPath()+"?_busy_timeout=5000"), &gorm.Config{Logger: logger.Discard})
+	dialector := sqlite.Open("file:" + cfg.DBPath() + "?_busy_timeout=5000")
+	if store.IsPostgres(cfg.DBPath()) {
+		dialector = postgres.Open(cfg.DBPath())
+	}
+	g, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	if err != nil {
-		return []Finding{{What: fmt.Sprintf("%s: %v", cfg.DBPath(), err), Fix: "check the file and its permissions"}}
+		return []Finding{{What: fmt.Sprintf("%s: %v", store.Redacted(cfg.DBPath()), err), Fix: "check the file and its permissions, or the database server and --db"}}
 	}
 	db := &store.DB{DB: g.WithContext(ctx)}
 	defer db.Close()

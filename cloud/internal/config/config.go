@@ -25,6 +25,7 @@ import (
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/shaper"
+	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
 )
 
@@ -38,6 +39,7 @@ const (
 // Config is the validated configuration of `cloud serve`.
 type Config struct {
 	Data              string
+	DB                string // the database: a SQLite file (default DATA/cloud.db) or a postgres:// URL
 	APIAddr           string
 	SSHAddr           string
 	HTTPAddr          string
@@ -128,8 +130,35 @@ func (c Config) HAProxyMapDir() string {
 	return c.HAProxyDir()
 }
 
-// DBPath is the SQLite database inside the data directory.
-func (c Config) DBPath() string { return filepath.Join(c.Data, "cloud.db") }
+// DBPath is the database store.Open takes: --db, or the SQLite file
+// cloud.db inside the data directory.
+func (c Config) DBPath() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.Data, "cloud.db")
+}
+
+// setDB validates --db: a PostgreSQL URL naming a database, or a SQLite
+// file (made absolute). The URL is never quoted back: it may hold a password.
+func (c *Config) setDB(db string) error {
+	switch {
+	case db == "":
+		return nil
+	case store.IsPostgres(db):
+		if u, err := url.Parse(db); err != nil || strings.Trim(u.Path, "/") == "" {
+			return fmt.Errorf("give postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+		}
+		c.DB = db
+	default:
+		abs, err := filepath.Abs(db)
+		if err != nil {
+			return err
+		}
+		c.DB = abs
+	}
+	return nil
+}
 
 // HostKeyPath is the SSH host key inside the data directory.
 func (c Config) HostKeyPath() string { return filepath.Join(c.Data, "ssh_host_ed25519_key") }
@@ -144,6 +173,7 @@ func (c Config) SSHPort() int {
 // raw holds flag values before validation.
 type raw struct {
 	data, apiAddr, sshAddr, httpAddr, httpsAddr, tcpPorts, publicHost string
+	db                                                                string
 	haproxy, haproxySocket, haproxyMaps, configFile, logLevel         string
 	shapeDev, apiHost                                                 string
 	tlsAddr, acmeCA, acmeEmail, acmeProfile, acmeRoots, tlsCert       string
@@ -163,6 +193,7 @@ type raw struct {
 func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	r := &raw{}
 	fs.StringVar(&r.data, "data", "./cloud-data", "state directory (database, SSH host key, HAProxy map files)")
+	fs.StringVar(&r.db, "db", "", "database: a SQLite file or postgres://USER@HOST/DATABASE for several cloud nodes (password: PGPASSWORD or ~/.pgpass) (default DATA/cloud.db)")
 	fs.StringVar(&r.apiAddr, "api-addr", ":8000", "REST API and web UI listen address")
 	fs.StringVar(&r.sshAddr, "ssh-addr", ":8022", "SSH endpoint listen address (homes connect here)")
 	fs.StringVar(&r.httpAddr, "http-addr", ":80", "public HTTP listen address (HAProxy)")
@@ -326,6 +357,9 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 		bad("data", err)
 	} else {
 		c.Data = abs
+	}
+	if err := c.setDB(r.db); err != nil {
+		bad("db", err)
 	}
 	for flag, addr := range map[string]string{"api-addr": c.APIAddr, "ssh-addr": c.SSHAddr, "http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr} {
 		if err := validateAddr(addr); err != nil {

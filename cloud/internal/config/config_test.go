@@ -94,3 +94,25 @@ func TestYAMLListsSetListFlags(t *testing.T) {
 		t.Errorf("a list for a single-value flag: %v", err)
 	}
 }
+
+// TestDBIsAFileOrAPostgresURL: --db defaults to DATA/cloud.db, takes another
+// SQLite file (made absolute) or a postgres:// URL naming a database, and
+// refuses a URL without one without quoting its password back.
+func TestDBIsAFileOrAPostgresURL(t *testing.T) {
+	dir := t.TempDir()
+	other, _ := filepath.Abs("other.db")
+	for db, want := range map[string]string{
+		"":         filepath.Join(dir, "cloud.db"),
+		"other.db": other,
+		"postgres://cloud:s3cret@db.internal:5432/homeport?sslmode=verify-full": "postgres://cloud:s3cret@db.internal:5432/homeport?sslmode=verify-full",
+	} {
+		c, err := Parse([]string{"--data", dir, "--haproxy", "off", "--db", db})
+		if err != nil || c.DBPath() != want {
+			t.Errorf("--db %q: database %q (%v), want %q", db, c.DBPath(), err, want)
+		}
+	}
+	_, err := Parse([]string{"--data", dir, "--haproxy", "off", "--db", "postgres://cloud:s3cret@db.internal"})
+	if err == nil || !strings.Contains(err.Error(), "--db") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a URL without a database: %v, want --db named and the password not shown", err)
+	}
+}

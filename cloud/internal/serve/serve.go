@@ -56,6 +56,9 @@ type App struct {
 
 // New opens the state in cfg.Data and builds every service.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if err := store.SecureDir(cfg.Data); err != nil { // the host key and certificates, whichever the database
+		return nil, err
+	}
 	db, err := store.Open(ctx, cfg.DBPath())
 	if err != nil {
 		return nil, err

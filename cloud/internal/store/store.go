@@ -42,6 +42,18 @@ func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// Redacted is dsn fit for a message: a URL's password is replaced by xxxxx.
+func Redacted(dsn string) string {
+	if !IsPostgres(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the database URL (which does not parse)"
+	}
+	return u.Redacted()
+}
+
 // Open opens the database and runs the migrations. dsn is a PostgreSQL URL
 // (postgres://user:password@host/db) or the path of a SQLite file, created if
 // needed, opened with WAL, foreign keys, a busy timeout and IMMEDIATE write
@@ -53,13 +65,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		NowFunc:        func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
 	var dialector gorm.Dialector
-	name := dsn
+	name := Redacted(dsn)
 	if IsPostgres(dsn) {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return nil, errors.New("database URL does not parse (postgres://user:password@host:port/database)")
-		}
-		name = u.Redacted()
 		dialector = postgres.Open(dsn)
 	} else {
 		if err := secureFiles(dsn); err != nil {
@@ -93,12 +100,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 // they are 0600 from their first byte; ones left looser by an older
 // version are tightened too.
 func secureFiles(path string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	if err := tighten(dir, 0o700); err != nil {
-		return fmt.Errorf("data directory %s: %w (it must be owned by the user the cloud runs as)", dir, err)
+	if err := SecureDir(filepath.Dir(path)); err != nil {
+		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -111,6 +114,19 @@ func secureFiles(path string) error {
 		if err := tighten(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("database file %s: %w", p, err)
 		}
+	}
+	return nil
+}
+
+// SecureDir creates the data directory owner-only (0700), or makes it so.
+// It holds the SSH host key and certificates also when the database is a
+// PostgreSQL server's.
+func SecureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := tighten(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w (it must be owned by the user the cloud runs as)", dir, err)
 	}
 	return nil
 }
