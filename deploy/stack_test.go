@@ -53,25 +53,7 @@ func TestComposeStackWithoutContainers(t *testing.T) {
 	if os.Getenv(stackEnv) == "" {
 		testnet.RequireRoot(t, "runs the stack as uid 10001 in a network and mount namespace of its own")
 		testnet.RequireCommand(t, "haproxy", "apt-get install haproxy (deploy/install-deps.sh does)")
-		bin := t.TempDir()
-		for _, d := range []string{filepath.Dir(bin), bin} { // uid 10001 runs the cloud from here
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, pkg := range []string{"homeport.dev/cloud/cmd/cloud", "homeport.dev/home/cmd/home"} {
-			if b, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-				t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-			}
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
-		cmd.Env = append(os.Environ(), stackEnv+"="+bin, testnet.SkipLogEnv+"=")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
-		out, err := cmd.CombinedOutput()
-		t.Logf("in namespaces of its own:\n%s", out)
-		if err != nil {
-			t.Fatalf("the stack failed: %v", err)
-		}
+		inNamespaces(t, stackEnv)
 		return
 	}
 	s := newStack(t)
@@ -115,9 +97,6 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("loopback up: %v %s", err, out)
-	}
 	p := loadProject(t)
 	netns := service(t, p, "netns")
 	for k, v := range netns.Sysctls { // what the namespace's owner sets
@@ -131,18 +110,7 @@ func newStack(t *testing.T) *stack {
 			t.Fatal(err)
 		}
 	}
-	// The cloud's name resolves here, as a DNS record would (a private
-	// mount namespace: the machine's /etc/hosts is untouched).
-	hosts := filepath.Join(s.base, "hosts")
-	if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost "+stackHost+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount(hosts, "/etc/hosts", "", syscall.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
+	privateHosts(t, s.base)
 	s.roots = writeCerts(t, filepath.Join(s.base, "tls"))
 
 	// A fresh volume: exists, empty, 0755, owned by the services' user.
@@ -506,4 +474,51 @@ func writeCerts(t *testing.T, dir string) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
 	return pool
+}
+
+// inNamespaces builds the cloud and home binaries, then runs the calling
+// test again in a child process with a network and a mount namespace of its
+// own (loopback only; its own /etc/hosts), env naming the binaries'
+// directory, and fails when the child fails.
+func inNamespaces(t *testing.T, env string) {
+	t.Helper()
+	bin := t.TempDir()
+	for _, d := range []string{filepath.Dir(bin), bin} { // unprivileged users run the binaries from here
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pkg := range []string{"homeport.dev/cloud/cmd/cloud", "homeport.dev/home/cmd/home"} {
+		if b, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), env+"="+bin, testnet.SkipLogEnv+"=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	t.Logf("in namespaces of its own:\n%s", out)
+	if err != nil {
+		t.Fatalf("failed: %v", err)
+	}
+}
+
+// privateHosts brings the namespace's loopback up and makes stackHost
+// resolve to it, as a DNS record would (the mount namespace is private: the
+// machine's /etc/hosts is untouched).
+func privateHosts(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("loopback up: %v %s", err, out)
+	}
+	hosts := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost "+stackHost+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(hosts, "/etc/hosts", "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
 }
