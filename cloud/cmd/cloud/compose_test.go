@@ -16,6 +16,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/pflag"
 
+	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/serve"
 )
@@ -341,4 +342,45 @@ func TestSystemdEnvironmentFile(t *testing.T) {
 	if cfg.Data != "/var/lib/homeport" {
 		t.Errorf("CLOUD_DATA=%s, but the unit's StateDirectory is /var/lib/homeport", cfg.Data)
 	}
+}
+
+// TestShippedFileLimitsHoldAThousandHomes: the open-files limit that
+// compose.yaml and the systemd unit give the cloud holds 1,000 homes at the
+// default budgets, with the reserve the cloud keeps for itself.
+func TestShippedFileLimitsHoldAThousandHomes(t *testing.T) {
+	const homes = 1000
+	cfg, err := config.Parse([]string{"--home-slots", "1000", "--tcp-block", "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := homes * cfg.Limits.ChannelsPerHome
+	holds := func(what string, limit uint64) {
+		t.Helper()
+		if got := budget.EdgeShare(limit, homes, cfg.Layout.TunnelBlock, cfg.Limits.PendingPerHome, cfg.Limits.ConnsPerIP); got < need {
+			t.Errorf("%s: %d open files leave %d channels for tunnels; 1,000 homes at their limit need %d", what, limit, got, need)
+		}
+	}
+	p, err := loadCompose(t, map[string]string{"HOMEPORT_PUBLIC_HOST": "cloud.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cloud", "haproxy"} {
+		s := service(t, p, name)
+		n := s.Ulimits["nofile"]
+		if n == nil {
+			t.Errorf("compose.yaml: %s has no ulimits.nofile", name)
+			continue
+		}
+		holds("compose.yaml "+name, uint64(max(n.Soft, n.Hard, n.Single)))
+	}
+	unit, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "systemd", "homeport-cloud.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^LimitNOFILE=(\d+)$`).FindSubmatch(unit)
+	if m == nil {
+		t.Fatal("homeport-cloud.service sets no LimitNOFILE")
+	}
+	n, _ := strconv.ParseUint(string(m[1]), 10, 64)
+	holds("homeport-cloud.service", n)
 }
