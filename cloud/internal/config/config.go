@@ -200,7 +200,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.httpsAddr, "https-addr", ":443", "public HTTPS listen address (HAProxy, SNI passthrough)")
 	fs.StringVar(&r.tcpPorts, "tcp-ports", "10000-10099", "public TCP port range LO-HI (HAProxy); split into per-home blocks")
 	fs.StringVar(&r.publicHost, "public-host", "", "name homes use to reach the SSH endpoint (default: this machine's host name)")
-	fs.StringVar(&r.apiHost, "api-host", "", "the cloud's own web UI and API name (default: --public-host)")
+	fs.StringVar(&r.apiHost, "api-host", "", "the cloud's own web UI and API name, served over HTTPS through HAProxy when it is a DNS name (default: --public-host)")
 	fs.StringVar(&r.tlsAddr, "tls-addr", "127.0.0.1:8444", "the cloud's own HTTPS listener, which HAProxy's public HTTPS and HTTP ports pass --api-host to (PROXY protocol; not for clients)")
 	fs.StringVar(&r.acmeCA, "acme-ca", LetsEncrypt, "ACME directory URL the cloud gets the certificate for --api-host from")
 	fs.StringVar(&r.acmeEmail, "acme-email", "", "contact address of the cloud's ACME account (expiry and incident notices)")
