@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"homeport.dev/cloud/internal/apitls"
+	"homeport.dev/cloud/internal/budget"
 )
 
 // buildHTTPS prepares the cloud's own HTTPS (nil when off) and makes
@@ -70,6 +73,8 @@ func (a *App) startHTTPS(ctx context.Context, wg *sync.WaitGroup, errc chan<- er
 			return out, fmt.Errorf("HTTPS listen on %s: %w (choose another --tls-addr)", cfg.TLS.Addr, err)
 		}
 		out.TLS = tlsLn.Addr()
+		// The same share of the open-files reserve as the plain API.
+		tlsLn = netutil.LimitListener(tlsLn, budget.APIConns)
 	}
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
