@@ -24,17 +24,7 @@ func TestGarbageAndSilenceDoNotHurtTheEndpoint(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	h := c.NewHome(t, "alice")
 	signer, _ := cloudtest.NewKey(t)
-	srv := sshd.New(sshd.Options{HostKey: signer, Homes: c.App.Homes, HandshakeTimeout: 300 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	addr := ln.Addr().String()
+	addr := endpoint(t, c, sshd.Options{HostKey: signer, HandshakeTimeout: 300 * time.Millisecond}, nil)
 
 	for i := 0; i < 20; i++ {
 		conn, err := net.Dial("tcp", addr)
@@ -75,7 +65,6 @@ func TestGarbageAndSilenceDoNotHurtTheEndpoint(t *testing.T) {
 // many addresses would exhaust), are hung up on before the banner.
 func TestConnectionLimits(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
-	signer, _ := cloudtest.NewKey(t)
 	for _, tc := range []struct {
 		name string
 		opts sshd.Options
@@ -85,17 +74,8 @@ func TestConnectionLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
-			o.HostKey, o.Homes, o.HandshakeTimeout = signer, c.App.Homes, 5*time.Second
-			o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-			srv := sshd.New(o)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ctx, ln) }()
-			defer func() { cancel(); <-done }()
+			o.HandshakeTimeout = 5 * time.Second
+			addr := endpoint(t, c, o, nil)
 			var held []net.Conn
 			defer func() {
 				for _, c := range held {
@@ -109,7 +89,7 @@ func TestConnectionLimits(t *testing.T) {
 				return err
 			}
 			for i := 0; i < 3; i++ {
-				conn, err := net.Dial("tcp", ln.Addr().String())
+				conn, err := net.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -118,7 +98,7 @@ func TestConnectionLimits(t *testing.T) {
 					t.Fatalf("connection %d within the limit got no banner: %v", i+1, err)
 				}
 			}
-			extra, err := net.Dial("tcp", ln.Addr().String())
+			extra, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +108,7 @@ func TestConnectionLimits(t *testing.T) {
 			}
 			held[0].Close()
 			eventually(t, 5*time.Second, "a banner once a connection is freed", func() bool {
-				conn, err := net.Dial("tcp", ln.Addr().String())
+				conn, err := net.Dial("tcp", addr)
 				if err != nil {
 					return false
 				}
@@ -177,26 +157,20 @@ func TestKeyRotationClosesTheLiveConnection(t *testing.T) {
 func TestKeyRotatedDuringLoginDoesNotSurvive(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	h := c.NewHome(t, "alice")
-	hostKey, _ := cloudtest.NewKey(t)
-	srv := sshd.New(sshd.Options{HostKey: hostKey, Homes: c.App.Homes, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	_, pub := cloudtest.NewKey(t)
-	sshd.SetAfterAuth(srv, func() {
-		if _, err := c.App.Homes.Patch(context.Background(), h.Home, proto.PatchHomeRequest{PublicKey: &pub}); err != nil {
-			t.Error(err)
-		}
-		// The rotation's own revalidation runs now, before the session
-		// exists: it finds nothing to close.
-		srv.Revalidate(context.Background(), h.ID)
+	var srv *sshd.Server
+	addr := endpoint(t, c, sshd.Options{}, func(s *sshd.Server) {
+		srv = s
+		sshd.SetAfterAuth(srv, func() {
+			if _, err := c.App.Homes.Patch(context.Background(), h.Home, proto.PatchHomeRequest{PublicKey: &pub}); err != nil {
+				t.Error(err)
+			}
+			// The rotation's own revalidation runs now, before the session
+			// exists: it finds nothing to close.
+			srv.Revalidate(context.Background(), h.ID)
+		})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	cl, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
+	cl, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
 	if err != nil {
 		return // refused outright: fine too
@@ -219,25 +193,19 @@ func TestKeyRotatedDuringLoginDoesNotSurvive(t *testing.T) {
 func TestOlderLoginDoesNotTakeOverANewerOne(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	h := c.NewHome(t, "alice")
-	hostKey, _ := cloudtest.NewKey(t)
-	srv := sshd.New(sshd.Options{HostKey: hostKey, Homes: c.App.Homes, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	newerUp := make(chan struct{})
 	var first atomic.Bool
-	sshd.SetAfterAuth(srv, func() {
-		if first.CompareAndSwap(false, true) {
-			<-newerUp // the older login waits here while the newer one registers
-		}
+	var srv *sshd.Server
+	addr := endpoint(t, c, sshd.Options{}, func(s *sshd.Server) {
+		srv = s
+		sshd.SetAfterAuth(srv, func() {
+			if first.CompareAndSwap(false, true) {
+				<-newerUp // the older login waits here while the newer one registers
+			}
+		})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
 	dial := func() (*ssh.Client, error) {
-		return ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
+		return ssh.Dial("tcp", addr, &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
 			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
 	}
 	older := make(chan *ssh.Client, 1)
@@ -269,4 +237,29 @@ func TestOlderLoginDoesNotTakeOverANewerOne(t *testing.T) {
 	if _, _, err := newer.SendRequest("keepalive@openssh.com", true, nil); err != nil {
 		t.Fatalf("the newer connection was closed by the older login: %v", err)
 	}
+}
+
+// endpoint runs an SSH endpoint of c's homes with options o until the test
+// ends; prepare, if set, sees the server before it serves. It returns the
+// endpoint's address.
+func endpoint(t *testing.T, c *cloudtest.Cloud, o sshd.Options, prepare func(*sshd.Server)) string {
+	t.Helper()
+	if o.HostKey == nil {
+		o.HostKey, _ = cloudtest.NewKey(t)
+	}
+	o.Homes = c.App.Homes
+	o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := sshd.New(o)
+	if prepare != nil {
+		prepare(srv)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
 }

@@ -204,12 +204,18 @@ func (s *session) accept(ln net.Listener, f forwardRequest) {
 			c.Close()
 			return
 		}
-		s.srv.metrics.channels.Inc()
-		defer s.srv.metrics.channels.Dec()
-		go ssh.DiscardRequests(reqs)
-		in, out := pipe(c, ch)
-		s.srv.metrics.bytes(s.home.Slug, in, out)
+		s.carry(ch, reqs, c)
 	})
+}
+
+// carry pipes an open channel and its local connection until both ends
+// are done, counting the channel and its bytes (in = towards the home).
+func (s *session) carry(ch ssh.Channel, reqs <-chan *ssh.Request, local net.Conn) {
+	s.srv.metrics.channels.Inc()
+	defer s.srv.metrics.channels.Dec()
+	go ssh.DiscardRequests(reqs)
+	in, out := pipe(local, ch)
+	s.srv.metrics.bytes(s.home.Slug, in, out)
 }
 
 type directPayload struct {
@@ -267,11 +273,7 @@ func (s *session) channels(ctx context.Context, chans <-chan ssh.NewChannel) {
 				target.Close()
 				return
 			}
-			s.srv.metrics.channels.Inc()
-			defer s.srv.metrics.channels.Dec()
-			go ssh.DiscardRequests(reqs)
-			out, in := pipe(ch, target)
-			s.srv.metrics.bytes(s.home.Slug, in, out)
+			s.carry(ch, reqs, target)
 		}()
 	}
 }
