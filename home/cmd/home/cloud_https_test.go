@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -175,64 +174,25 @@ func serial(t *testing.T, c *http.Client) *big.Int {
 // CONNECT host (and refuses anything else), until the test ends.
 func connectProxy(t *testing.T, host, target string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	track := func(c net.Conn, on bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if on {
-			conns[c] = true
-		} else {
-			delete(conns, c)
+	return testnet.Serve(t, testnet.Listen(t), func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil || req.Method != http.MethodConnect || req.Host != host {
+			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
+			return
 		}
-	}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
+		defer up.Close()
+		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		done := make(chan struct{})
+		// When the test ends, Serve closes c: this copy ends, the target
+		// sees the close and the other copy ends too.
+		go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite(); close(done) }()
+		io.Copy(c, up)
+		<-done
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			track(c, true)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { track(c, false); c.Close() }()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect || req.Host != host {
-					io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
-					return
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				track(up, true)
-				defer func() { track(up, false); up.Close() }()
-				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				done := make(chan struct{})
-				go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite(); close(done) }()
-				io.Copy(c, up)
-				<-done
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
