@@ -22,11 +22,7 @@ import (
 
 var pg = pgtest.New()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pg.Main(m) }
 
 // TestTheCloudRunsOnPostgreSQL: with --db postgres://... the whole cloud
 // keeps its state in PostgreSQL: a home claimed and mapped through the API

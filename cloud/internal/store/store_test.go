@@ -12,11 +12,7 @@ import (
 
 var pg = pgtest.New()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pg.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pg.Main(m) }
 
 // TestOpenTightensFilesMadeBeforehand: a data directory made 0755 before the
 // first start (by an operator or a compose volume) and database files left

@@ -89,6 +89,14 @@ func (s *Server) url(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }
 
+// Main runs a package's tests, then stops the server (if a test started
+// it): a package's TestMain is `func TestMain(m *testing.M) { pg.Main(m) }`.
+func (s *Server) Main(m *testing.M) {
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}
+
 // Stop ends the server and removes its files. It is safe to call when the
 // server never started.
 func (s *Server) Stop() {
