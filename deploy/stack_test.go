@@ -394,6 +394,14 @@ func (s *stack) startHome(t *testing.T, profile string) {
 	log := s.logFile(t, "home")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	startUntilCleanup(t, cmd, 10*time.Second, nil)
+}
+
+// startUntilCleanup starts cmd and, when the test ends, stops it as a
+// service manager would (SIGTERM, SIGKILL after grace), then runs after.
+// The returned channel is closed when the process exits.
+func startUntilCleanup(t *testing.T, cmd *exec.Cmd, grace time.Duration, after func()) <-chan struct{} {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -403,11 +411,15 @@ func (s *stack) startHome(t *testing.T, profile string) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(grace):
 			cmd.Process.Kill()
 			<-exited
 		}
+		if after != nil {
+			after()
+		}
 	})
+	return exited
 }
 
 // waitRouted fetches the home's service as a visitor: HAProxy :80 by Host.

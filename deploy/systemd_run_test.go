@@ -114,19 +114,7 @@ func TestSystemdCloudUnitAsItsProcess(t *testing.T) {
 		AmbientCaps: caps,
 		Pdeathsig:   syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+	exited := startUntilCleanup(t, cmd, 30*time.Second, func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(log.Name())
 			t.Logf("cloud log:\n%s", b)
