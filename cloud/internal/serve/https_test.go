@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/serve"
+	"homeport.dev/proto/testnet"
 )
 
 // A cloud whose name no ACME CA certifies (a single label, the default host
@@ -26,7 +26,7 @@ func TestPlainCloudWarnsAndServesMetricsAddr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testnet.Buffer
 	app, err := serve.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -60,22 +60,4 @@ func TestPlainCloudWarnsAndServesMetricsAddr(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("homeport_users ")) {
 		t.Errorf("--metrics-addr: %s %.200s", resp.Status, b)
 	}
-}
-
-// syncBuffer collects a logger's output while the cloud runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
