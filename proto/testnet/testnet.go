@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,21 +39,71 @@ func CloudPorts(t testing.TB, slots, tunnelBlock, tcpBlock int) (tunnels, tcp pr
 }
 
 // FreeRange finds n consecutive free loopback ports starting at a multiple
-// of align, outside the kernel's ephemeral range, at a random place so that
-// test processes running side by side rarely meet.
+// of align, outside the kernel's ephemeral range, and reserves them for the
+// test (see Reserve) until it ends.
 func FreeRange(t testing.TB, n, align int) proto.PortRange {
 	t.Helper()
+	r, release, err := Reserve(n, align)
+	if err != nil {
+		t.Fatalf("testnet: %v", err)
+	}
+	t.Cleanup(release)
+	return r
+}
+
+// blockSize is the granularity of reservations: ports are reserved in
+// aligned blocks of this many.
+const blockSize = 16
+
+// Reserve finds n consecutive free loopback ports starting at a multiple of
+// align, outside the kernel's ephemeral range, at a random place, and holds
+// them until release: every test process of this machine reserves through
+// lock files (flock, released when the process dies), so two processes
+// never pick overlapping ports even before either binds them (a cloud binds
+// its tunnel ports only when a home forwards them).
+func Reserve(n, align int) (r proto.PortRange, release func(), err error) {
 	lo, hi := portSpace()
+	lo += (blockSize - lo%blockSize) % blockSize
+	if align < blockSize {
+		align = blockSize // a reservation starts on a block
+	}
 	slots := (hi - lo + 1 - n) / align
 	for try := 0; slots > 0 && try < 200; try++ {
 		first := lo + mrand.IntN(slots)*align
 		first += (align - first%align) % align
-		if first+n-1 <= hi && rangeFree(first, n) {
-			return proto.PortRange{First: first, Last: first + n - 1}
+		if first+n-1 > hi {
+			continue
+		}
+		unlock, ok := lockBlocks(first/blockSize, (first+n-1)/blockSize)
+		if !ok {
+			continue
+		}
+		if rangeFree(first, n) {
+			return proto.PortRange{First: first, Last: first + n - 1}, unlock, nil
+		}
+		unlock()
+	}
+	return proto.PortRange{}, nil, fmt.Errorf("no %d free consecutive ports aligned to %d in %d-%d", n, align, lo, hi)
+}
+
+// lockBlocks takes the lock of every block from first to last (inclusive),
+// or none.
+func lockBlocks(first, last int) (unlock func(), ok bool) {
+	var held []func()
+	unlock = func() {
+		for _, u := range held {
+			u()
 		}
 	}
-	t.Fatalf("testnet: no %d free consecutive ports aligned to %d in %d-%d", n, align, lo, hi)
-	return proto.PortRange{}
+	for b := first; b <= last; b++ {
+		u, ok := lockFile(filepath.Join(os.TempDir(), "homeport-test-ports", strconv.Itoa(b)))
+		if !ok {
+			unlock()
+			return nil, false
+		}
+		held = append(held, u)
+	}
+	return unlock, true
 }
 
 // portSpace is the larger stretch of ports above 1024 outside the kernel's

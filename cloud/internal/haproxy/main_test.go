@@ -87,20 +87,24 @@ func startEnv() (*testEnv, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tunnels, err := freeRange(200, 40000, 59000)
+	// Reserved for the package's life, so parallel test processes never
+	// pick the same ports (testnet.Reserve).
+	tunnels, releaseTunnels, err := testnet.Reserve(200, 1)
 	if err != nil {
 		return nil, nil, err
 	}
-	public, err := freeRange(5, 20000, 30000)
+	public, releasePublic, err := testnet.Reserve(7, 1)
 	if err != nil {
+		releaseTunnels()
 		return nil, nil, err
 	}
+	release := func() { releaseTunnels(); releasePublic() }
 	e := &testEnv{dir: dir, nextPort: tunnels.First}
 	e.params = Params{
-		HTTPAddr:    "127.0.0.1:" + strconv.Itoa(freePort()),
-		HTTPSAddr:   "127.0.0.1:" + strconv.Itoa(freePort()),
+		HTTPAddr:    "127.0.0.1:" + strconv.Itoa(public.Last-1),
+		HTTPSAddr:   "127.0.0.1:" + strconv.Itoa(public.Last),
 		TCPHost:     "127.0.0.1",
-		TCPPorts:    public,
+		TCPPorts:    PortRange{First: public.First, Last: public.Last - 2},
 		TunnelPorts: tunnels,
 		MapDir:      dir,
 		SocketPath:  filepath.Join(dir, "admin.sock"),
@@ -130,6 +134,7 @@ func startEnv() (*testEnv, func(), error) {
 		cancel()
 		<-runErr
 		os.RemoveAll(dir)
+		release()
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
 	defer wcancel()
@@ -205,35 +210,6 @@ func (e *testEnv) addRoute(t testing.TB, m Map, key string, port int) {
 // uniqueHost returns a hostname no other test uses.
 func uniqueHost() string {
 	return fmt.Sprintf("t%d.example.com", mrand.Uint64())
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// freeRange finds n consecutive ports in [lo, hi) that can all be bound now.
-func freeRange(n, lo, hi int) (PortRange, error) {
-	for range 200 {
-		first := lo + mrand.IntN(hi-lo-n)
-		ok := true
-		for p := first; p < first+n && ok; p++ {
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return PortRange{First: first, Last: first + n - 1}, nil
-		}
-	}
-	return PortRange{}, fmt.Errorf("no %d free consecutive ports in %d-%d", n, lo, hi)
 }
 
 // selfSigned returns a throwaway certificate for the test TLS servers.

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -48,9 +47,11 @@ type Server struct {
 	dir     string
 	port    int
 	cmd     *exec.Cmd
-	exited  chan struct{}
-	mu      sync.Mutex
-	created int
+
+	releasePort func() // the port's reservation (testnet.Reserve)
+	exited      chan struct{}
+	mu          sync.Mutex
+	created     int
 }
 
 // New returns a server that starts when a test first asks for a database.
@@ -107,6 +108,9 @@ func (s *Server) Stop() {
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
+	if s.releasePort != nil {
+		s.releasePort()
+	}
 }
 
 // start runs initdb and postgres as the postgres user when the test runs as
@@ -145,10 +149,11 @@ func (s *Server) start() error {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	s.port, err = freePort()
+	ports, release, err := testnet.Reserve(1, 1)
 	if err != nil {
 		return err
 	}
+	s.port, s.releasePort = ports.First, release
 	// Durability is of no use to a test database; skipping it is most of
 	// the start-up and write time.
 	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-k", s.dir,
@@ -213,13 +218,4 @@ func binDir() (string, error) {
 func version(binDir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return v
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
