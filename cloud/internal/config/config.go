@@ -74,6 +74,7 @@ type Limits struct {
 	ConnsPerHome    int     // live SSH connections of one home
 	ConnsPerIP      int     // SSH connections from one address, before login
 	RequestRate     float64 // SSH global requests per second per connection
+	OpenRate        float64 // direct-tcpip channel opens per second per connection
 	RouteMaxConn    int     // concurrent public connections of one route (HAProxy)
 	FrontendMaxConn int     // concurrent connections of one public frontend (HAProxy)
 }
@@ -231,6 +232,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.IntVar(&r.limits.ConnsPerHome, "ssh-conns-per-home", 4, "live SSH connections one home may hold (a reconnect takes the previous one over)")
 	fs.IntVar(&r.limits.ConnsPerIP, "ssh-conns-per-ip", 32, "SSH connections one client address may hold, logged in or not")
 	fs.Float64Var(&r.limits.RequestRate, "ssh-request-rate", 10, "SSH global requests (forwards, keepalives) per second one connection may send (burst 64)")
+	fs.Float64Var(&r.limits.OpenRate, "ssh-open-rate", 50, "channel opens (home connect, direct-tcpip) per second one connection may make (burst twice that)")
 	fs.IntVar(&r.limits.RouteMaxConn, "route-maxconn", budget.DefaultChannelsPerHome, "concurrent public connections one route may hold in HAProxy")
 	fs.IntVar(&r.limits.FrontendMaxConn, "frontend-maxconn", 10000, "concurrent connections each public HAProxy frontend (80, 443, TCP range) may hold")
 	fs.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -457,6 +459,9 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if r.limits.ConnsPerHome < 2 {
 		bad("ssh-conns-per-home", fmt.Errorf("must be at least 2: a reconnecting home holds its old connection until the new one takes over"))
+	}
+	if r.limits.OpenRate < 1 {
+		bad("ssh-open-rate", fmt.Errorf("must be at least 1"))
 	}
 	if r.limits.RequestRate < 1 {
 		bad("ssh-request-rate", fmt.Errorf("must be at least 1 (a home asks for each of its forwards at connect)"))

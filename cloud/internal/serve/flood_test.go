@@ -156,7 +156,8 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 	// The flood, bounded in count and time.
 	const floodOpens = 3000
 	var opened, refused atomic.Int64
-	var refusalMsg atomic.Value
+	var refusalMsg atomic.Value // a refusal by the channel budget
+	var rateRefused atomic.Int64
 	var channels []net.Conn
 	var chMu sync.Mutex
 	deadline := time.Now().Add(30 * time.Second)
@@ -176,7 +177,11 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 					chMu.Unlock()
 				case errors.As(err, &oce) && oce.Reason == ssh.ResourceShortage:
 					refused.Add(1)
-					refusalMsg.Store(oce.Message)
+					if strings.Contains(oce.Message, "per second") {
+						rateRefused.Add(1)
+					} else {
+						refusalMsg.Store(oce.Message)
+					}
 				default:
 					t.Errorf("flood: unexpected error %v", err)
 					return
@@ -211,10 +216,13 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 		t.Error(err)
 	}
 	perHome := budget.DefaultChannelsPerHome
-	t.Logf("flood: %d channels opened, %d refused (%v); descriptors: %d before, peak %d",
-		opened.Load(), refused.Load(), refusalMsg.Load(), base, peak.Load())
+	t.Logf("flood: %d channels opened, %d refused (%d by the open rate; %v); descriptors: %d before, peak %d",
+		opened.Load(), refused.Load(), rateRefused.Load(), refusalMsg.Load(), base, peak.Load())
 	if opened.Load() > int64(perHome) {
 		t.Errorf("the attacker opened %d channels; its budget is %d", opened.Load(), perHome)
+	}
+	if rateRefused.Load() == 0 {
+		t.Error("no channel open was refused by the open rate")
 	}
 	if refused.Load() == 0 {
 		t.Error("no channel open was refused")

@@ -103,7 +103,7 @@ func (a *App) build() error {
 	a.SSH = sshd.New(sshd.Options{
 		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
 		Budget: a.edgeBudget(), ConnsPerHome: cfg.Limits.ConnsPerHome, MaxConnsPerIP: cfg.Limits.ConnsPerIP,
-		RequestRate: cfg.Limits.RequestRate,
+		RequestRate: cfg.Limits.RequestRate, OpenRate: cfg.Limits.OpenRate,
 		OwnerActive: a.Accounts.Active,
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)

@@ -52,6 +52,9 @@ type Options struct {
 	// (tcpip-forward, keepalives...) per second; defaults 10 and 64.
 	RequestRate  float64
 	RequestBurst int
+	// OpenRate bounds the channel opens (direct-tcpip) one connection may
+	// make per second (burst twice that); default 50.
+	OpenRate float64
 }
 
 // Server is the embedded SSH endpoint. It accepts public-key logins of
@@ -110,6 +113,9 @@ func New(o Options) *Server {
 	}
 	if o.RequestBurst <= 0 {
 		o.RequestBurst = 64
+	}
+	if o.OpenRate <= 0 {
+		o.OpenRate = 50
 	}
 	s := &Server{o: o, budget: o.Budget, handshakes: semaphore.NewWeighted(int64(o.MaxHandshakes)), sessions: map[uint64]*session{}, perIP: map[string]int{}, perHome: map[uint64]int{},
 		metrics: newMetrics(o.Registry), refusal: newRefusalLog(o.Log, 10*time.Second)}

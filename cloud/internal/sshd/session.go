@@ -21,6 +21,7 @@ type session struct {
 	id          uint64 // the connection's number, for its channel budget
 	conn        *ssh.ServerConn
 	requests    *rate.Limiter // global requests
+	opens       *rate.Limiter // channel opens by the home (direct-tcpip)
 
 	mu        sync.Mutex
 	listeners map[int]net.Listener // by tunnel port
@@ -31,6 +32,7 @@ type session struct {
 func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ssh.ServerConn) *session {
 	return &session{srv: s, home: h, fingerprint: fingerprint, id: id, conn: conn,
 		requests:  rate.NewLimiter(rate.Limit(s.o.RequestRate), s.o.RequestBurst),
+		opens:     rate.NewLimiter(rate.Limit(s.o.OpenRate), 2*int(s.o.OpenRate)),
 		listeners: map[int]net.Listener{}, done: make(chan struct{})}
 }
 
@@ -236,6 +238,13 @@ func (s *session) channels(ctx context.Context, chans <-chan ssh.NewChannel) {
 		d, err := parseDirect(nc.ExtraData())
 		if err != nil {
 			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+			continue
+		}
+		// Each open that passes costs a database lookup: their rate is
+		// bounded before anything else.
+		if !s.opens.Allow() {
+			s.srv.refuse(s.home.Slug, "open_rate", "channel refused: over the channel-open rate")
+			nc.Reject(ssh.ResourceShortage, "too many channel opens per second; slow down")
 			continue
 		}
 		// Budgets first: the flood this guards against is thousands of
