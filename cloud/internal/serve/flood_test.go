@@ -102,7 +102,7 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 		return cl
 	}
 	vcl := serveVictim()
-	defer vcl.Close()
+	defer func() { vcl.Close() }() // the client of the moment: it reconnects below
 	visit := func() error {
 		code, body, err := httpGet(c.HTTPAddr, "www.victim.example")
 		if err == nil && (code != 200 || body != "hello") {
