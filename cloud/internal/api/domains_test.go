@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"homeport.dev/cloud/internal/config"
 	"homeport.dev/proto"
 )
 
@@ -53,4 +54,23 @@ func TestBaseDomains(t *testing.T) {
 	e.refused(404, "DELETE", pb+"/example.com", bob, nil)
 	e.must(204, "DELETE", pa+"/alice.example.org", alice, nil, nil)
 	e.refused(404, "DELETE", pa+"/alice.example.org", alice, nil)
+}
+
+// TestBaseDomainsPerHome: a home cannot pile up base domains (each costs a
+// row and every later overlap check, and none is proven owned); the limit's
+// refusal stores nothing, and a removed domain makes room again.
+func TestBaseDomainsPerHome(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.DomainsPerHome = 2 })
+	alice := e.user("alice", true, false)
+	h := e.claim(alice)
+	p := "/api/v1/homes/" + h.Slug + "/base-domains"
+	e.must(201, "POST", p, alice, proto.BaseDomainRequest{Domain: "one.org"}, nil)
+	e.must(201, "POST", p, alice, proto.BaseDomainRequest{Domain: "two.org"}, nil)
+	e.unchanged("third", func() {
+		if got := e.refused(409, "POST", p, alice, proto.BaseDomainRequest{Domain: "three.org"}); got.Code != proto.CodeQuota {
+			t.Errorf("code = %q, want %q", got.Code, proto.CodeQuota)
+		}
+	})
+	e.must(204, "DELETE", p+"/one.org", alice, nil, nil)
+	e.must(201, "POST", p, alice, proto.BaseDomainRequest{Domain: "three.org"}, nil)
 }

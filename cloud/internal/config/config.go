@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"homeport.dev/cloud/internal/budget"
+	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/cloud/internal/store"
@@ -60,6 +61,7 @@ type Config struct {
 	Layout            homes.Layout
 	HomesPerUser      int
 	MappingsPerHome   int
+	DomainsPerHome    int
 	AuthRate          int
 	LogLevel          string
 	Limits            Limits
@@ -186,6 +188,7 @@ type raw struct {
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
 	authRate                                                          int
 	limits                                                            Limits
+	domainsPerHome                                                    int
 }
 
 // Flags registers serve's flags on fs and returns a loader that applies
@@ -224,6 +227,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.IntVar(&r.tunnelBlock, "tunnel-block", homes.DefaultLayout.TunnelBlock, "tunnel ports per home (a power of two)")
 	fs.IntVar(&r.tcpBlock, "tcp-block", homes.DefaultLayout.TCPBlock, "public TCP ports per home, taken from --tcp-ports")
 	fs.IntVar(&r.homesPerUser, "homes-per-user", 1, "how many homes one user may claim")
+	fs.IntVar(&r.domainsPerHome, "domains-per-home", domains.DefaultPerHome, "how many base domains one home may register")
 	fs.IntVar(&r.perHome, "mappings-per-home", homes.DefaultLayout.TunnelBlock, "how many mappings one home may have (at most --tunnel-block)")
 	fs.IntVar(&r.authRate, "auth-rate", 10, "login and signup attempts allowed per minute per client address and per username")
 	fs.IntVar(&r.limits.ChannelsPerHome, "ssh-channels-per-home", budget.DefaultChannelsPerHome, "open tunnel channels (visitor connections and home-opened direct-tcpip) one home may hold at once")
@@ -439,6 +443,10 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if c.HomesPerUser < 1 {
 		bad("homes-per-user", fmt.Errorf("must be at least 1"))
+	}
+	c.DomainsPerHome = r.domainsPerHome
+	if c.DomainsPerHome < 1 || c.DomainsPerHome > 10000 {
+		bad("domains-per-home", fmt.Errorf("must be 1..10000"))
 	}
 	if c.MappingsPerHome < 1 || c.MappingsPerHome > r.tunnelBlock {
 		bad("mappings-per-home", fmt.Errorf("must be 1..%d (the tunnel block size)", r.tunnelBlock))

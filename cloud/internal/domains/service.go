@@ -15,10 +15,22 @@ import (
 type Service struct {
 	db       *store.DB
 	reserved Reserved
+	perHome  int // base domains one home may register; 0 = DefaultPerHome
 }
 
-// New returns a base-domain service over db that keeps reserved from tenants.
-func New(db *store.DB, reserved Reserved) *Service { return &Service{db: db, reserved: reserved} }
+// DefaultPerHome is how many base domains one home may register unless
+// the operator says otherwise (--domains-per-home): names cost the cloud a
+// row and every later overlap check, and nobody proves owning them.
+const DefaultPerHome = 16
+
+// New returns a base-domain service over db that keeps reserved from
+// tenants and gives each home at most perHome base domains (0: the default).
+func New(db *store.DB, reserved Reserved, perHome int) *Service {
+	if perHome <= 0 {
+		perHome = DefaultPerHome
+	}
+	return &Service{db: db, reserved: reserved, perHome: perHome}
+}
 
 // Ownable refuses (403, naming the rule) a name no tenant may own: an IP
 // literal or a reserved name. field names the request field.
@@ -53,6 +65,13 @@ func (s *Service) Register(ctx context.Context, homeID uint64, raw string) (stor
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := store.Guard(tx, store.GuardBaseDomains); err != nil {
 			return err
+		}
+		var n int64
+		if err := tx.Model(&store.BaseDomain{}).Where("home_id = ?", homeID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n >= int64(s.perHome) {
+			return problem.New(problem.Quota, "this home has %d base domains, the most allowed; remove one it no longer uses first", n)
 		}
 		var clash store.BaseDomain
 		// Validated LDH names contain no LIKE wildcards (% or _), so the pattern is exact.
