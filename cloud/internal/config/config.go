@@ -544,9 +544,12 @@ func (r *raw) validateTLS(fs *pflag.FlagSet, c Config, bad func(string, error)) 
 		t.Mode = HTTPSACME
 	}
 	api := c.APIAddr
-	if t.On() && !fs.Changed("api-addr") {
+	if !fs.Changed("api-addr") {
 		// The plain port stays for the cloud CLI and health checks on this
-		// machine; browsers and homes come through https://API-HOST.
+		// machine; browsers and homes come through https://API-HOST. Without
+		// HTTPS it still stays on loopback unless the operator asks for it
+		// beyond: passwords and tokens never cross a network in clear by
+		// default.
 		_, port, _ := net.SplitHostPort(api)
 		api = net.JoinHostPort("127.0.0.1", port)
 	}
@@ -555,9 +558,20 @@ func (r *raw) validateTLS(fs *pflag.FlagSet, c Config, bad func(string, error)) 
 
 // httpsOffReason says why the cloud's name is served in clear.
 func (r *raw) httpsOffReason(c Config) string {
+	where := "on this machine only (" + c.APIAddr + "; set --api-addr to serve them beyond it, in clear)"
+	if !isLoopback(c.APIAddr) {
+		where = "in clear on " + c.APIAddr + ": passwords and tokens cross the network readable"
+	}
 	return fmt.Sprintf("HTTPS is off: --api-host %s is an IP address or a single label, for which no ACME CA issues a certificate, "+
-		"so the web UI and API (passwords, tokens) are plain HTTP on %s; give the cloud a DNS name with --api-host, "+
-		"or a certificate with --tls-cert/--tls-key", c.APIHost, c.APIAddr)
+		"so the web UI and API are plain HTTP %s; give the cloud a DNS name with --api-host, "+
+		"or a certificate with --tls-cert/--tls-key", c.APIHost, where)
+}
+
+// isLoopback reports whether addr listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // profileRE is an ACME certificate profile name.

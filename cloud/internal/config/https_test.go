@@ -47,7 +47,7 @@ func TestHTTPSModes(t *testing.T) {
 	os.Unsetenv("CLOUD_API_ADDR")
 	for _, host := range []string{"203.0.113.5", "myserver"} {
 		c := parse("--public-host", host)
-		if c.TLS.On() || c.APIAddr != ":8000" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "HTTPS is off: --api-host "+host) {
+		if c.TLS.On() || c.APIAddr != "127.0.0.1:8000" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "HTTPS is off: --api-host "+host) {
 			t.Errorf("--public-host %s: mode %q, api %s, warnings %q", host, c.TLS.Mode, c.APIAddr, c.Warnings)
 		}
 	}
@@ -114,4 +114,31 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
+}
+
+// TestNoClearTextBeyondLoopbackByDefault: without HTTPS (no DNS name, no
+// HAProxy), the plain web UI and API listen on loopback unless the operator
+// sets --api-addr, and the start warning says which it is.
+func TestNoClearTextBeyondLoopbackByDefault(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args    []string
+		api     string
+		warnHas string
+	}{
+		{[]string{"--public-host", "203.0.113.5"}, "127.0.0.1:8000", "on this machine only"},
+		{[]string{"--public-host", "cloud.example.com", "--haproxy", "off"}, "127.0.0.1:8000", ""},
+		{[]string{"--public-host", "203.0.113.5", "--api-addr", ":8000"}, ":8000", "in clear on :8000"},
+	} {
+		c, err := Parse(append([]string{"--data", dir, "--shape-dev", "off"}, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.APIAddr != tc.api {
+			t.Errorf("%v: plain API on %s, want %s", tc.args, c.APIAddr, tc.api)
+		}
+		if tc.warnHas != "" && (len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tc.warnHas)) {
+			t.Errorf("%v: warnings %q, want one saying %q", tc.args, c.Warnings, tc.warnHas)
+		}
+	}
 }
