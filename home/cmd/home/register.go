@@ -54,6 +54,7 @@ again; an existing profile is never overwritten.`,
 	f.StringVar(&o.Output, "output", "", "profile directory (default: under $HOMEPORT_PROFILES or ~/.config/homeport)")
 	f.StringVar(&o.PublicKey, "public-key", "", "use this existing public key file (with --private-key)")
 	f.StringVar(&o.PrivateKey, "private-key", "", "use this existing private key file (with --public-key)")
+	f.BoolVar(&o.InsecureHTTP, "insecure-http", false, "allow an http:// cloud URL on another machine (token and credentials in clear; a trusted LAN only)")
 	f.StringVar(&o.CAFile, "ca-file", "", "PEM file of the CA that signs the cloud's certificate, when it is not publicly trusted (kept in the profile)")
 	return c
 }

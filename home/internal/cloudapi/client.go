@@ -63,6 +63,17 @@ func ParseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// InClear reports whether the client talks to the cloud in clear across a
+// network: plain http:// to a host that is not this machine.
+func (c *Client) InClear() bool {
+	if c.base.Scheme != "http" {
+		return false
+	}
+	host := c.base.Hostname()
+	ip := net.ParseIP(host)
+	return !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback())
+}
+
 // URL is the cloud's base URL.
 func (c *Client) URL() string { return c.base.String() }
 

@@ -130,7 +130,10 @@ type RegisterOptions struct {
 	PublicKey  string // existing key pair to use (both or neither)
 	PrivateKey string
 	CAFile     string // PEM roots trusted for the cloud's HTTPS (a private CA); copied into the profile
-	Progress   func(format string, args ...any)
+	// InsecureHTTP allows an http:// cloud URL beyond this machine, which
+	// sends the token and the home's credential in clear.
+	InsecureHTTP bool
+	Progress     func(format string, args ...any)
 }
 
 // Register claims a home with the token and writes a new profile. Nothing
@@ -144,6 +147,10 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 	client, err := cloudapi.New(o.Cloud, o.Token)
 	if err != nil {
 		return nil, proto.Home{}, err
+	}
+	if client.InClear() && !o.InsecureHTTP {
+		return nil, proto.Home{}, fmt.Errorf("--cloud %s is plain HTTP to another machine: your API token and the home's credential would cross the network readable; "+
+			"use the cloud's https:// address (it serves its own name over HTTPS), or add --insecure-http on a network you trust", client.URL())
 	}
 	if o.CAFile != "" {
 		ca, err := os.ReadFile(o.CAFile)

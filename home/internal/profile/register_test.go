@@ -137,3 +137,20 @@ func registerInto(t *testing.T, a cloudAccess) {
 		}
 	}
 }
+
+// TestRegisterRefusesClearTextToAnotherMachine: `home register --cloud
+// http://` to another machine would send the API token and the home's
+// credential readable across the network; it is refused before anything is
+// sent (unless --insecure-http), and nothing is written.
+func TestRegisterRefusesClearTextToAnotherMachine(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "profile")
+	_, _, err := profile.Register(context.Background(), profile.RegisterOptions{
+		Cloud: "http://203.0.113.7:8000", Token: "hp_secret", Output: out,
+	})
+	if err == nil || !regexp.MustCompile(`https://.*--insecure-http`).MatchString(err.Error()) {
+		t.Fatalf("register over plain HTTP to another machine: %v; want a refusal naming https:// and --insecure-http", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused register left %s behind (%v)", out, err)
+	}
+}
