@@ -198,7 +198,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	r := &raw{}
 	fs.StringVar(&r.data, "data", "./cloud-data", "state directory (database, SSH host key, HAProxy map files)")
 	fs.StringVar(&r.db, "db", "", "database: a SQLite file or postgres://USER@HOST/DATABASE for several cloud nodes (password: PGPASSWORD or ~/.pgpass) (default DATA/cloud.db)")
-	fs.StringVar(&r.apiAddr, "api-addr", ":8000", "REST API and web UI listen address")
+	fs.StringVar(&r.apiAddr, "api-addr", "127.0.0.1:8000", "plain-HTTP REST API and web UI listen address: loopback, for the cloud CLI and health checks (the world reaches them over HTTPS at --api-host); set it to serve them in clear beyond this machine")
 	fs.StringVar(&r.sshAddr, "ssh-addr", ":8022", "SSH endpoint listen address (homes connect here)")
 	fs.StringVar(&r.httpAddr, "http-addr", ":80", "public HTTP listen address (HAProxy)")
 	fs.StringVar(&r.httpsAddr, "https-addr", ":443", "public HTTPS listen address (HAProxy, SNI passthrough)")
@@ -543,17 +543,11 @@ func (r *raw) validateTLS(fs *pflag.FlagSet, c Config, bad func(string, error)) 
 	case net.ParseIP(c.APIHost) == nil && !isSingleLabel(c.APIHost):
 		t.Mode = HTTPSACME
 	}
-	api := c.APIAddr
-	if !fs.Changed("api-addr") {
-		// The plain port stays for the cloud CLI and health checks on this
-		// machine; browsers and homes come through https://API-HOST. Without
-		// HTTPS it still stays on loopback unless the operator asks for it
-		// beyond: passwords and tokens never cross a network in clear by
-		// default.
-		_, port, _ := net.SplitHostPort(api)
-		api = net.JoinHostPort("127.0.0.1", port)
-	}
-	return t, api, metrics
+	// The plain API's default is loopback (the cloud CLI and health checks;
+	// browsers and homes come through https://API-HOST), with or without
+	// HTTPS: passwords and tokens never cross a network in clear unless the
+	// operator sets --api-addr beyond it.
+	return t, c.APIAddr, metrics
 }
 
 // httpsOffReason says why the cloud's name is served in clear.
