@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,6 +116,12 @@ func TestRenderPassesHAProxyCheck(t *testing.T) {
 	}
 	if err := CheckConfig(context.Background(), "", path); err != nil {
 		t.Fatal(err)
+	}
+	// HAProxy prints its warnings at every start, into the operator's log
+	// (compose's haproxy service, the cloud's log in systemd mode).
+	out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "[WARNING]") {
+		t.Errorf("haproxy -c: %v, warnings:\n%s", err, out)
 	}
 }
 
