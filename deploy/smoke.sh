@@ -263,6 +263,13 @@ routed() { curl -fsS --max-time 5 -H 'Host: app.homes.test' http://127.0.0.1/ | 
 step "a request routed: visitor -> HAProxy :80 -> tunnel -> home -> service"
 bounded_wait 60 routed
 
+step "cloud check with HAProxy, and a backup as README.md's procedure takes it"
+stack_exec cloud cloud check
+mode=$(stack_exec cloud stat -c '%a %u' /var/lib/homeport)
+[ "$mode" = "700 10001" ] || { echo "smoke: the data volume is $mode (mode, owner), want 700 10001" >&2; exit 1; }
+stack_exec cloud cloud backup --output /var/lib/homeport/backup.db
+stack_exec cloud rm /var/lib/homeport/backup.db
+
 step "restarting the cloud container alone"
 stack_restart cloud
 bounded_wait 60 routed
