@@ -14,7 +14,8 @@ second description that could drift from it.
 Later files are merged over earlier ones as compose does for the keys used
 here (environment and lists appended). Names follow compose: the container
 of service S is PROJECT-S, named volume V is PROJECT_V, network_mode
-"service:S" is the container PROJECT-S's namespace. Any key this does not
+"service:S" is the container PROJECT-S's namespace, and a service without
+network_mode is on the network PROJECT_default (the caller creates it). Any key this does not
 translate is an error, so a new setting in compose.yaml cannot be silently
 left out of the smoke test. depends_on and healthcheck are the caller's
 (smoke.sh starts the services in order and waits for the healthcheck);
@@ -133,7 +134,9 @@ def main(argv):
     if net:
         if net.startswith("service:"):
             net = "container:%s-%s" % (project, net[len("service:"):])
-        a += ["--network", net]
+    else:
+        net = "%s_default" % project  # compose's project network
+    a += ["--network", net]
     for v in svc.get("volumes", []):
         src, rest = v.split(":", 1)
         if not src.startswith(("/", ".")):

@@ -94,6 +94,7 @@ stack_up() {
 		compose_stack up -d --wait --wait-timeout 120
 		return
 	fi
+	eng network create "${project}_default" >/dev/null
 	eng volume create "${project}_homeport" >/dev/null
 	for s in netns cloud; do # depends_on: netns started, then cloud
 		run_args "$project" "$s" "${stack_files[@]}"
@@ -168,6 +169,7 @@ cleanup() {
 	else
 		for c in home-run home haproxy cloud netns; do eng rm -f -t 3 "$project-$c" >/dev/null 2>&1 || true; done
 		eng volume rm -f "${project}_profile" "${project}_homeport" >/dev/null 2>&1 || true
+		eng network rm -f "${project}_default" >/dev/null 2>&1 || true
 	fi
 	rm -rf "$work"
 	echo "smoke: $((SECONDS - started))s" >&2
