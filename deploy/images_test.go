@@ -3,6 +3,7 @@ package deploy
 import (
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -55,5 +56,32 @@ func TestImagesMatchCompose(t *testing.T) {
 	}
 	if len(users) == 0 {
 		t.Fatal("compose.yaml builds no image")
+	}
+}
+
+// TestImageAccountsAreNotSystemAccounts: an image's user and group with a
+// fixed id of 1000 or more (10001, 10002: never a host's system account)
+// are created as ordinary accounts. `useradd --system --uid 10001` warns
+// in every build ("uid 10001 is greater than SYS_UID_MAX 999", seen when
+// deploy/smoke.sh built the cloud's image with podman).
+func TestImageAccountsAreNotSystemAccounts(t *testing.T) {
+	add := regexp.MustCompile(`(useradd|groupadd)([^&;|]*)`)
+	id := regexp.MustCompile(`--(?:uid|gid) (\d+)`)
+	for _, name := range []string{"cloud", "home", "haproxy"} {
+		stages := parseDockerfile(t, filepath.Join(repoRoot(t), "deploy", "Dockerfile."+name))
+		for _, in := range stages[len(stages)-1].Steps {
+			if in.Cmd != "RUN" {
+				continue
+			}
+			for _, m := range add.FindAllStringSubmatch(in.Args, -1) {
+				n := id.FindStringSubmatch(m[2])
+				if n == nil || !strings.Contains(m[2], "--system") {
+					continue
+				}
+				if v, _ := strconv.Atoi(n[1]); v >= 1000 {
+					t.Errorf("Dockerfile.%s: %s%s: --system with id %s (system ids end at 999)", name, m[1], m[2], n[1])
+				}
+			}
+		}
 	}
 }
