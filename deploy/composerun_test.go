@@ -22,6 +22,9 @@ import (
 // smoke run that cannot happen on the test machine.
 func TestComposeRunMatchesCompose(t *testing.T) {
 	py := testnet.RequireCommand(t, "python3", "apt-get install python3 python3-yaml")
+	if exec.Command(py, "-c", "import yaml").Run() != nil {
+		testnet.Missing(t, "python3's yaml module is not installed: apt-get install python3-yaml")
+	}
 	p := loadProject(t)
 	root := repoRoot(t)
 	for _, s := range p.Services {
