@@ -88,7 +88,7 @@ if ! have "$golang_tag"; then
 	install -d "$root/usr/local/share/ca-certificates"
 	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 	mount --bind /proc "$root/proc"
-	trap 'umount "$root/proc" 2>/dev/null; rm -rf "$work"' EXIT
+	trap 'umount "$root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
 	chroot "$root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev make git ca-certificates pkg-config openssh-client >/dev/null && update-ca-certificates >/dev/null'
 	umount "$root/proc"
 	clean "$root"
