@@ -59,7 +59,8 @@ type ProcessConfig struct {
 	MaxBackoff   time.Duration // restart delay cap; 0 means 5s
 
 	// OnReady is called each time a newly started haproxy answers on its
-	// socket; restarts is 0 for the first start. HAProxy has just loaded the
+	// socket, just before the state turns ready; restarts is 0 for the
+	// first start. HAProxy has just loaded the
 	// map files, so this is where a reconciler re-pushes anything newer.
 	// It runs on the supervising goroutine and should return promptly.
 	OnReady func(restarts int)
@@ -211,12 +212,14 @@ func (p *Process) runOnce(ctx context.Context, bin string) (time.Duration, error
 		p.mu.Unlock()
 	}()
 	if err := p.waitReady(ctx, inst); err == nil {
-		p.setState(StateReady)
 		restarts := p.Restarts()
 		p.log.Info("haproxy ready", "pid", inst.pid, "restarts", restarts)
+		// OnReady before the state says so: whoever waits for readiness
+		// finds OnReady's work (a reconcile kick) already asked for.
 		if p.cfg.OnReady != nil {
 			p.cfg.OnReady(restarts)
 		}
+		p.setState(StateReady)
 	} else if ctx.Err() == nil && !inst.exited() {
 		p.log.Error("haproxy did not become ready; killing it", "pid", inst.pid, "err", err)
 		inst.signal(syscall.SIGKILL)

@@ -46,7 +46,7 @@ func TestConcurrentWritersKeepLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			ds := domains.New(db, domains.Reserved{}, 0)
+			ds := domains.New(db, domains.Reserved{}, 10000)
 			hs, err := homes.New(db, homes.Options{Layout: homes.DefaultLayout, HomesPerUser: 2})
 			if err != nil {
 				t.Fatal(err)
