@@ -37,7 +37,7 @@ const (
 )
 
 // TestComposeStackWithoutContainers runs compose.yaml's stack as its
-// services' processes, without a container engine (none runs here;
+// services' processes, without a container engine (make test runs none;
 // deploy/smoke.sh does the same with one): in a network namespace of its
 // own, standing for the `netns` service, with that service's sysctl; the
 // cloud and HAProxy as uid 10001 with compose's command lines and

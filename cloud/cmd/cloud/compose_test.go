@@ -40,7 +40,7 @@ func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
 }
 
 // TestComposeMatchesTheBinary validates compose.yaml statically (no
-// container engine runs here; deploy/smoke.sh runs it where one does): the
+// container engine in make test; deploy/smoke.sh runs it with one): the
 // cloud's settings are accepted by the real `cloud serve` parser, the
 // published ports are exactly the public ones, every service is non-root
 // with only the capabilities it needs, and HAProxy shares a network
