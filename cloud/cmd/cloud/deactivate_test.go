@@ -92,7 +92,7 @@ func testDeactivation(t *testing.T, setActive func(c *cloudtest.Cloud, adminToke
 	case <-time.After(1500 * time.Millisecond): // the promise is 1 s; the rest is slack for a loaded machine
 		t.Fatal("the deactivated user's SSH connection is still open")
 	}
-	if _, err := dial(c, h); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+	if _, err := c.Dial(h); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("a deactivated user's key logged in: %v", err)
 	}
 	waitFor(t, "HAProxy to drop the route", func() bool { return liveRoute(t, c, admin, "app.alice.test") == "" })
@@ -111,7 +111,7 @@ func testDeactivation(t *testing.T, setActive func(c *cloudtest.Cloud, adminToke
 	var client *ssh.Client
 	waitFor(t, "the key to be accepted again", func() bool {
 		var err error
-		client, err = dial(c, h)
+		client, err = c.Dial(h)
 		return err == nil
 	})
 	serveHome(t, c, h, client, m.TunnelPort)
@@ -127,19 +127,9 @@ type home struct {
 	closed chan struct{} // closed when the SSH connection ends
 }
 
-func dial(c *cloudtest.Cloud, h cloudtest.Home) (*ssh.Client, error) {
-	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.HostKey))
-	if err != nil {
-		return nil, err
-	}
-	return ssh.Dial("tcp", c.SSHAddr, &ssh.ClientConfig{
-		User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)}, HostKeyCallback: ssh.FixedHostKey(hostKey), Timeout: 5 * time.Second,
-	})
-}
-
 func connect(t *testing.T, c *cloudtest.Cloud, h cloudtest.Home, port int) *home {
 	t.Helper()
-	client, err := dial(c, h)
+	client, err := c.Dial(h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,34 +140,21 @@ func connect(t *testing.T, c *cloudtest.Cloud, h cloudtest.Home, port int) *home
 func serveHome(t *testing.T, c *cloudtest.Cloud, h cloudtest.Home, client *ssh.Client, port int) *home {
 	t.Helper()
 	t.Cleanup(func() { client.Close() })
-	ln, err := client.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hm := &home{closed: make(chan struct{})}
 	go func() {
 		client.Wait()
 		close(hm.closed)
 	}()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				if _, err := proxyproto.Read(br); err != nil {
-					return // the cloud always sends a PROXY header
-				}
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 16\r\nConnection: close\r\n\r\nhello from alice")
-			}()
+	cloudtest.Forward(t, client, port, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		if _, err := proxyproto.Read(br); err != nil {
+			return // the cloud always sends a PROXY header
 		}
-	}()
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 16\r\nConnection: close\r\n\r\nhello from alice")
+	})
 	waitFor(t, "the forward", func() bool { return c.App.SSH.ForwardUp(h.ID, port) })
 	return hm
 }

@@ -250,3 +250,26 @@ func (c *Cloud) Token(t testing.TB, user store.User) string {
 	}
 	return tok.Token
 }
+
+// Dial logs h in to c's SSH endpoint as its home agent would, with the
+// cloud's host key pinned.
+func (c *Cloud) Dial(h Home) (*ssh.Client, error) {
+	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.HostKey))
+	if err != nil {
+		return nil, err
+	}
+	return ssh.Dial("tcp", c.SSHAddr, &ssh.ClientConfig{
+		User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)}, HostKeyCallback: ssh.FixedHostKey(hostKey), Timeout: 5 * time.Second,
+	})
+}
+
+// Forward asks the cloud to forward port over cl (a home's connection) and
+// runs handle for each visitor the cloud hands over, until the test ends.
+func Forward(t testing.TB, cl *ssh.Client, port int, handle func(net.Conn)) {
+	t.Helper()
+	ln, err := cl.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("forward of port %d refused: %v", port, err)
+	}
+	testnet.Serve(t, ln, handle)
+}

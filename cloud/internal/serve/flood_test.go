@@ -35,31 +35,6 @@ func openFDs(t testing.TB) int {
 	return len(ents)
 }
 
-// dialHome logs a home in over SSH as the home agent would.
-func dialHome(t testing.TB, c *cloudtest.Cloud, h cloudtest.Home) (*ssh.Client, error) {
-	t.Helper()
-	return ssh.Dial("tcp", c.SSHAddr, &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
-}
-
-// serveForward answers every visitor of the home's forward with handle.
-func serveForward(t testing.TB, cl *ssh.Client, port int, handle func(net.Conn)) {
-	t.Helper()
-	ln, err := cl.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatalf("forward of port %d refused: %v", port, err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
-}
-
 // TestOneHomeFloodingChannelsCannotTakeTheEdgeDown is the attack of the
 // security review: one approved home opens thousands of direct-tcpip
 // channels to its own private mapping, each of which the cloud used to pay
@@ -82,11 +57,11 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 		t.Fatalf("mapping: %d", st)
 	}
 	serveVictim := func() *ssh.Client {
-		cl, err := dialHome(t, c, victim)
+		cl, err := c.Dial(victim)
 		if err != nil {
 			t.Fatalf("victim home cannot log in: %v", err)
 		}
-		serveForward(t, cl, web.TunnelPort, func(raw net.Conn) {
+		cloudtest.Forward(t, cl, web.TunnelPort, func(raw net.Conn) {
 			defer raw.Close()
 			conn := proxyproto.NewConn(raw) // HAProxy's PROXY v2 header first
 			br := bufio.NewReader(conn)
@@ -120,18 +95,14 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 	if st := api(t, c, atok, "POST", "/api/v1/homes/"+attacker.Slug+"/mappings", proto.MappingRequest{Scheme: "tcp", Private: true}, &private); st != 201 {
 		t.Fatalf("private mapping: %d", st)
 	}
-	acl, err := dialHome(t, c, attacker)
+	acl, err := c.Dial(attacker)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer acl.Close()
-	var heldMu sync.Mutex
-	var held []net.Conn
-	serveForward(t, acl, private.TunnelPort, func(conn net.Conn) {
-		heldMu.Lock()
-		held = append(held, conn)
-		heldMu.Unlock()
-	})
+	// Every visitor of the attacker's mapping is kept open until its far
+	// end goes.
+	cloudtest.Forward(t, acl, private.TunnelPort, func(conn net.Conn) { io.Copy(io.Discard, conn) })
 
 	runtime.GC()
 	base := openFDs(t)
@@ -242,11 +213,6 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 		ch.Close()
 	}
 	chMu.Unlock()
-	heldMu.Lock()
-	for _, conn := range held {
-		conn.Close()
-	}
-	heldMu.Unlock()
 	eventuallyOK(t, 10*time.Second, "descriptors back near the baseline", func() error {
 		if n := openFDs(t); n > base+16 {
 			return fmt.Errorf("%d open, %d before the flood", n, base)

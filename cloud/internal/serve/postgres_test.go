@@ -35,12 +35,12 @@ func TestTheCloudRunsOnPostgreSQL(t *testing.T) {
 	r := setup(t, c)
 	visit := func(c *cloudtest.Cloud) {
 		t.Helper()
-		cl, err := dialHome(t, c, r.home)
+		cl, err := c.Dial(r.home)
 		if err != nil {
 			t.Fatalf("home login: %v", err)
 		}
 		defer cl.Close()
-		serveForward(t, cl, r.tcp.TunnelPort, greet)
+		cloudtest.Forward(t, cl, r.tcp.TunnelPort, greet)
 		if got, err := tcpGet(fmt.Sprintf("127.0.0.1:%d", r.tcp.PublicPort)); err != nil || got != "hello ping\n" {
 			t.Fatalf("visitor through HAProxy and the tunnel: %q %v", got, err)
 		}
