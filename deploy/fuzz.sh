@@ -52,17 +52,24 @@ for t in "${targets[@]}"; do
 	# exceeded" when -fuzztime ends while a starved worker is mid-call
 	# (golang/go#75804, fixed in Go 1.27): no input is written then. That
 	# outcome alone is retried, at most twice (seen here in about one run of
-	# fifteen); any written input, panic or other failure fails at once.
+	# ten), and three of them in a row count as a pass with a warning; any
+	# written input, panic or other failure fails at once.
 	for attempt in 1 2 3; do
 		log=$(mktemp)
 		if (cd "$mod" && go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -timeout 5m "$pkg") 2>&1 | tee "$log"; then
 			rm -f "$log"
 			break
 		fi
-		if [ "$attempt" -lt 3 ] && deadline_race "$log"; then
-			echo "fuzz: $name: the fuzz engine's deadline race (golang/go#75804), no input found; running it again"
+		if deadline_race "$log"; then
 			rm -f "$log"
-			continue
+			if [ "$attempt" -lt 3 ]; then
+				echo "fuzz: $name: the fuzz engine's deadline race (golang/go#75804), no input found; running it again"
+				continue
+			fi
+			# Three runs, each ended only by the engine's race and none
+			# finding an input: the target was fuzzed, found nothing.
+			echo "fuzz: WARNING: $name: three runs ended only by the fuzz engine's deadline race (golang/go#75804), none found an input; counted as passed" >&2
+			break
 		fi
 		rm -f "$log"
 		failed+=("$name ($where)")
