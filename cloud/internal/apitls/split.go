@@ -2,12 +2,14 @@ package apitls
 
 import (
 	"bufio"
-	"errors"
+	"context"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"homeport.dev/cloud/internal/acceptloop"
 )
 
 // peekTimeout bounds how long a connection may take to send its PROXY
@@ -36,38 +38,31 @@ func newSplitter(ln net.Listener) *splitter {
 	return &splitter{ln: pl, tls: newQueue(ln.Addr()), plain: newQueue(ln.Addr()), pending: map[net.Conn]struct{}{}}
 }
 
-// run accepts until the listener is closed.
+// run accepts until the listener is closed, riding out running out of
+// file descriptors like the cloud's other listeners (acceptloop).
 func (s *splitter) run() {
-	defer s.wg.Wait()
-	var delay time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			s.tls.close()
-			s.plain.close()
-			return
-		}
-		if err != nil {
-			// Out of file descriptors and the like: back off, keep serving.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
+	loop := acceptloop.Loop{Name: "HTTPS listener"}
+	loop.Serve(context.Background(), s.ln, func(c net.Conn) {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			c.Close()
-			continue
+			return
 		}
 		s.pending[c] = struct{}{}
-		s.mu.Unlock()
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.sort(c)
-		}()
-	}
+		s.mu.Unlock()
+		defer s.wg.Done()
+		s.sort(c)
+	})
+	// The listener is closed: no sorting starts any more, and a sorted
+	// connection nobody accepts now is dropped (put sees the queue closed).
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.tls.close()
+	s.plain.close()
+	s.wg.Wait()
 }
 
 func (s *splitter) sort(c net.Conn) {
@@ -94,13 +89,13 @@ func (s *splitter) sort(c net.Conn) {
 
 // close stops accepting and drops the connections not sorted yet.
 func (s *splitter) close() {
-	s.ln.Close()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
 	for c := range s.pending {
 		c.Close()
 	}
+	s.mu.Unlock()
+	s.ln.Close()
 }
 
 // peekedConn is a connection whose first bytes were read ahead.

@@ -89,7 +89,7 @@ func TestEdgeChannelsKeepsAReserve(t *testing.T) {
 		// 1,000 homes on the shipped units' limit: room for every home's 64.
 		{262144, 1000, 262144 - 1000*(16+32+2), 64 * 1000},
 		// A small limit: the reserve comes first, but every home keeps one.
-		{4096, 10, 4096 - 1024 - 256, 1},
+		{4096, 10, 4096 - 2*1024 - 256, 1},
 		{1024, 100, 100, 100},
 	} {
 		got := budget.EdgeShare(tc.limit, tc.homes, 16, 32, 32)

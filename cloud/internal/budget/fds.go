@@ -25,8 +25,9 @@ func RaiseFileLimit() (uint64, error) {
 }
 
 // Reserve is what the edge keeps for itself out of its file limit: the
-// API's connections (at most APIConns), the database, the HAProxy runtime
-// socket, the SSH endpoint's handshakes, logs.
+// connections of its two web listeners (the plain API and the HTTPS one,
+// at most APIConns each), the database, the HAProxy runtime socket, the SSH
+// endpoint's handshakes, logs.
 const (
 	APIConns    = 1024
 	baseReserve = 256
@@ -38,7 +39,7 @@ const (
 // at their limits can never take the descriptors the API and new logins
 // need. It is never below one channel per home.
 func EdgeShare(fileLimit uint64, homes, listenersPerHome, pendingPerHome, connsPerIP int) int {
-	reserve := uint64(baseReserve + APIConns + connsPerIP*4 + homes*(listenersPerHome+pendingPerHome+2))
+	reserve := uint64(baseReserve + 2*APIConns + connsPerIP*4 + homes*(listenersPerHome+pendingPerHome+2))
 	if fileLimit <= reserve+uint64(homes) {
 		return homes
 	}
