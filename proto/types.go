@@ -73,7 +73,11 @@ type Home struct {
 	SSH                SSHEndpoint `json:"ssh"`
 	TunnelPorts        PortRange   `json:"tunnel_ports"`
 	TCPPorts           PortRange   `json:"tcp_ports"`
-	CreatedAt          time.Time   `json:"created_at"`
+	// SharedDomain is the cloud's --shared-domain, empty when it has none.
+	// The home may publish <slug>.SHARED and <label>-<slug>.SHARED without
+	// owning a domain.
+	SharedDomain string    `json:"shared_domain,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // ClaimHomeRequest claims a free home slot for the caller.
@@ -102,14 +106,18 @@ type BaseDomainRequest struct {
 // Mapping routes public traffic (or, when private, only the owner's own
 // `home connect`) to one tunnel port of a home.
 type Mapping struct {
-	ID         uint64    `json:"id"`
-	Scheme     string    `json:"scheme"`
-	Host       string    `json:"host,omitempty"`
-	PublicPort int       `json:"public_port,omitempty"`
-	TunnelPort int       `json:"tunnel_port"`
-	Private    bool      `json:"private"`
-	State      string    `json:"state"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         uint64 `json:"id"`
+	Scheme     string `json:"scheme"`
+	Host       string `json:"host,omitempty"`
+	PublicPort int    `json:"public_port,omitempty"`
+	TunnelPort int    `json:"tunnel_port"`
+	Private    bool   `json:"private"`
+	// ProxyProtocol: the tunnel receives a PROXY v2 header with the
+	// visitor's address first (the home agent's gateway reads it). Off for
+	// plain `ssh -R` targets, which get the visitor's bytes untouched.
+	ProxyProtocol bool      `json:"proxy_protocol"`
+	State         string    `json:"state"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // MappingRequest creates a mapping.
@@ -118,6 +126,9 @@ type MappingRequest struct {
 	Host       string `json:"host,omitempty"`
 	PublicPort int    `json:"public_port,omitempty"`
 	Private    bool   `json:"private,omitempty"`
+	// ProxyProtocol defaults to true (the home agent). Send false for a
+	// target reached with plain `ssh -R`, which must get raw bytes.
+	ProxyProtocol *bool `json:"proxy_protocol,omitempty"`
 }
 
 // Health is the body of /healthz and /readyz.
