@@ -210,40 +210,35 @@ func (w *ui) deleteMapping(c echo.Context) error {
 	return done(c, "/dashboard", "mapping-deleted")
 }
 
-// clientConfig is the downloadable summary of how a home reaches this
-// cloud. `home register` gets the same facts from the API; the file lets a
-// user inspect (and pin) the host key out of band.
-type clientConfig struct {
-	CloudURL string       `yaml:"cloud_url"`
-	Slug     string       `yaml:"slug"`
-	SSH      clientSSHCfg `yaml:"ssh"`
+// cloudURL is the base URL homes use for the API: --api-host's URL when the
+// cloud has one, else the URL the browser used.
+func (w *ui) cloudURL(c echo.Context) string {
+	if w.CloudURL != "" {
+		return w.CloudURL
+	}
+	return c.Scheme() + "://" + c.Request().Host
 }
 
-type clientSSHCfg struct {
-	Host    string `yaml:"host"`
-	Port    int    `yaml:"port"`
-	User    string `yaml:"user"`
-	HostKey string `yaml:"host_key"`
-}
-
+// clientConfig is the file `home import` reads: everything the agent needs
+// to reach this home, the SSH host key pinned, and no secret (the home
+// proves itself with its private key).
 func (w *ui) clientConfig(c echo.Context) error {
 	h, err := w.home(c)
 	if err != nil {
 		return err
 	}
-	cloud := w.CloudURL
-	if cloud == "" {
-		cloud = c.Scheme() + "://" + c.Request().Host
-	}
 	ep := w.endpoint(h)
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# homeport client config for home %s\n", h.Slug)
-	fmt.Fprintf(&buf, "# The SSH host key below is the one this cloud presents; home register pins it.\n")
+	fmt.Fprintf(&buf, "# homeport client config for home %s. It holds no secret.\n", h.Slug)
+	fmt.Fprintf(&buf, "# Use it on the machine that has the home's private key:\n")
+	fmt.Fprintf(&buf, "#   home import homeport-%s.yaml --private-key ~/.ssh/id_ed25519\n", h.Slug)
+	fmt.Fprintf(&buf, "# The SSH host key below is the one this cloud presents; home import pins it.\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(clientConfig{
-		CloudURL: cloud, Slug: h.Slug,
-		SSH: clientSSHCfg{Host: ep.Host, Port: ep.Port, User: ep.User, HostKey: ep.HostKey},
+	if err := enc.Encode(proto.ClientConfig{
+		Kind: proto.ClientConfigKind, CloudURL: w.cloudURL(c), Slug: h.Slug, PublicKey: h.PublicKey,
+		SSH:          proto.ClientConfigSSH{Host: ep.Host, Port: ep.Port, User: ep.User, HostKey: ep.HostKey},
+		SharedDomain: w.SharedDomain,
 	}); err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ type Deps struct {
 	// CloudURL is the base URL written into client configs; empty means the
 	// URL the browser used.
 	CloudURL string
+	// SharedDomain is --shared-domain, written into client configs.
+	SharedDomain string
 	// Limiter slows login and signup attempts per client address and per
 	// username, per minute; 0 means 10.
 	Limiter *ratelimit.Limiter
@@ -142,6 +144,7 @@ func (w *ui) routes(e *echo.Echo) {
 	user(post, "/tokens", w.createToken)
 	user(post, "/tokens/:id/rotate", w.rotateToken)
 	user(post, "/tokens/:id/delete", w.deleteToken)
+	user(post, "/setup", w.setupCommand)
 
 	// admin.go
 	admin(get, "/admin", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })

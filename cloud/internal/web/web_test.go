@@ -94,23 +94,19 @@ func TestJourney(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var cc struct {
-		CloudURL string `yaml:"cloud_url"`
-		Slug     string `yaml:"slug"`
-		SSH      struct {
-			Host    string `yaml:"host"`
-			Port    int    `yaml:"port"`
-			User    string `yaml:"user"`
-			HostKey string `yaml:"host_key"`
-		} `yaml:"ssh"`
-	}
+	var cc proto.ClientConfig
 	if err := yaml.Unmarshal(raw, &cc); err != nil {
 		t.Fatalf("client config %q: %v", raw, err)
 	}
-	if cc.CloudURL != e.url || cc.Slug != slug || cc.SSH.Host != "cloud.example.net" || cc.SSH.Port != 8022 ||
-		cc.SSH.User != slug || cc.SSH.HostKey != e.app.API.SSH.HostKey {
+	if cc.Kind != proto.ClientConfigKind || cc.CloudURL != e.url || cc.Slug != slug || cc.PublicKey != hs[0].PublicKey ||
+		cc.SSH.Host != "cloud.example.net" || cc.SSH.Port != 8022 || cc.SSH.User != slug || cc.SSH.HostKey != e.app.API.SSH.HostKey {
 		t.Errorf("client config = %+v", cc)
 	}
+	if secretRE.Match(raw) || strings.Contains(string(raw), "PRIVATE KEY") {
+		t.Errorf("the client config holds a secret:\n%s", raw)
+	}
+	_, page = alice.get("/dashboard")
+	must(t, "import command", 200, page, 200, "home import homeport-"+slug+".yaml --private-key")
 
 	// A token's secret is shown once, and works against the API.
 	status, page = alice.post("/tokens", url.Values{"name": {"laptop"}})
@@ -311,3 +307,26 @@ func apiMe(t *testing.T, e *env, token string) int {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestSetupCommand: a user with no home gets the exact first-run command,
+// with a token made for it that is shown once and claims a home.
+func TestSetupCommand(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", true, false)
+	bob := e.browser()
+	page := bob.login("alice")
+	must(t, "empty dashboard", 200, page, 200, `action="/setup"`, "Show my setup command", "Or claim a home with a key you have")
+
+	status, page := bob.post("/setup", nil)
+	must(t, "setup page", status, page, http.StatusCreated, "shown only this once",
+		"home up --cloud "+e.url+" --token hp_", "--to localhost:3000", "home register --cloud "+e.url+" --token hp_", `data-copy="cmd-up"`)
+	secret := secretRE.FindString(page)
+	if code := apiMe(t, e, secret); code != http.StatusOK {
+		t.Fatalf("the setup token does not work against the API: %d", code)
+	}
+	_, page = bob.get("/dashboard")
+	if strings.Contains(page, secret) {
+		t.Fatal("the dashboard shows the setup token again")
+	}
+	must(t, "token listed", 200, page, 200, "home setup ")
+}
