@@ -120,6 +120,20 @@ type Mapping struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// PrivateMapping is one private mapping of the caller's account (GET
+// /api/v1/private-mappings), for `home connect`: the SSH endpoint opens
+// TunnelPort only to homes of the same account.
+type PrivateMapping struct {
+	Home          string `json:"home"` // the slug of the home that serves it
+	ID            uint64 `json:"id"`
+	Scheme        string `json:"scheme"`
+	Host          string `json:"host,omitempty"`
+	PublicPort    int    `json:"public_port,omitempty"`
+	TunnelPort    int    `json:"tunnel_port"`
+	ProxyProtocol bool   `json:"proxy_protocol"`
+	State         string `json:"state"`
+}
+
 // MappingRequest creates a mapping.
 type MappingRequest struct {
 	Scheme     string `json:"scheme"`
