@@ -5,19 +5,22 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/entries"
 	"homeport.dev/home/internal/store"
+	"homeport.dev/proto"
 )
 
 func exposeCmd() *cobra.Command {
 	var to, mode, name, deployPath string
 	var proxyProto, private bool
 	c := &cobra.Command{
-		Use:   "expose http|https|tcp HOST|PORT --to HOST:PORT",
+		Use:   "expose http|https|tcp [HOST|LABEL|PORT] --to HOST:PORT",
 		Short: "Expose a local service (creates the entry and its cloud mapping)",
 		Long: `Expose a local service:
   https NAME   TLS by SNI, either terminated at home with the home's own
@@ -25,9 +28,14 @@ func exposeCmd() *cobra.Command {
                passed through to a local TLS service (--mode passthrough); without
                --mode the target is probed: a TLS service gets passthrough
   http NAME    plain HTTP by Host header
+  http|https   without NAME, on a cloud with a shared domain: the cloud picks
+               a free name SLUG.SHARED (or N-SLUG.SHARED) and it is printed;
+               a NAME without a dot is a label there: LABEL-SLUG.SHARED
   tcp PORT     a public TCP port of this home's range
   tcp --private --name NAME   reachable only through 'home connect', never public`,
 		Example: `  home expose https app.example.com --to localhost:3000
+  home expose http --to :3000
+  home expose https blog --to localhost:8080
   home expose tcp 10001 --to localhost:22
   home expose tcp --private --name gpu-ui --to localhost:7860`,
 		Args: cobra.RangeArgs(1, 2),
@@ -49,35 +57,18 @@ func exposeCmd() *cobra.Command {
 				e.PublicPort = port
 			case len(args) == 2:
 				e.Host = args[1]
-			case !(e.Scheme == "tcp" && private):
-				return fmt.Errorf("say what to expose: a host name for http/https, a public port for tcp")
+			case e.Scheme == "tcp" && !private:
+				return fmt.Errorf("say which public port of this home's range: home expose tcp PORT --to HOST:PORT")
 			}
 			if to == "" {
 				return fmt.Errorf("--to is required: the local service, like localhost:3000")
 			}
 			return withProfile(cmd, func(ctx context.Context, s *session) error {
-				e, note := entries.ChooseMode(ctx, e, s.p.Features.LANForwarding)
-				e, err := entries.Normalize(e, s.p.Features.LANForwarding)
+				e, note, err := exposeEntry(ctx, s, e)
 				if err != nil {
 					return err
 				}
-				// The cloud decides first, so a refused mapping leaves nothing behind.
-				m, err := s.cloud.CreateMapping(ctx, s.p.Cloud.Home, entries.Request(e))
-				if err != nil {
-					return err
-				}
-				e.MappingID, e.TunnelPort = m.ID, m.TunnelPort
-				if err := s.db.Add(ctx, &e); err != nil {
-					s.cloud.DeleteMapping(ctx, s.p.Cloud.Home, m.ID)
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "exposed %s -> %s (entry %d, tunnel port %d)\n", e.Public(), e.Target, e.ID, e.TunnelPort)
-				if note != "" {
-					fmt.Fprintln(cmd.OutOrStdout(), note)
-				}
-				if e.Mode == store.ModeTerminate || e.DeployPath != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "certificate: the console obtains one for %s through the tunnel (home certs list shows it)\n", e.Host)
-				}
+				printExposed(cmd, e, note)
 				notifyConsole(cmd, s)
 				return nil
 			})
@@ -177,4 +168,71 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// exposeEntry creates the cloud mapping of e, then the local entry: the
+// cloud decides first, so a refused mapping leaves nothing behind. An
+// http/https entry without a host gets the name the cloud picks under its
+// shared domain; a host without a dot is a label there.
+func exposeEntry(ctx context.Context, s *session, e store.Entry) (store.Entry, string, error) {
+	if e.Scheme != proto.SchemeTCP && e.Host != "" && !strings.Contains(e.Host, ".") {
+		h, err := s.cloud.Home(ctx, s.p.Cloud.Home)
+		if err != nil {
+			return e, "", err
+		}
+		if h.SharedDomain == "" {
+			return e, "", fmt.Errorf("%s is not a full host name, and this cloud has no shared domain to make it a label of: give a name under one of your base domains (home domains add example.com)", proto.Printable(e.Host))
+		}
+		label := strings.ToLower(e.Host)
+		if err := proto.ValidateSharedLabel(label, h.Slug); err != nil {
+			return e, "", err
+		}
+		e.Host = proto.SharedName(label, h.Slug, h.SharedDomain)
+	}
+	e, note := entries.ChooseMode(ctx, e, s.p.Features.LANForwarding)
+	pick := e.Scheme != proto.SchemeTCP && e.Host == ""
+	if pick {
+		// Everything but the name is checked before the cloud picks one.
+		probe := e
+		probe.Host = "name.invalid"
+		if _, err := entries.Normalize(probe, s.p.Features.LANForwarding); err != nil {
+			return e, "", err
+		}
+	} else {
+		var err error
+		if e, err = entries.Normalize(e, s.p.Features.LANForwarding); err != nil {
+			return e, "", err
+		}
+	}
+	m, err := s.cloud.CreateMapping(ctx, s.p.Cloud.Home, entries.Request(e))
+	if err != nil {
+		if pick && cloudapi.IsStatus(err, 400) {
+			return e, "", fmt.Errorf("%w\n(without a host name the cloud picks one under its shared domain; this cloud may have none: give a name under one of your base domains)", err)
+		}
+		return e, "", err
+	}
+	if pick {
+		e.Host = m.Host
+		if e, err = entries.Normalize(e, s.p.Features.LANForwarding); err != nil {
+			s.cloud.DeleteMapping(ctx, s.p.Cloud.Home, m.ID)
+			return e, "", err
+		}
+	}
+	e.MappingID, e.TunnelPort = m.ID, m.TunnelPort
+	if err := s.db.Add(ctx, &e); err != nil {
+		s.cloud.DeleteMapping(ctx, s.p.Cloud.Home, m.ID)
+		return e, "", err
+	}
+	return e, note, nil
+}
+
+func printExposed(cmd *cobra.Command, e store.Entry, note string) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "exposed %s -> %s (entry %d, tunnel port %d)\n", e.Public(), e.Target, e.ID, e.TunnelPort)
+	if note != "" {
+		fmt.Fprintln(out, note)
+	}
+	if e.Mode == store.ModeTerminate || e.DeployPath != "" {
+		fmt.Fprintf(out, "certificate: the agent obtains one for %s through the tunnel (home certs list shows it); until then visitors see a TLS error\n", e.Host)
+	}
 }
