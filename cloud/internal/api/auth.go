@@ -1,41 +1,107 @@
 package api
 
 import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/homeauth"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
+	wire "homeport.dev/proto/homeauth"
 )
 
+// authLevel is who may call a route.
 type authLevel int
 
 const (
 	authNone authLevel = iota
+	// authUser: an account API token.
 	authUser
+	// authHome: an account API token, or a home's own credential (a request
+	// signed with its SSH key) acting on that home only.
+	authHome
 	authAdmin
 )
 
-const userKey = "homeport.user"
+// principal is the authenticated caller: always the owning account, and the
+// home when the home's credential signed the request.
+type principal struct {
+	user store.User
+	home *store.Home
+}
 
-// requireUser authenticates the bearer token; the user it names is the only
-// identity handlers ever use.
-func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+const principalKey = "homeport.principal"
+
+// errNeedsToken refuses a home credential on a route only the account may use.
+const errNeedsToken = "this needs an account API token; a home's credential acts only on its own home"
+
+// require authenticates the caller (an API token, or a signed home request)
+// and refuses a home credential below authHome. The identity it sets is the
+// only one handlers ever use.
+func (s *Server) require(level authLevel, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header.Get("Authorization")
-		secret, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || secret == "" {
-			return problem.New(problem.Unauthorized, "send an API token as Authorization: Bearer <token>; get one with POST /api/v1/auth/token")
-		}
-		u, err := s.Accounts.UserByToken(c.Request().Context(), strings.TrimSpace(secret))
+		p, err := s.authenticate(c)
 		if err != nil {
 			return err
 		}
-		c.Set(userKey, u)
+		if p.home != nil && level != authHome {
+			return problem.New(problem.Forbidden, errNeedsToken)
+		}
+		c.Set(principalKey, p)
 		return next(c)
 	}
+}
+
+func (s *Server) authenticate(c echo.Context) (principal, error) {
+	h := c.Request().Header.Get("Authorization")
+	if strings.HasPrefix(h, wire.Scheme+" ") {
+		return s.authenticateHome(c, h)
+	}
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || secret == "" {
+		return principal{}, problem.New(problem.Unauthorized, "send an API token as Authorization: Bearer <token>; get one with POST /api/v1/auth/token (a home signs its requests: Authorization: %s)", wire.Scheme)
+	}
+	u, err := s.Accounts.UserByToken(c.Request().Context(), strings.TrimSpace(secret))
+	return principal{user: u}, err
+}
+
+// authenticateHome verifies a request signed with a home's key. The body is
+// part of what is signed: it is read (bounded) and put back for the handler.
+func (s *Server) authenticateHome(c echo.Context, header string) (principal, error) {
+	r, err := wire.Parse(header)
+	if err != nil {
+		return principal{}, problem.New(problem.Unauthorized, "%v", err)
+	}
+	req := c.Request()
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		if body, err = io.ReadAll(io.LimitReader(req.Body, wire.MaxBody+1)); err != nil {
+			return principal{}, err // the API's body limit (413)
+		}
+		if len(body) > wire.MaxBody {
+			return principal{}, echo.ErrStatusRequestEntityTooLarge
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	uri := req.RequestURI
+	if uri == "" {
+		uri = req.URL.RequestURI()
+	}
+	h, err := s.homeAuth.Verify(req.Context(), r, req.Method, uri, body)
+	if busy, ok := homeauth.IsBusy(err); ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(busy.RetryAfter.Seconds()+0.5)))
+		return principal{}, echo.NewHTTPError(http.StatusTooManyRequests, busy.Message)
+	}
+	if err != nil {
+		return principal{}, err
+	}
+	return principal{user: h.User, home: &h}, nil
 }
 
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
@@ -47,7 +113,17 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// caller is the account acting: the token's user, or the signing home's owner.
 func caller(c echo.Context) store.User {
-	u, _ := c.Get(userKey).(store.User)
-	return u
+	p, _ := c.Get(principalKey).(principal)
+	return p.user
+}
+
+// callingHome is the home whose credential signed the request, if one did.
+func callingHome(c echo.Context) (store.Home, bool) {
+	p, _ := c.Get(principalKey).(principal)
+	if p.home == nil {
+		return store.Home{}, false
+	}
+	return *p.home, true
 }

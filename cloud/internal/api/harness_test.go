@@ -30,6 +30,7 @@ type env struct {
 	app   *serve.App
 	url   string
 	admin string // an admin's API token
+	ssh   string // the SSH endpoint's address
 }
 
 type option func(*config.Config)
@@ -65,7 +66,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 		}
 	}
 	t.Cleanup(func() { cancel(); <-sshDone; srv.Close(); app.Close() })
-	e := &env{t: t, app: app, url: srv.URL}
+	e := &env{t: t, app: app, url: srv.URL, ssh: sshLn.Addr().String()}
 	e.admin = e.user("root", true, true)
 	return e
 }
@@ -93,26 +94,40 @@ func (e *env) user(name string, active, admin bool) string {
 // do sends a request; body may be nil, a string (sent raw) or a value (JSON).
 func (e *env) do(method, path, token string, body any) (int, []byte) {
 	e.t.Helper()
-	var r io.Reader
+	status, b, _ := e.send(method, path, body, func(req *http.Request, _ []byte) {
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+	})
+	return status, b
+}
+
+// send sends a request after authorize has seen it and the body bytes; it
+// returns the status, body and headers of the answer.
+func (e *env) send(method, path string, body any, authorize func(req *http.Request, body []byte)) (int, []byte, http.Header) {
+	e.t.Helper()
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		r = strings.NewReader(b)
+		raw = []byte(b)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		r = bytes.NewReader(j)
+		raw = j
+	}
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, e.url+path, r)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	authorize(req, raw)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -122,7 +137,7 @@ func (e *env) do(method, path, token string, body any) (int, []byte) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, b, resp.Header
 }
 
 // must sends a request that must answer want, and decodes the answer into out.

@@ -3,16 +3,24 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
 )
 
-// home resolves the :slug parameter to one of the caller's homes.
+// home resolves the :slug parameter to one of the caller's homes. A home's
+// credential reaches only that home: any other slug, even of the same
+// account, is not found, as another user's home is.
 func (s *Server) home(c echo.Context) (store.Home, error) {
-	return s.Homes.Get(c.Request().Context(), caller(c), c.Param("slug"))
+	slug := c.Param("slug")
+	if own, ok := callingHome(c); ok && own.Slug != slug {
+		return store.Home{}, problem.New(problem.NotFound, "you have no home %s", proto.Printable(slug))
+	}
+	return s.Homes.Get(c.Request().Context(), caller(c), slug)
 }
 
 func (s *Server) homeToProto(ctx context.Context, h store.Home) (proto.Home, error) {
@@ -30,7 +38,7 @@ func (s *Server) homeToProto(ctx context.Context, h store.Home) (proto.Home, err
 	return proto.Home{
 		Slug: h.Slug, Owner: h.User.Username, PublicKey: h.PublicKey, BandwidthLimitKbps: h.BandwidthLimitKbps,
 		BaseDomains: names, SSH: ssh, TunnelPorts: layout.TunnelPorts(h.Slot), TCPPorts: layout.TCPPorts(h.Slot),
-		CreatedAt: h.CreatedAt,
+		SharedDomain: s.Domains.SharedDomain(), CreatedAt: h.CreatedAt,
 	}, nil
 }
 
@@ -50,6 +58,9 @@ func (s *Server) listHomes(c echo.Context) error {
 	hs, err := s.Homes.List(c.Request().Context(), caller(c))
 	if err != nil {
 		return err
+	}
+	if own, ok := callingHome(c); ok { // a home sees only itself
+		hs = slices.DeleteFunc(hs, func(h store.Home) bool { return h.ID != own.ID })
 	}
 	out, err := s.homesToProto(c.Request().Context(), hs)
 	if err != nil {
@@ -96,6 +107,10 @@ func (s *Server) patchHome(c echo.Context) error {
 	var req proto.PatchHomeRequest
 	if err := decode(c, &req); err != nil {
 		return err
+	}
+	if _, ok := callingHome(c); ok && req.BandwidthLimitKbps.Set {
+		return &problem.Error{Kind: problem.Forbidden, Field: "bandwidth_limit_kbps",
+			Message: "a home can read its limit; change it in the web UI or with an API token"}
 	}
 	h, err = s.Homes.Patch(c.Request().Context(), h, req)
 	if err != nil {

@@ -24,6 +24,32 @@ func (s *Server) listMappings(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// listPrivateMappings lists the private mappings of every home of the
+// caller's account, for `home connect` (any credential of the account).
+func (s *Server) listPrivateMappings(c echo.Context) error {
+	ctx := c.Request().Context()
+	hs, err := s.Homes.List(ctx, caller(c))
+	if err != nil {
+		return err
+	}
+	out := []proto.PrivateMapping{}
+	for _, h := range hs {
+		ms, err := s.Mappings.List(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if !m.Private {
+				continue
+			}
+			p := s.Mappings.ToProto(m)
+			out = append(out, proto.PrivateMapping{Home: h.Slug, ID: p.ID, Scheme: p.Scheme, Host: p.Host, PublicPort: p.PublicPort,
+				TunnelPort: p.TunnelPort, ProxyProtocol: p.ProxyProtocol, State: p.State})
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
 func (s *Server) createMapping(c echo.Context) error {
 	h, err := s.home(c)
 	if err != nil {

@@ -86,7 +86,7 @@ func (s *Server) metrics(c echo.Context) error {
 			return serve(c)
 		}
 	}
-	return s.requireUser(s.requireAdmin(serve))(c)
+	return s.require(authAdmin, s.requireAdmin(serve))(c)
 }
 
 // MetricsHandler serves the Prometheus metrics without authentication,

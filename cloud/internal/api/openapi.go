@@ -11,9 +11,18 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"homeport.dev/proto"
+	wire "homeport.dev/proto/homeauth"
 )
 
 var pathParam = regexp.MustCompile(`:([a-z_]+)`)
+
+// homeSchemeDoc describes a home's own credential (proto/homeauth).
+var homeSchemeDoc = "A request signed with the home's SSH key: `Authorization: " + wire.Scheme +
+	" slug=SLUG, ts=UNIX_SECONDS, nonce=32_HEX, sig=ALGORITHM:BASE64URL`, the SSH signature (ssh-ed25519, ecdsa-sha2-*, " +
+	"rsa-sha2-256/512; never ssh-rsa) of the lines `homeport-home-request-v1`, slug, METHOD, request URI, ts, nonce and " +
+	"the body's SHA-256 in hex, joined by newlines. Valid within " + wire.MaxSkew.String() + " of the cloud's clock, each nonce once. " +
+	"It acts only on its own home (any other slug is 404), may change only its public_key (key rotation), and is refused " +
+	"(403) by routes that do not list it. Replacing the key, releasing the home or deactivating its owner revokes it."
 
 // openAPIDoc builds an OpenAPI 3.0 document from the route table; schemas
 // come from the Go types by reflection, named after the type.
@@ -30,8 +39,11 @@ func (s *Server) openAPIDoc() map[string]any {
 		if params != nil {
 			op["parameters"] = params
 		}
-		if r.auth != authNone {
+		switch r.auth {
+		case authUser, authAdmin:
 			op["security"] = []any{map[string]any{"bearer": []any{}}}
+		case authHome:
+			op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"home": []any{}}}
 		}
 		if r.body != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
@@ -54,8 +66,11 @@ func (s *Server) openAPIDoc() map[string]any {
 		"info":    map[string]any{"title": "homeport cloud API", "version": proto.APIVersion},
 		"paths":   paths,
 		"components": map[string]any{
-			"schemas":         schemas,
-			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+			"schemas": schemas,
+			"securitySchemes": map[string]any{
+				"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "An account API token."},
+				"home":   map[string]any{"type": "http", "scheme": wire.Scheme, "description": homeSchemeDoc},
+			},
 		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/homeauth"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/ratelimit"
@@ -60,6 +61,9 @@ type Server struct {
 	echo   *echo.Echo
 	log    *slog.Logger
 	routes []route
+	// homeAuth verifies requests homes sign with their SSH keys; it holds
+	// the nonces of recent ones (replay protection).
+	homeAuth *homeauth.Verifier
 
 	metricsHandler http.Handler
 }
@@ -76,6 +80,7 @@ func New(d Deps) *Server {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{Deps: d, echo: echo.New(), log: d.Log}
+	s.homeAuth = homeauth.NewVerifier(d.Homes.GetAny, homeauth.NewNonces(homeauth.DefaultPerHome, homeauth.DefaultTotal))
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -88,10 +93,10 @@ func New(d Deps) *Server {
 	for _, r := range s.routes {
 		h := r.handler
 		switch r.auth {
-		case authUser:
-			h = s.requireUser(h)
+		case authUser, authHome:
+			h = s.require(r.auth, h)
 		case authAdmin:
-			h = s.requireUser(s.requireAdmin(h))
+			h = s.require(authAdmin, s.requireAdmin(h))
 		}
 		e.Add(r.method, r.path, h)
 	}
