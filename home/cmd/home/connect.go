@@ -77,28 +77,18 @@ sync-tunnels) must be running. MAPPING-ID is the mapping's ID as
 }
 
 // privatePort finds the tunnel port of private mapping id among the
-// account's homes.
+// account's private mappings (any of its homes').
 func privatePort(ctx context.Context, s *session, id uint64) (int, error) {
-	homes, err := s.cloud.Homes(ctx)
+	ms, err := s.cloud.PrivateMappings(ctx)
 	if err != nil {
 		return 0, err
 	}
-	for _, h := range homes {
-		ms, err := s.cloud.Mappings(ctx, h.Slug)
-		if err != nil {
-			return 0, err
-		}
-		for _, m := range ms {
-			if m.ID != id {
-				continue
-			}
-			if !m.Private {
-				return 0, fmt.Errorf("mapping %d is public; connect reaches private mappings only", id)
-			}
+	for _, m := range ms {
+		if m.ID == id {
 			return m.TunnelPort, nil
 		}
 	}
-	return 0, fmt.Errorf("none of your homes has a mapping %d", id)
+	return 0, fmt.Errorf("none of your homes has a private mapping %d (connect reaches private mappings only; 'home forwards list' on the owning home shows their IDs)", id)
 }
 
 func isLoopbackHost(h string) bool {

@@ -15,7 +15,6 @@ import (
 
 	"homeport.dev/home/internal/agent"
 	"homeport.dev/home/internal/console"
-	"homeport.dev/home/internal/profile"
 	"homeport.dev/home/internal/store"
 )
 
@@ -32,7 +31,7 @@ or HOME_CONSOLE_LISTEN, e.g. 0.0.0.0:8001 in a container); bound anywhere
 else it requires the password set with --set-password.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := profile.Resolve(configFlag)
+			p, err := resolveProfile(cmd, configFlag)
 			if err != nil {
 				return err
 			}
@@ -83,7 +82,7 @@ func runAgent(cmd *cobra.Command, dir string, serve func(context.Context, *agent
 // runAgentWith is runAgent with agent options; it also ends when serve
 // returns.
 func runAgentWith(cmd *cobra.Command, dir string, o agent.Options, serve func(context.Context, *agent.Agent) error) error {
-	p, err := profile.Resolve(dir)
+	p, err := resolveProfile(cmd, dir)
 	if err != nil {
 		return err
 	}

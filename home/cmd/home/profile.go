@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,9 +24,35 @@ type session struct {
 	cloud *cloudapi.Client
 }
 
+// resolveProfile loads the profile flag (or HOME_CONFIG, or the only one)
+// selects, telling the user what loading changed (an old profile's API
+// token removed), and finishes a key rotation that was interrupted after
+// the cloud took the new key.
+func resolveProfile(cmd *cobra.Command, flag string) (*config.Profile, error) {
+	p, err := profile.Resolve(flag)
+	if err != nil {
+		return nil, err
+	}
+	if p.Notice != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "home:", p.Notice)
+	}
+	if _, err := os.Stat(profile.PendingKeyPath(p)); err == nil {
+		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+		defer cancel()
+		promoted, err := profile.RecoverKey(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if promoted {
+			fmt.Fprintf(cmd.ErrOrStderr(), "home: finished an interrupted key rotation: %s is the home's key now\n", p.KeyPath())
+		}
+	}
+	return p, nil
+}
+
 // withProfile loads the selected profile and runs fn with it.
 func withProfile(cmd *cobra.Command, fn func(ctx context.Context, s *session) error) error {
-	p, err := profile.Resolve(configFlag)
+	p, err := resolveProfile(cmd, configFlag)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/control"
 	"homeport.dev/home/internal/entries"
-	"homeport.dev/proto"
 )
 
 // notifyConsole asks a running console to pick up changed entries; without
@@ -47,26 +46,18 @@ func printReport(cmd *cobra.Command, rep entries.Report) {
 
 func limitCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "limit [KBPS|none]",
-		Short: "Show or change the home's bandwidth limit in kbit/s (100..10000000, none = unlimited)",
-		Args:  cobra.MaximumNArgs(1),
+		Use:   "limit",
+		Short: "Show the home's bandwidth limit (change it in the cloud's web UI)",
+		Long: `Show the home's bandwidth limit in kbit/s. The limit is the cloud account's
+to set, not the home's: change it in the cloud's web UI (or with the API and
+an account token).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withProfile(cmd, func(ctx context.Context, s *session) error {
-				var h proto.Home
-				var err error
-				if len(args) == 0 {
-					h, err = s.cloud.Home(ctx, s.p.Cloud.Home)
-				} else {
-					req := proto.PatchHomeRequest{BandwidthLimitKbps: proto.Null[int64]()}
-					if args[0] != "none" {
-						var v int64
-						if _, err := fmt.Sscanf(args[0], "%d", &v); err != nil || fmt.Sprint(v) != args[0] {
-							return fmt.Errorf("limit %q must be a whole number of kbit/s or none", args[0])
-						}
-						req.BandwidthLimitKbps = proto.Some(v)
-					}
-					h, err = s.cloud.PatchHome(ctx, s.p.Cloud.Home, req)
+				if len(args) > 0 {
+					return fmt.Errorf("a home cannot change its own bandwidth limit: change it in the cloud's web UI (%s)", s.p.Cloud.URL)
 				}
+				h, err := s.cloud.Home(ctx, s.p.Cloud.Home)
 				if err != nil {
 					return err
 				}
@@ -75,6 +66,7 @@ func limitCmd() *cobra.Command {
 				} else {
 					fmt.Fprintf(cmd.OutOrStdout(), "bandwidth limit: %d kbit/s\n", *h.BandwidthLimitKbps)
 				}
+				fmt.Fprintf(cmd.OutOrStdout(), "change it in the cloud's web UI (%s)\n", s.p.Cloud.URL)
 				return nil
 			})
 		},

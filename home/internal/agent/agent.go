@@ -26,6 +26,7 @@ import (
 	"homeport.dev/home/internal/control"
 	"homeport.dev/home/internal/entries"
 	"homeport.dev/home/internal/gateway"
+	"homeport.dev/home/internal/profile"
 	"homeport.dev/home/internal/store"
 	"homeport.dev/home/internal/tunnel"
 	"homeport.dev/proto"
@@ -71,17 +72,14 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	client, err := p.CloudClient()
+	finishRotation(p, log)
+	signer, err := p.Signer()
 	if err != nil {
 		return nil, err
 	}
-	keyBytes, err := os.ReadFile(p.KeyPath())
+	client, err := p.CloudClientAs(signer)
 	if err != nil {
-		return nil, fmt.Errorf("the home's key (key: in %s): %w", p.ConfigPath(), err)
-	}
-	signer, err := ssh.ParsePrivateKey(keyBytes)
-	if err != nil {
-		return nil, fmt.Errorf("the home's key %s: %w", p.KeyPath(), err)
+		return nil, err
 	}
 	hostKey, err := p.HostKey()
 	if err != nil {
@@ -100,6 +98,47 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 		subs: map[chan struct{}]struct{}{},
 	}
 	return a, nil
+}
+
+// finishRotation completes a key rotation that was interrupted after the
+// cloud took the new key (profile.RecoverKey), so the agent starts with the
+// key the cloud has.
+func finishRotation(p *config.Profile, log *slog.Logger) {
+	if _, err := os.Stat(profile.PendingKeyPath(p)); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	promoted, err := profile.RecoverKey(ctx, p)
+	switch {
+	case err != nil:
+		log.Warn("an interrupted key rotation could not be finished", "err", err)
+	case promoted:
+		log.Info("finished an interrupted key rotation: the cloud has the new key", "key", p.KeyPath())
+	}
+}
+
+// Rekey re-reads the home's key (after `home rotate-key`) and reconnects
+// the tunnel with it: traffic stops only for the reconnect. API requests
+// are signed with the new key from now on.
+func (a *Agent) Rekey(ctx context.Context) error {
+	signer, err := a.Profile.Signer()
+	if err != nil {
+		return err
+	}
+	if err := a.Cloud.SetSigner(signer); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.tcfg.Signer = signer
+	running := a.sup != nil
+	a.mu.Unlock()
+	a.log.Info("reconnecting with the home's new key", "key", ssh.FingerprintSHA256(signer.PublicKey()))
+	if !running {
+		return nil
+	}
+	a.Disconnect(ctx)
+	return a.Reload(ctx)
 }
 
 // newCerts makes the certificate manager of profile p: its acme section

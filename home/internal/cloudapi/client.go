@@ -1,6 +1,10 @@
 // Package cloudapi is the home's typed client of the cloud's REST API: every
 // call takes a context, has a timeout, and turns the cloud's error envelope
 // into an *Error that carries the cloud's own message.
+//
+// A home talks to its cloud as itself: NewSigned signs every request with
+// the home's SSH key (proto/homeauth). A user's API token is used only by
+// NewWithToken, to claim or adopt a home, and is never stored.
 package cloudapi
 
 import (
@@ -18,23 +22,60 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"homeport.dev/proto"
 )
 
-// Client talks to one cloud with one API token.
+// Client talks to one cloud with one credential: a home's key (signed
+// requests) or a user's API token.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	base *url.URL
+	auth authorizer
+	http *http.Client
 }
 
-// New returns a client for the cloud at rawURL (http or https).
-func New(rawURL, token string) (*Client, error) {
+// authorizer sets a request's Authorization header; body is the request's
+// exact body (nil when none).
+type authorizer interface {
+	authorize(req *http.Request, body []byte) error
+}
+
+// NewSigned returns a client for the cloud at rawURL that signs every
+// request as home slug with the home's key.
+func NewSigned(rawURL string, signer ssh.Signer, slug string) (*Client, error) {
+	if signer == nil || slug == "" {
+		return nil, errors.New("a signed client needs the home's key and slug")
+	}
+	return newClient(rawURL, &homeSigner{slug: slug, signer: signer})
+}
+
+// NewWithToken returns a client for the cloud at rawURL that authenticates
+// with a user's API token (none when empty). Only claiming or adopting a
+// home uses one: a profile never stores it.
+func NewWithToken(rawURL, token string) (*Client, error) {
+	return newClient(rawURL, bearer(token))
+}
+
+func newClient(rawURL string, auth authorizer) (*Client, error) {
 	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{base: u, token: token, http: &http.Client{Timeout: 20 * time.Second}}, nil
+	return &Client{base: u, auth: auth, http: &http.Client{Timeout: 20 * time.Second}}, nil
+}
+
+// SetSigner replaces the key a signed client signs with (after a key
+// rotation); requests already under way finish with the old one.
+func (c *Client) SetSigner(signer ssh.Signer) error {
+	h, ok := c.auth.(*homeSigner)
+	if !ok {
+		return errors.New("this client does not sign its requests")
+	}
+	h.mu.Lock()
+	h.signer = signer
+	h.mu.Unlock()
+	return nil
 }
 
 // TrustCA makes the client trust only the roots in caPEM for the cloud's
@@ -97,13 +138,14 @@ func IsStatus(err error, status int) bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var raw []byte
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		r = bytes.NewReader(b)
+		raw, r = b, bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, r)
 	if err != nil {
@@ -113,8 +155,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if err := c.auth.authorize(req, raw); err != nil {
+		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -224,8 +266,16 @@ func (c *Client) DeleteMapping(ctx context.Context, slug string, id uint64) erro
 
 func homePath(slug string) string { return proto.APIPrefix + "/homes/" + url.PathEscape(slug) }
 
-// Homes lists the account's homes.
+// Homes lists the homes the credential may see: the account's with a
+// user's token, the home itself with a signed client.
 func (c *Client) Homes(ctx context.Context) ([]proto.Home, error) {
 	var hs []proto.Home
 	return hs, c.do(ctx, http.MethodGet, proto.APIPrefix+"/homes", nil, &hs)
+}
+
+// PrivateMappings lists the private mappings of every home of the
+// account that owns the caller (what `home connect` may reach).
+func (c *Client) PrivateMappings(ctx context.Context) ([]proto.PrivateMapping, error) {
+	var ms []proto.PrivateMapping
+	return ms, c.do(ctx, http.MethodGet, proto.APIPrefix+"/private-mappings", nil, &ms)
 }

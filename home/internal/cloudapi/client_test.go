@@ -17,7 +17,7 @@ func TestInClear(t *testing.T) {
 		{"http://192.168.1.20:8000", true},
 		{"http://[2001:db8::1]:8000", true},
 	} {
-		c, err := New(tc.url, "hp_x")
+		c, err := NewWithToken(tc.url, "hp_x")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"homeport.dev/home/internal/keys"
 )
+
+// writeKey gives the profile in dir its key pair.
+func writeKey(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := keys.Generate(filepath.Join(dir, "id_ed25519"), "test", false); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // cloud.ca_file is resolved against the profile, needs an https cloud, and
 // a client is not made from a file without a certificate.
@@ -13,6 +23,7 @@ func TestCloudCAFile(t *testing.T) {
 	https := strings.Replace(goodYAML, "url: http://127.0.0.1:8000", "url: https://cloud.example.com", 1)
 	withCA := strings.Replace(https, "  home: abcdefgh\n", "  home: abcdefgh\n  ca_file: cloud-ca.pem\n", 1)
 	dir := write(t, withCA, 0o600)
+	writeKey(t, dir)
 	p, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +42,9 @@ func TestCloudCAFile(t *testing.T) {
 	if _, err := Load(write(t, plain, 0o600)); err == nil || !strings.Contains(err.Error(), "cloud.ca_file") {
 		t.Errorf("ca_file with an http cloud: %v", err)
 	}
-	p2, err := Load(write(t, https, 0o600))
+	dir2 := write(t, https, 0o600)
+	writeKey(t, dir2)
+	p2, err := Load(dir2)
 	if err != nil {
 		t.Fatal(err)
 	}

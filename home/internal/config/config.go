@@ -81,12 +81,16 @@ func (a ACME) Directory() string {
 	return a.CAURL
 }
 
-// Cloud is where the home's cloud is and how the home proves who it is.
+// Cloud is where the home's cloud is and which home this is. The home
+// proves who it is with its own key (key:), which signs its API requests
+// and its SSH login: the profile holds no account credential.
 type Cloud struct {
-	URL   string `yaml:"url"`
-	Token string `yaml:"token"`
-	Home  string `yaml:"home"`
-	SSH   SSH    `yaml:"ssh"`
+	URL string `yaml:"url"`
+	// LegacyToken is the account API token profiles stored before homes
+	// signed their requests. Load removes it from the file; nothing uses it.
+	LegacyToken string `yaml:"token,omitempty"`
+	Home        string `yaml:"home"`
+	SSH         SSH    `yaml:"ssh"`
 	// CAFile is a PEM file of the roots trusted for the cloud's HTTPS
 	// instead of the system's (a private CA); `home register --ca-file`
 	// copies it into the profile.
@@ -122,6 +126,9 @@ type Features struct {
 type Profile struct {
 	Dir string
 	Config
+	// Notice is what Load changed in the file, for the user to read once
+	// (empty when nothing).
+	Notice string
 }
 
 // Path resolves p against the profile directory.
@@ -160,10 +167,35 @@ func (p *Profile) CloudCAPath() string {
 	return p.Path(p.Cloud.CAFile)
 }
 
-// CloudClient is a client of the profile's cloud API that verifies the
-// cloud's certificate against cloud.ca_file when it is set.
+// Signer is the home's private key, which signs its API requests and its
+// SSH login.
+func (p *Profile) Signer() (ssh.Signer, error) {
+	b, err := os.ReadFile(p.KeyPath())
+	if err != nil {
+		return nil, fmt.Errorf("the home's key (key: in %s): %w", p.ConfigPath(), err)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("the home's key %s: %w (passphrase-protected keys are not supported)", p.KeyPath(), err)
+	}
+	return s, nil
+}
+
+// CloudClient is a client of the profile's cloud API that signs every
+// request with the home's key and verifies the cloud's certificate against
+// cloud.ca_file when it is set.
 func (p *Profile) CloudClient() (*cloudapi.Client, error) {
-	c, err := cloudapi.New(p.Cloud.URL, p.Cloud.Token)
+	signer, err := p.Signer()
+	if err != nil {
+		return nil, err
+	}
+	return p.CloudClientAs(signer)
+}
+
+// CloudClientAs is CloudClient signing with signer instead of the key file
+// (a key being rotated in).
+func (p *Profile) CloudClientAs(signer ssh.Signer) (*cloudapi.Client, error) {
+	c, err := cloudapi.NewSigned(p.Cloud.URL, signer, p.Cloud.Home)
 	if err != nil {
 		return nil, err
 	}
@@ -237,8 +269,8 @@ func (c *Config) Validate() error {
 	if ca := c.Cloud.CAFile; ca != "" && (strings.ContainsRune(ca, 0) || !strings.HasPrefix(c.Cloud.URL, "https://")) {
 		bad("cloud.ca_file", "must be a path (relative to the profile directory, or absolute), and cloud.url an https:// URL")
 	}
-	if c.Cloud.Token == "" {
-		bad("cloud.token", "is empty; create a token in the cloud's web UI (or POST /api/v1/auth/token) and put it here")
+	if c.Cloud.LegacyToken != "" {
+		bad("cloud.token", "a profile holds no account token (the home signs its requests with its own key): remove the line")
 	}
 	if err := proto.ValidateUsername(c.Cloud.Home); err != nil || c.Cloud.Home == "" {
 		bad("cloud.home", "%s is not a home slug; `home register` writes it", proto.Printable(c.Cloud.Home))
@@ -316,7 +348,7 @@ func Load(path string) (*Profile, error) {
 		return nil, err
 	}
 	if st, err := os.Stat(file); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %o) and holds an API token; run chmod 600 %s", file, st.Mode().Perm(), file)
+		return nil, fmt.Errorf("%s is readable by others (mode %o); it holds the console's password hash and names the home's private key: run chmod 600 %s", file, st.Mode().Perm(), file)
 	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -324,10 +356,63 @@ func Load(path string) (*Profile, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%s: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	legacy := c.Cloud.LegacyToken != ""
+	c.Cloud.LegacyToken = ""
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s is invalid:\n%w", file, indent(err))
 	}
-	return &Profile{Dir: dir, Config: c}, nil
+	p := &Profile{Dir: dir, Config: c}
+	if legacy {
+		p.Notice = dropToken(p)
+	}
+	return p, nil
+}
+
+// dropToken removes the account API token an older profile stored: the
+// home signs its requests with its own key, so the token only widens what a
+// copy of the profile gives away. A profile that cannot be written (a
+// read-only mount) still loads; the token is ignored.
+func dropToken(p *Profile) string {
+	if err := removeToken(p.ConfigPath()); err != nil {
+		return fmt.Sprintf("%s holds an account API token that this home no longer uses; it could not be removed (%v): delete the token: line", p.ConfigPath(), err)
+	}
+	return fmt.Sprintf("removed the account API token from %s: the home signs its requests with its own key now (revoking or rotating your API tokens no longer affects it)", p.ConfigPath())
+}
+
+// removeToken deletes cloud.token from the file, keeping the rest as the
+// user wrote it (comments included), atomically and owner-only.
+func removeToken(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	removed := false
+	if len(doc.Content) == 1 {
+		root := doc.Content[0]
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if cloud := root.Content[i+1]; root.Content[i].Value == "cloud" && cloud.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(cloud.Content); j += 2 {
+					if cloud.Content[j].Value == "token" {
+						cloud.Content = append(cloud.Content[:j], cloud.Content[j+2:]...)
+						removed = true
+						break
+					}
+				}
+			}
+		}
+	}
+	if !removed {
+		return errors.New("no cloud.token found to remove")
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(file, out, 0o600)
 }
 
 func indent(err error) error {

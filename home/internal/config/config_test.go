@@ -11,7 +11,6 @@ const goodYAML = `version: 1
 name: test
 cloud:
   url: http://127.0.0.1:8000
-  token: hp_abc
   home: abcdefgh
   ssh:
     host: 127.0.0.1
@@ -67,7 +66,6 @@ func TestLoadNamesTheBadField(t *testing.T) {
 		"version":        {"version: 1", "version: 7", "version:"},
 		"name":           {"name: test", "name: ../x", "name:"},
 		"url":            {"url: http://127.0.0.1:8000", "url: ftp://x", "cloud.url:"},
-		"token":          {"token: hp_abc", "token: \"\"", "cloud.token:"},
 		"home":           {"  home: abcdefgh", "  home: \"Bad Slug\"", "cloud.home:"},
 		"ssh host":       {"host: 127.0.0.1", "host: \"\"", "cloud.ssh.host:"},
 		"ssh port":       {"port: 8022", "port: 70000", "cloud.ssh.port:"},
@@ -143,5 +141,56 @@ func TestACMESection(t *testing.T) {
 		if _, err := Load(write(t, content, 0o600)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want it to mention %q", name, err, tt.want)
 		}
+	}
+}
+
+// TestOldProfileWithTokenLoadsAndLosesIt: a profile written before homes
+// signed their requests stores the user's API token. It still loads; the
+// token is removed from the file on that first load (comments and the rest
+// kept, the file still 0600), and the user is told once.
+func TestOldProfileWithTokenLoadsAndLosesIt(t *testing.T) {
+	old := strings.Replace(goodYAML, "  home: abcdefgh", "  token: hp_secret_of_the_account # pasted by hand\n  home: abcdefgh", 1)
+	old = "# my home, edited by hand\n" + old
+	dir := write(t, old, 0o600)
+	p, err := Load(dir)
+	if err != nil {
+		t.Fatalf("an old profile with a token does not load: %v", err)
+	}
+	if !strings.Contains(p.Notice, "removed the account API token") {
+		t.Errorf("notice = %q, want one saying the token was removed", p.Notice)
+	}
+	b, _ := os.ReadFile(p.ConfigPath())
+	if strings.Contains(string(b), "hp_secret") || strings.Contains(string(b), "token") {
+		t.Errorf("the token is still in the file:\n%s", b)
+	}
+	if !strings.Contains(string(b), "# my home, edited by hand") || !strings.Contains(string(b), "home: abcdefgh") {
+		t.Errorf("removing the token lost the rest of the file:\n%s", b)
+	}
+	if st, _ := os.Stat(p.ConfigPath()); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode after the rewrite %o, want 600", st.Mode().Perm())
+	}
+	again, err := Load(dir)
+	if err != nil || again.Notice != "" || again.Cloud.Home != "abcdefgh" {
+		t.Errorf("second load: notice %q, err %v; want it quiet and the same home", again.Notice, err)
+	}
+	// Saving can never write a token back.
+	again.Cloud.LegacyToken = "hp_x"
+	if err := again.Save(); err == nil || !strings.Contains(err.Error(), "cloud.token") {
+		t.Errorf("saving a profile with a token: %v", err)
+	}
+}
+
+// TestOldProfileOnAReadOnlyDirectoryStillLoads: when the file cannot be
+// rewritten, the profile loads anyway and the notice says what to do.
+func TestOldProfileOnAReadOnlyDirectoryStillLoads(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into a read-only directory: this case cannot be made here")
+	}
+	dir := write(t, strings.Replace(goodYAML, "  home: abcdefgh", "  token: hp_x\n  home: abcdefgh", 1), 0o600)
+	os.Chmod(dir, 0o500)
+	defer os.Chmod(dir, 0o700)
+	p, err := Load(dir)
+	if err != nil || !strings.Contains(p.Notice, "delete the token: line") {
+		t.Fatalf("read-only old profile: %v, notice %q", err, p.Notice)
 	}
 }

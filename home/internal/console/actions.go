@@ -15,21 +15,6 @@ import (
 	"homeport.dev/proto"
 )
 
-func (c *Console) setLimit(ctx context.Context, ec echo.Context) (string, error) {
-	req := proto.PatchHomeRequest{BandwidthLimitKbps: proto.Null[int64]()}
-	notice := "bandwidth limit removed"
-	if v := ec.FormValue("kbps"); v != "" && v != "none" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return "", fmt.Errorf("limit %s must be a whole number of kbit/s, or empty for none", proto.Printable(v))
-		}
-		req.BandwidthLimitKbps = proto.Some(n)
-		notice = fmt.Sprintf("bandwidth limit set to %d kbit/s", n)
-	}
-	_, err := c.a.Cloud.PatchHome(ctx, c.a.Profile.Cloud.Home, req)
-	return notice, err
-}
-
 func (c *Console) addDomain(ctx context.Context, ec echo.Context) (string, error) {
 	d, err := c.a.Cloud.AddBaseDomain(ctx, c.a.Profile.Cloud.Home, ec.FormValue("domain"))
 	if err != nil {

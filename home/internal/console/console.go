@@ -152,7 +152,6 @@ func (c *Console) Handler() http.Handler {
 	g.POST("/disconnect", c.act(func(ctx context.Context, _ echo.Context) (string, error) {
 		return "disconnected", c.a.Disconnect(ctx)
 	}))
-	g.POST("/limit", c.act(c.setLimit))
 	g.POST("/domains", c.act(c.addDomain))
 	g.POST("/domains/remove", c.act(c.removeDomain))
 	g.POST("/entries", c.act(c.addEntry))
@@ -256,9 +255,12 @@ type view struct {
 	States  map[uint64]control.ForwardStatus
 	Certs   map[string]*certs.Info // by domain
 	CA      string
-	Notice  string
-	Error   string
-	Form    map[string]string
+	// CloudURL is where the account changes what the home cannot (its
+	// bandwidth limit).
+	CloudURL string
+	Notice   string
+	Error    string
+	Form     map[string]string
 }
 
 func (c *Console) dashboard(ec echo.Context) error {
@@ -292,6 +294,7 @@ func (c *Console) show(ec echo.Context, status int, notice, errText string, form
 		v.Certs[v.Status.Certificates[i].Domain] = &v.Status.Certificates[i]
 	}
 	v.CA = c.a.Profile.ACME.Directory()
+	v.CloudURL = c.a.Profile.Cloud.URL
 	return c.render(ec, status, "dashboard", v)
 }
 

@@ -157,6 +157,12 @@ func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/reload", nil)
 }
 
+// Rekey asks the agent to re-read the home's key and reconnect with it
+// (after `home rotate-key`).
+func (c *Client) Rekey(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/rekey", nil)
+}
+
 // Disconnect asks the agent to close the tunnel.
 func (c *Client) Disconnect(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/disconnect", nil)
@@ -227,6 +233,8 @@ type Agent interface {
 	// reporting its steps to progress.
 	IssueCertificate(ctx context.Context, domain string, renew bool, progress certs.Progress) (certs.Info, error)
 	Reload(ctx context.Context) error
+	// Rekey re-reads the home's key and reconnects the tunnel with it.
+	Rekey(ctx context.Context) error
 	Disconnect(ctx context.Context) error
 	// Dial opens a stream to a private mapping's tunnel port through the
 	// agent's tunnel (home connect).
@@ -262,6 +270,7 @@ func Serve(ctx context.Context, path string, a Agent) error {
 		}
 	}
 	mux.HandleFunc("POST /reload", action(a.Reload))
+	mux.HandleFunc("POST /rekey", action(a.Rekey))
 	mux.HandleFunc("POST /dial", func(w http.ResponseWriter, r *http.Request) {
 		port, err := strconv.Atoi(r.URL.Query().Get("port"))
 		if err != nil || port < 1 || port > 65535 {

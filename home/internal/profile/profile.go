@@ -1,9 +1,12 @@
 // Package profile owns where home profiles live, which one a command uses,
-// and creating one by registering with a cloud (`home register`), with
-// rollback so a failure never leaves a claimed slot or half a profile.
+// and a profile's life: creating one by claiming a home (`home register`,
+// with rollback so a failure never leaves a claimed slot or half a
+// profile), by adopting a home already claimed (`home register --home`,
+// `home import`), rotating the home's key, and releasing it.
 package profile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +26,7 @@ import (
 	"homeport.dev/home/internal/keys"
 	"homeport.dev/home/internal/store"
 	"homeport.dev/proto"
+	"homeport.dev/proto/atomicfile"
 )
 
 // EnvConfig selects a profile, like --config.
@@ -56,6 +60,9 @@ func List() ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
+		if strings.Contains(e.Name(), releasedInfix) {
+			continue // an archive of a released home
+		}
 		if _, err := os.Stat(filepath.Join(base, e.Name(), config.FileName)); e.IsDir() && err == nil {
 			out = append(out, filepath.Join(base, e.Name()))
 		}
@@ -123,48 +130,59 @@ func exists(p string) bool {
 
 // RegisterOptions are `home register`'s inputs.
 type RegisterOptions struct {
-	Cloud      string
-	Token      string
+	Cloud string
+	// Token is a user's API token: used for this registration only, never
+	// stored in the profile.
+	Token string
+	// Home adopts this home, already claimed by the token's user (in the
+	// web UI or the API), instead of claiming a new one; PrivateKey must
+	// be its key.
+	Home       string
 	Name       string // profile name; default from the cloud's host name
 	Output     string // profile directory; default BaseDir/Name
-	PublicKey  string // existing key pair to use (both or neither)
-	PrivateKey string
+	PrivateKey string // existing key to use; a new ed25519 key otherwise
+	PublicKey  string // optional: checked to be PrivateKey's pair
 	CAFile     string // PEM roots trusted for the cloud's HTTPS (a private CA); copied into the profile
 	// InsecureHTTP allows an http:// cloud URL beyond this machine, which
-	// sends the token and the home's credential in clear.
+	// sends the token and the home's requests in clear.
 	InsecureHTTP bool
 	Progress     func(format string, args ...any)
 }
 
-// Register claims a home with the token and writes a new profile. Nothing
-// is left behind on failure: the profile is built in a staging directory
-// and moved into place last, and a claim is released if a later step fails.
+// Register claims a home with the token and writes a new profile; or,
+// with Home set or when the user already has a home whose key is
+// PrivateKey's, adopts that home. Nothing is left behind on failure: the
+// profile is built in a staging directory and moved into place last, and a
+// new claim is released if a later step fails (an adopted home is kept).
 func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Home, error) {
 	say := o.Progress
 	if say == nil {
 		say = func(string, ...any) {}
 	}
-	client, err := cloudapi.New(o.Cloud, o.Token)
+	client, err := cloudapi.NewWithToken(o.Cloud, o.Token)
 	if err != nil {
 		return nil, proto.Home{}, err
 	}
 	if client.InClear() && !o.InsecureHTTP {
-		return nil, proto.Home{}, fmt.Errorf("--cloud %s is plain HTTP to another machine: your API token and the home's credential would cross the network readable; "+
+		return nil, proto.Home{}, fmt.Errorf("--cloud %s is plain HTTP to another machine: your API token and the home's requests would cross the network readable; "+
 			"use the cloud's https:// address (it serves its own name over HTTPS), or add --insecure-http on a network you trust", client.URL())
 	}
-	if o.CAFile != "" {
-		ca, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, proto.Home{}, fmt.Errorf("--ca-file: %w", err)
-		}
-		if err := client.TrustCA(ca); err != nil {
-			return nil, proto.Home{}, fmt.Errorf("--ca-file %s: %w", o.CAFile, err)
+	if err := trustCA(client, o.CAFile); err != nil {
+		return nil, proto.Home{}, err
+	}
+	if o.PublicKey != "" && o.PrivateKey == "" {
+		return nil, proto.Home{}, errors.New("--public-key needs --private-key (the public key is derived from it; a new key is generated when neither is given)")
+	}
+	if o.Home != "" && o.PrivateKey == "" {
+		return nil, proto.Home{}, fmt.Errorf("--home %s adopts a home you already claimed: give its --private-key", proto.Printable(o.Home))
+	}
+	var key *keyPair
+	if o.PrivateKey != "" {
+		if key, err = readKeyPair(o.PrivateKey, o.PublicKey); err != nil {
+			return nil, proto.Home{}, err
 		}
 	}
-	if (o.PublicKey == "") != (o.PrivateKey == "") {
-		return nil, proto.Home{}, errors.New("give both --public-key and --private-key, or neither (a new key is generated)")
-	}
-	dir, inPlace, err := target(o)
+	dir, inPlace, err := target(o.Output, o.Name, o.Cloud)
 	if err != nil {
 		return nil, proto.Home{}, err
 	}
@@ -176,24 +194,43 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 		}
 		return nil, proto.Home{}, err
 	}
+	var home proto.Home
+	adopted := false
+	if key != nil {
+		if home, adopted, err = findAdoptable(ctx, client, o.Home, key); err != nil {
+			return nil, proto.Home{}, err
+		}
+	}
 	staging, cleanup, err := stage(dir, inPlace)
 	if err != nil {
 		return nil, proto.Home{}, err
 	}
 	done := false
 	defer func() { cleanup(done) }()
-	pub, err := installKey(staging, o)
+	var pub string
+	if key != nil {
+		pub, err = key.install(filepath.Join(staging, "id_ed25519"))
+	} else {
+		host, _ := os.Hostname()
+		pub, err = keys.Generate(filepath.Join(staging, "id_ed25519"), "homeport@"+host, false)
+	}
 	if err != nil {
 		return nil, proto.Home{}, err
 	}
-	say("claiming a home for %s", me.Username)
-	home, err := client.ClaimHome(ctx, pub)
-	if err != nil {
-		return nil, proto.Home{}, err
+	if adopted {
+		say("adopting home %s of %s (its key is the one given)", home.Slug, me.Username)
+	} else {
+		say("claiming a home for %s", me.Username)
+		if home, err = client.ClaimHome(ctx, pub); err != nil {
+			return nil, proto.Home{}, err
+		}
 	}
-	p, err := writeProfile(ctx, staging, dir, o, home)
+	p, err := writeProfile(ctx, staging, dir, o.Cloud, o.CAFile, home)
 	if err == nil && !inPlace {
 		err = os.Rename(staging, dir)
+	}
+	if err != nil && adopted {
+		return nil, home, fmt.Errorf("%w (home %s stays claimed, as it was)", err, home.Slug)
 	}
 	if err != nil {
 		// Roll the claim back with a fresh context: the caller's may be done.
@@ -209,13 +246,56 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 	return p, home, nil
 }
 
+// findAdoptable finds the home to adopt: slug when given (it must exist,
+// be the user's and have key's public key), else the user's home that has
+// key's public key, if any (adopted is false: claim a new one).
+func findAdoptable(ctx context.Context, client *cloudapi.Client, slug string, key *keyPair) (home proto.Home, adopted bool, err error) {
+	if slug != "" {
+		h, err := client.Home(ctx, slug)
+		if cloudapi.IsStatus(err, 404) {
+			return proto.Home{}, false, fmt.Errorf("--home %s: you have no home by that name on this cloud (the web UI lists yours)", proto.Printable(slug))
+		}
+		if err != nil {
+			return proto.Home{}, false, err
+		}
+		if !key.matches(h.PublicKey) {
+			return proto.Home{}, false, fmt.Errorf("this key is not %s's; the web UI shows its key (%s)", h.Slug, keyFingerprint(h.PublicKey))
+		}
+		return h, true, nil
+	}
+	homes, err := client.Homes(ctx)
+	if err != nil {
+		return proto.Home{}, false, err
+	}
+	for _, h := range homes {
+		if key.matches(h.PublicKey) {
+			return h, true, nil
+		}
+	}
+	return proto.Home{}, false, nil
+}
+
+func trustCA(client *cloudapi.Client, caFile string) error {
+	if caFile == "" {
+		return nil
+	}
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("--ca-file: %w", err)
+	}
+	if err := client.TrustCA(ca); err != nil {
+		return fmt.Errorf("--ca-file %s: %w", caFile, err)
+	}
+	return nil
+}
+
 // target is the profile directory to create. inPlace is true when it is an
 // existing empty directory (--output naming a mounted volume, say): the
 // profile is written into it, since a mount point can be neither replaced
 // nor removed.
-func target(o RegisterOptions) (dir string, inPlace bool, err error) {
-	if o.Output != "" {
-		dir, err := filepath.Abs(o.Output)
+func target(output, name, cloud string) (dir string, inPlace bool, err error) {
+	if output != "" {
+		dir, err := filepath.Abs(output)
 		if err != nil {
 			return "", false, err
 		}
@@ -241,13 +321,13 @@ func target(o RegisterOptions) (dir string, inPlace bool, err error) {
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", false, err
 	}
-	name := o.Name
-	if name == "" {
-		name = DefaultName(o.Cloud)
-	} else if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+	explicit := name != ""
+	if !explicit {
+		name = DefaultName(cloud)
+	} else if name != filepath.Base(name) || strings.HasPrefix(name, ".") || strings.Contains(name, releasedInfix) {
 		return "", false, fmt.Errorf("--name %s must be a plain name", proto.Printable(name))
 	}
-	if o.Name != "" && exists(filepath.Join(base, name)) {
+	if explicit && exists(filepath.Join(base, name)) {
 		return "", false, fmt.Errorf("a profile named %s already exists in %s; choose another --name", name, base)
 	}
 	return freeDir(base, name), false, nil
@@ -284,52 +364,84 @@ func stage(dir string, inPlace bool) (string, func(ok bool), error) {
 	return staging, cleanup, nil
 }
 
-// installKey puts the home's key pair in the profile and returns the
-// public key line.
-func installKey(dir string, o RegisterOptions) (string, error) {
-	dst := filepath.Join(dir, "id_ed25519")
-	if o.PrivateKey == "" {
-		host, _ := os.Hostname()
-		return keys.Generate(dst, "homeport@"+host, false)
-	}
-	priv, err := os.ReadFile(o.PrivateKey)
+// keyPair is an existing private key given to register or import, with
+// its public key line.
+type keyPair struct {
+	path   string
+	priv   []byte
+	signer ssh.Signer
+	line   string // authorized_keys line, with the comment of the .pub file if given
+}
+
+// readKeyPair reads the private key at privPath; the public key is derived
+// from it, and checked against pubPath when one is given.
+func readKeyPair(privPath, pubPath string) (*keyPair, error) {
+	priv, err := os.ReadFile(privPath)
 	if err != nil {
-		return "", fmt.Errorf("--private-key: %w", err)
+		return nil, fmt.Errorf("--private-key: %w", err)
 	}
 	signer, err := ssh.ParsePrivateKey(priv)
 	if err != nil {
-		return "", fmt.Errorf("--private-key %s: %v (passphrase-protected keys are not supported)", o.PrivateKey, err)
+		return nil, fmt.Errorf("--private-key %s: %v (passphrase-protected keys are not supported)", privPath, err)
 	}
-	pubLine, err := os.ReadFile(o.PublicKey)
+	k := &keyPair{path: privPath, priv: priv, signer: signer,
+		line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}
+	if pubPath == "" {
+		return k, nil
+	}
+	pubLine, err := os.ReadFile(pubPath)
 	if err != nil {
-		return "", fmt.Errorf("--public-key: %w", err)
+		return nil, fmt.Errorf("--public-key: %w", err)
 	}
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(pubLine)
 	if err != nil {
-		return "", fmt.Errorf("--public-key %s: %v", o.PublicKey, err)
+		return nil, fmt.Errorf("--public-key %s: %v", pubPath, err)
 	}
-	if string(pub.Marshal()) != string(signer.PublicKey().Marshal()) {
-		return "", errors.New("--public-key and --private-key are not a pair")
+	if !bytes.Equal(pub.Marshal(), signer.PublicKey().Marshal()) {
+		return nil, errors.New("--public-key and --private-key are not a pair")
 	}
-	if err := os.WriteFile(dst, priv, 0o600); err != nil {
-		return "", err
-	}
-	line := strings.TrimSpace(string(pubLine))
-	return line, os.WriteFile(dst+".pub", []byte(line+"\n"), 0o644)
+	k.line = strings.TrimSpace(string(pubLine))
+	return k, nil
 }
 
-func writeProfile(ctx context.Context, staging, final string, o RegisterOptions, h proto.Home) (*config.Profile, error) {
+// matches reports whether line (an authorized_keys line, as the cloud
+// shows a home's key) is this pair's public key.
+func (k *keyPair) matches(line string) bool {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	return err == nil && bytes.Equal(pub.Marshal(), k.signer.PublicKey().Marshal())
+}
+
+// install writes the pair into the profile at dst (private 0600) and
+// dst.pub, and returns the public key line.
+func (k *keyPair) install(dst string) (string, error) {
+	if err := atomicfile.Write(dst, k.priv, 0o600); err != nil {
+		return "", err
+	}
+	return k.line, atomicfile.Write(dst+".pub", []byte(k.line+"\n"), 0o644)
+}
+
+// keyFingerprint is the SHA256 fingerprint of an authorized_keys line, as
+// ssh-keygen -l and the web UI print it.
+func keyFingerprint(line string) string {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return "unknown key"
+	}
+	return ssh.FingerprintSHA256(pub)
+}
+
+func writeProfile(ctx context.Context, staging, final, cloudURL, caFile string, h proto.Home) (*config.Profile, error) {
 	c := config.Config{
 		Name: filepath.Base(final),
-		Cloud: config.Cloud{URL: strings.TrimRight(o.Cloud, "/"), Token: o.Token, Home: h.Slug,
+		Cloud: config.Cloud{URL: strings.TrimRight(cloudURL, "/"), Home: h.Slug,
 			SSH: config.SSH{Host: h.SSH.Host, Port: h.SSH.Port, User: h.SSH.User, HostKey: h.SSH.HostKey}},
 	}
 	c.Defaults()
 	c.Console.Listen = freeConsoleAddr(filepath.Dir(final))
-	if o.CAFile != "" {
+	if caFile != "" {
 		// A copy inside the profile: later API calls verify the same chain,
 		// and the profile can move.
-		ca, err := os.ReadFile(o.CAFile)
+		ca, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
 		}
