@@ -109,7 +109,7 @@ func names(ctx context.Context, cfg config.Config) []Finding {
 	if !db.Migrator().HasTable(&store.BaseDomain{}) {
 		return nil
 	}
-	return Names(ctx, domains.New(db, domains.NewReserved(cfg.PublicHost, cfg.APIHost, "", cfg.ReservedDomains), cfg.DomainsPerHome))
+	return Names(ctx, domains.New(db, domains.NewReserved(cfg.PublicHost, cfg.APIHost, cfg.SharedDomain, cfg.ReservedDomains), cfg.DomainsPerHome))
 }
 
 // Names turns every stored name that breaks a naming rule into a finding.

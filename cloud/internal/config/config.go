@@ -52,6 +52,7 @@ type Config struct {
 	MetricsAddr       string   // Prometheus endpoint; empty when off
 	Warnings          []string // settings that work but deserve the operator's attention at start
 	ReservedDomains   []string // operator-reserved names no tenant may own (lowercased)
+	SharedDomain      string   // names SLUG.SHARED and LABEL-SLUG.SHARED homes may publish without a domain; "" when none
 	HAProxy           string
 	HAProxySocket     string
 	HAProxyMaps       string
@@ -181,6 +182,7 @@ type raw struct {
 	shapeDev, apiHost                                                 string
 	tlsAddr, acmeCA, acmeEmail, acmeProfile, acmeRoots, tlsCert       string
 	tlsKey, metricsAddr                                               string
+	sharedDomain                                                      string
 	acmeRenewCheck                                                    time.Duration
 	reservedDomains                                                   []string
 	reconcileInterval                                                 time.Duration
@@ -216,6 +218,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&r.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus /metrics listen address, never authenticated: keep it on loopback or a private network (off: none)")
 	fs.StringSliceVar(&r.reservedDomains, "reserved-domains", nil, "comma-separated names no tenant may own, nor any name above or under them (the public and API hosts are always reserved)")
+	fs.StringVar(&r.sharedDomain, "shared-domain", "", "domain with a wildcard DNS record (*.NAME) to this cloud, under which every home may publish SLUG.NAME and LABEL-SLUG.NAME without owning a domain (default: none)")
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
 	fs.StringVar(&r.haproxySocket, "haproxy-socket", "", "HAProxy runtime API unix socket, for --haproxy external")
 	fs.StringVar(&r.haproxyMaps, "haproxy-maps", "", "directory of the map files, as both the cloud and HAProxy see it (default DATA/haproxy)")
@@ -412,6 +415,11 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 		}
 		c.ReservedDomains = append(c.ReservedDomains, d)
 	}
+	if c.SharedDomain = proto.NormalizeHostname(r.sharedDomain); c.SharedDomain != "" {
+		if err := validateSharedDomain(c.SharedDomain); err != nil {
+			bad("shared-domain", err)
+		}
+	}
 	switch c.HAProxy {
 	case "":
 		c.HAProxy = HAProxyOff
@@ -559,6 +567,23 @@ func (r *raw) httpsOffReason(c Config) string {
 	return fmt.Sprintf("HTTPS is off: --api-host %s is an IP address or a single label, for which no ACME CA issues a certificate, "+
 		"so the web UI and API are plain HTTP %s; give the cloud a DNS name with --api-host, "+
 		"or a certificate with --tls-cert/--tls-key", c.APIHost, where)
+}
+
+// validateSharedDomain accepts a DNS name of two labels or more: homes get
+// names one label below it, so one wildcard record covers them all. It may
+// sit under the cloud's own names (homes.cloud.example.com); those names,
+// and any under the shared domain, stay reserved.
+func validateSharedDomain(d string) error {
+	if domains.IPLiteral(d) != nil || !strings.Contains(d, ".") {
+		return fmt.Errorf("%s: give a DNS name with a wildcard record to this cloud, like homes.example.com", proto.Printable(d))
+	}
+	if err := proto.ValidateHostname(d); err != nil {
+		return err
+	}
+	if len(d) > 253-64 { // room for one label (LABEL-SLUG) and its dot
+		return fmt.Errorf("%s is too long to have names under it", d)
+	}
+	return nil
 }
 
 // isLoopback reports whether addr listens on loopback only.

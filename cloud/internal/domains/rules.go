@@ -87,7 +87,8 @@ type ReservedName struct {
 // Reserved is the set of names kept from tenants: the cloud's own names and
 // the operator's list.
 type Reserved struct {
-	names []ReservedName
+	names  []ReservedName
+	shared string // the shared domain, also one of names; "" when none
 }
 
 // NewReserved reserves the cloud's public host, its API host, the shared
@@ -112,6 +113,9 @@ func NewReserved(publicHost, apiHost, sharedDomain string, operator []string) Re
 	add(publicHost, "this cloud's public host")
 	add(apiHost, "this cloud's web and API host")
 	add(sharedDomain, "this cloud's shared domain")
+	if sharedDomain = proto.NormalizeHostname(sharedDomain); sharedDomain != "" && IPLiteral(sharedDomain) == nil {
+		r.shared = sharedDomain
+	}
 	for _, n := range operator {
 		add(n, "reserved by this cloud's operator")
 	}
@@ -121,19 +125,69 @@ func NewReserved(publicHost, apiHost, sharedDomain string, operator []string) Re
 // Names returns the reserved names in the order they were given.
 func (r Reserved) Names() []ReservedName { return r.names }
 
+// Shared returns the shared domain, "" when the cloud has none.
+func (r Reserved) Shared() string { return r.shared }
+
+// SharedHost applies the shared domain's rules to host for the home slug.
+// under reports whether host is a name under the shared domain (then these
+// rules replace the base-domain ones); err says why slug may not publish it:
+// the name is not one label below the shared domain, belongs to another
+// home, has a bad label, or is reserved by another rule. The shared domain
+// itself is not under it (no home may publish it: Ownable refuses it).
+func (r Reserved) SharedHost(host, slug string) (under bool, err error) {
+	if r.shared == "" || !strings.HasSuffix(host, "."+r.shared) {
+		return false, nil
+	}
+	yours := fmt.Sprintf("this home may publish %s and %s", proto.SharedName("", slug, r.shared), proto.SharedName("LABEL", slug, r.shared))
+	owner, ok := proto.SharedOwner(host, r.shared)
+	if !ok {
+		return true, fmt.Errorf("%s is more than one label below the shared domain %s; %s", host, r.shared, yours)
+	}
+	if owner != slug {
+		return true, fmt.Errorf("%s is a name of home %s under the shared domain %s; %s", host, owner, r.shared, yours)
+	}
+	if first := strings.TrimSuffix(host, "."+r.shared); first != slug {
+		label := strings.TrimSuffix(first, "-"+slug)
+		if label == "" {
+			return true, fmt.Errorf("%s has an empty label; %s", proto.Printable(host), yours)
+		}
+		if err := proto.ValidateSharedLabel(label, slug); err != nil {
+			return true, err
+		}
+	}
+	for _, n := range r.names {
+		// A name above the shared domain (the cloud's own, under which the
+		// operator put it) keeps tenants from registering, not from this.
+		if !Covers(n.Name, r.shared) {
+			if err := n.check(host); err != nil {
+				return true, err
+			}
+		}
+	}
+	return true, nil
+}
+
 // Check refuses name when it equals a reserved name, sits under one, or is
 // above one (owning provider.net would let a tenant answer the ACME
 // challenges of cloud.provider.net). The message names the rule.
 func (r Reserved) Check(name string) error {
 	for _, n := range r.names {
-		switch {
-		case name == n.Name:
-			return fmt.Errorf("%s is reserved: it is %s", name, n.Why)
-		case Covers(n.Name, name):
-			return fmt.Errorf("%s is reserved: it is under %s, %s", name, n.Name, n.Why)
-		case Covers(name, n.Name):
-			return fmt.Errorf("%s is reserved: %s, %s, is under it", name, n.Name, n.Why)
+		if err := n.check(name); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// check refuses name when it is n, under n or above n.
+func (n ReservedName) check(name string) error {
+	switch {
+	case name == n.Name:
+		return fmt.Errorf("%s is reserved: it is %s", name, n.Why)
+	case Covers(n.Name, name):
+		return fmt.Errorf("%s is reserved: it is under %s, %s", name, n.Name, n.Why)
+	case Covers(name, n.Name):
+		return fmt.Errorf("%s is reserved: %s, %s, is under it", name, n.Name, n.Why)
 	}
 	return nil
 }

@@ -41,6 +41,20 @@ func (s *Service) Ownable(field, name string) error {
 	return nil
 }
 
+// SharedDomain returns the cloud's shared domain, "" when it has none.
+func (s *Service) SharedDomain() string { return s.reserved.Shared() }
+
+// SharedHost reports whether host is a name under the shared domain, where
+// the home slug needs no base domain; a name there that the home may not
+// publish is refused (403, naming the rule). field names the request field.
+func (s *Service) SharedHost(field, host, slug string) (under bool, err error) {
+	under, err = s.reserved.SharedHost(host, slug)
+	if err != nil {
+		return under, &problem.Error{Kind: problem.Forbidden, Field: field, Message: err.Error()}
+	}
+	return under, nil
+}
+
 // List returns the base domains of a home, sorted.
 func (s *Service) List(ctx context.Context, homeID uint64) ([]store.BaseDomain, error) {
 	var ds []store.BaseDomain
@@ -182,6 +196,12 @@ func (s *Service) Violations(ctx context.Context) ([]Violation, error) {
 		return nil, err
 	}
 	for _, m := range ms {
+		if under, err := s.reserved.SharedHost(m.HostName(), m.Home.Slug); under {
+			if err != nil {
+				out = append(out, Violation{Home: m.Home.Slug, What: m.Scheme + " mapping", Name: m.HostName(), Err: err})
+			}
+			continue
+		}
 		if err := s.reserved.Ownable(m.HostName()); err != nil {
 			out = append(out, Violation{Home: m.Home.Slug, What: m.Scheme + " mapping", Name: m.HostName(), Err: err})
 		}

@@ -2,7 +2,7 @@
 // configuration, drives the runtime API over the admin socket, writes the map
 // files that survive a restart, and supervises the haproxy process.
 //
-// Routing lives in three string-keyed maps (see [Map]); a route is added or
+// Routing lives in string-keyed maps (see [Map]); a route is added or
 // removed at run time with [Client] and persisted with [WriteMaps], so HAProxy
 // is never reloaded and no connection is dropped.
 package haproxy
@@ -32,7 +32,7 @@ type Params struct {
 	TCPPorts    PortRange // public TCP ports, routed by destination port
 	TunnelPorts PortRange // the only ports HAProxy may forward to
 	TunnelHost  string    // IPv4 address the tunnel ports listen on; empty means 127.0.0.1
-	MapDir      string    // absolute directory holding https.map, http.map and tcp.map
+	MapDir      string    // absolute directory holding https.map, http.map, tcp.map and raw.map
 	SocketPath  string    // absolute path of the admin unix socket
 	PidFile     string    // optional absolute path of the master's pid file
 	MaxConn     int       // global maxconn; 0 lets HAProxy derive it from the fd limit
@@ -148,14 +148,15 @@ func Render(p Params) ([]byte, error) {
 	}
 	data := struct {
 		Params
-		TCPBind                   string
-		HTTPSMap, HTTPMap, TCPMap string
+		TCPBind                           string
+		HTTPSMap, HTTPMap, TCPMap, RawMap string
 	}{
 		Params:   p,
 		TCPBind:  net.JoinHostPort(p.TCPHost, p.TCPPorts.String()), // brackets an IPv6 host
 		HTTPSMap: MapPath(p.MapDir, MapHTTPS),
 		HTTPMap:  MapPath(p.MapDir, MapHTTP),
 		TCPMap:   MapPath(p.MapDir, MapTCP),
+		RawMap:   MapPath(p.MapDir, MapRaw),
 	}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, data); err != nil {

@@ -15,15 +15,18 @@ import (
 type Map string
 
 // The routing maps. Keys of MapHTTPS and MapHTTP are hostnames, keys of MapTCP
-// are public ports; every value is a tunnel port.
+// are public ports; every value is a tunnel port. MapRaw is not a route but
+// a property of one: it lists (key and value alike) the tunnel ports whose
+// connections go without the PROXY v2 header.
 const (
 	MapHTTPS Map = "https" // SNI -> tunnel port
 	MapHTTP  Map = "http"  // Host -> tunnel port
 	MapTCP   Map = "tcp"   // public port -> tunnel port
+	MapRaw   Map = "raw"   // tunnel port -> itself: no PROXY header
 )
 
-// Maps lists every routing map.
-func Maps() []Map { return []Map{MapHTTPS, MapHTTP, MapTCP} }
+// Maps lists every map the configuration loads.
+func Maps() []Map { return []Map{MapHTTPS, MapHTTP, MapTCP, MapRaw} }
 
 // MapPath is the file of map m in dir. It is also the map's name on the
 // runtime API, since HAProxy names a map after the file it was loaded from.
@@ -54,8 +57,9 @@ func WriteMap(dir string, m Map, entries []Entry) error {
 }
 
 // WriteMaps writes the full routing state: every map in [Maps], a map absent
-// from maps being written empty. HAProxy refuses to start without all three
-// files, and a restart loads exactly what was last written.
+// from maps being written empty. HAProxy refuses to start without every
+// file (a data directory from before raw.map gets it here), and a restart
+// loads exactly what was last written.
 func WriteMaps(dir string, maps map[Map][]Entry) error {
 	for m := range maps {
 		if !slices.Contains(Maps(), m) {

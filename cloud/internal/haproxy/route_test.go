@@ -25,6 +25,7 @@ const (
 	tcpPortRestart
 	tcpPortUnknown
 	tcpPortBusy
+	tcpPortRaw
 )
 
 // accepted is what a fake tunnel learned from one connection.

@@ -28,7 +28,7 @@ func TestCheck(t *testing.T) {
 		{"injection", proto.MappingRequest{Scheme: "http", Host: "a;clear map x"}, false},
 	}
 	for _, tt := range tests {
-		got, err := Check(tt.req, block)
+		got, err := Check(tt.req, block, "")
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: err = %v, want ok=%v", tt.name, err, tt.ok)
 		}

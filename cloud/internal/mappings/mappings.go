@@ -6,6 +6,8 @@ package mappings
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 
 	"gorm.io/gorm"
 
@@ -62,16 +64,24 @@ func New(db *store.DB, ds *domains.Service, o Options) (*Service, error) {
 
 // Check validates a request against the rules that need no database: scheme,
 // host syntax, which fields each scheme takes, and the home's TCP block.
+// shared is the cloud's shared domain: with one, a public http or https
+// request may leave the host empty, for Create to pick a name under it.
 // It returns the request normalised.
-func Check(req proto.MappingRequest, tcpPorts proto.PortRange) (proto.MappingRequest, error) {
+func Check(req proto.MappingRequest, tcpPorts proto.PortRange, shared string) (proto.MappingRequest, error) {
 	if err := proto.ValidateScheme(req.Scheme); err != nil {
 		return req, problem.InvalidField("scheme", err)
 	}
 	req.Host = proto.NormalizeHostname(req.Host)
 	switch req.Scheme {
 	case proto.SchemeHTTP, proto.SchemeHTTPS:
+		if req.Host == "" && shared != "" && !req.Private {
+			break // Create picks a name under the shared domain
+		}
+		if req.Host == "" && shared != "" {
+			return req, problem.InvalidField("host", fmt.Errorf("private %s mappings need a host; only public ones get a name under %s picked for them", req.Scheme, shared))
+		}
 		if req.Host == "" {
-			return req, problem.InvalidField("host", fmt.Errorf("%s mappings need a host, like app.example.com", req.Scheme))
+			return req, problem.InvalidField("host", fmt.Errorf("%s mappings need a host, like app.example.com (this cloud has no shared domain to pick a name from: give a host under one of your base domains, or ask the operator to set --shared-domain)", req.Scheme))
 		}
 		if err := domains.IPLiteral(req.Host); err != nil {
 			return req, &problem.Error{Kind: problem.Forbidden, Field: "host", Message: err.Error()}
@@ -102,27 +112,34 @@ func Check(req proto.MappingRequest, tcpPorts proto.PortRange) (proto.MappingReq
 }
 
 // Create validates req for home h and stores the mapping with the lowest
-// free tunnel port of h's block.
+// free tunnel port of h's block. A public http or https request without a
+// host gets the first free name of h under the shared domain.
 func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingRequest) (store.Mapping, error) {
-	req, err := Check(req, s.layout.TCPPorts(h.Slot))
+	req, err := Check(req, s.layout.TCPPorts(h.Slot), s.domains.SharedDomain())
 	if err != nil {
 		return store.Mapping{}, err
 	}
+	shared := false // a name under the shared domain: no base domain needed
 	if req.Host != "" {
+		if shared, err = s.domains.SharedHost("host", req.Host, h.Slug); err != nil {
+			return store.Mapping{}, err
+		}
+	}
+	if req.Host != "" && !shared {
 		// Even under the home's own base domain: the operator may reserve a
 		// name there, and base domains stored before a name was reserved stay.
 		if err := s.domains.Ownable("host", req.Host); err != nil {
 			return store.Mapping{}, err
 		}
 	}
-	m := store.Mapping{HomeID: h.ID, Scheme: req.Scheme, Private: req.Private}
+	m := store.Mapping{HomeID: h.ID, Scheme: req.Scheme, Private: req.Private, ProxyProtocol: req.ProxyProtocol == nil || *req.ProxyProtocol}
 	if req.Host != "" {
 		m.Host = &req.Host
 	}
 	if req.PublicPort != 0 {
 		m.PublicPort = &req.PublicPort
 	}
-	err = s.db.Tx(ctx, func(tx *gorm.DB) error { return s.create(ctx, tx, h, &m) })
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error { return s.create(ctx, tx, h, &m, shared) })
 	if store.IsDuplicate(err) {
 		return store.Mapping{}, problem.New(problem.Conflict, "a parallel request took this host or port at the same moment; try again")
 	}
@@ -133,11 +150,18 @@ func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingReq
 	return m, nil
 }
 
-func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *store.Mapping) error {
+func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *store.Mapping, shared bool) error {
 	if err := store.Guard(tx, store.GuardMappings(h.ID)); err != nil { // the quota and the ports hold on any engine
 		return err
 	}
-	if m.Host != nil {
+	if m.Host == nil && (m.Scheme == proto.SchemeHTTP || m.Scheme == proto.SchemeHTTPS) {
+		host, err := s.sharedName(tx, h, m.Scheme)
+		if err != nil {
+			return err
+		}
+		m.Host, shared = &host, true
+	}
+	if m.Host != nil && !shared {
 		base, err := s.domains.Covering(ctx, tx, h.ID, *m.Host)
 		if err != nil {
 			return err
@@ -145,6 +169,8 @@ func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *stor
 		if base == "" {
 			return &problem.Error{Kind: problem.Forbidden, Field: "host", Message: fmt.Sprintf("%s is not under any base domain of this home; register its domain first (POST .../base-domains)", *m.Host)}
 		}
+	}
+	if m.Host != nil {
 		var n int64
 		if err := tx.Model(&store.Mapping{}).Where("scheme = ? AND host = ?", m.Scheme, *m.Host).Count(&n).Error; err != nil {
 			return err
@@ -175,7 +201,42 @@ func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *stor
 		return problem.New(problem.Quota, "all %d tunnel ports of this home are in use; delete a mapping first", block.Size())
 	}
 	m.TunnelPort = port
-	return tx.Create(m).Error
+	proxy := m.ProxyProtocol
+	if err := tx.Create(m).Error; err != nil {
+		return err
+	}
+	if proxy {
+		return nil
+	}
+	// Create wrote the column's default (true) in place of the false bool.
+	m.ProxyProtocol = false
+	return tx.Model(&store.Mapping{}).Where("id = ?", m.ID).Update("proxy_protocol", false).Error
+}
+
+// sharedName picks the first of h's names under the shared domain that no
+// mapping of scheme uses: SLUG.SHARED, then 2-SLUG.SHARED, 3-SLUG.SHARED...
+// Only h may hold them and it has at most perHome mappings, so one of the
+// first perHome+1 is free; the caller holds h's guard.
+func (s *Service) sharedName(tx *gorm.DB, h store.Home, scheme string) (string, error) {
+	shared := s.domains.SharedDomain()
+	names := make([]string, 0, s.perHome+1)
+	for i := 1; i <= s.perHome+1; i++ {
+		label := ""
+		if i > 1 {
+			label = strconv.Itoa(i)
+		}
+		names = append(names, proto.SharedName(label, h.Slug, shared))
+	}
+	var taken []string
+	if err := tx.Model(&store.Mapping{}).Where("scheme = ? AND host IN ?", scheme, names).Pluck("host", &taken).Error; err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		if !slices.Contains(taken, n) {
+			return n, nil
+		}
+	}
+	return "", problem.New(problem.Quota, "every %s name this home may get under %s is in use; delete a mapping first", scheme, shared)
 }
 
 // List returns a home's mappings.
@@ -215,7 +276,7 @@ func (s *Service) Delete(ctx context.Context, h store.Home, id uint64) error {
 func (s *Service) ToProto(m store.Mapping) proto.Mapping {
 	return proto.Mapping{
 		ID: m.ID, Scheme: m.Scheme, Host: m.HostName(), PublicPort: m.Port(),
-		TunnelPort: m.TunnelPort, Private: m.Private, State: s.live(m), CreatedAt: m.CreatedAt,
+		TunnelPort: m.TunnelPort, Private: m.Private, ProxyProtocol: m.ProxyProtocol, State: s.live(m), CreatedAt: m.CreatedAt,
 	}
 }
 

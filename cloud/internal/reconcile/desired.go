@@ -42,12 +42,16 @@ func route(m store.Mapping) (haproxy.Map, haproxy.Entry, bool) {
 	return "", haproxy.Entry{}, false
 }
 
-// Desired derives the routing maps from mappings.
+// Desired derives the routing maps from mappings. A routed mapping with
+// proxy_protocol off also lists its tunnel port in the raw map.
 func Desired(ms []store.Mapping) State {
 	s := emptyState()
 	for _, m := range ms {
 		if name, e, ok := route(m); ok {
 			s[name][e.Key] = e.Value
+			if !m.ProxyProtocol {
+				s[haproxy.MapRaw][e.Value] = e.Value
+			}
 		}
 	}
 	return s

@@ -202,7 +202,7 @@ func (r *Reconciler) Check(ctx context.Context) error {
 func (r *Reconciler) desired(ctx context.Context) (State, error) {
 	var ms []store.Mapping
 	err := r.o.DB.WithContext(ctx).
-		Select("mappings.scheme", "mappings.host", "mappings.public_port", "mappings.tunnel_port", "mappings.private").
+		Select("mappings.scheme", "mappings.host", "mappings.public_port", "mappings.tunnel_port", "mappings.private", "mappings.proxy_protocol").
 		Joins("JOIN homes ON homes.id = mappings.home_id").
 		Joins("JOIN users ON users.id = homes.user_id").
 		Where("users.active = ?", true).
@@ -239,13 +239,20 @@ func (r *Reconciler) show(ctx context.Context) (State, error) {
 }
 
 // apply repairs each map with single commands, or with one atomic versioned
-// replace when it differs in many entries.
+// replace when it differs in many entries. The raw map goes first, so a new
+// route to a plain `ssh -R` target never carries a PROXY header, not even
+// for its first connection.
 func (r *Reconciler) apply(ctx context.Context, live, desired State, ops []Op) error {
 	perMap := map[haproxy.Map][]Op{}
 	for _, op := range ops {
 		perMap[op.Map] = append(perMap[op.Map], op)
 	}
-	for m, mops := range perMap {
+	order := append([]haproxy.Map{haproxy.MapRaw}, slices.DeleteFunc(haproxy.Maps(), func(m haproxy.Map) bool { return m == haproxy.MapRaw })...)
+	for _, m := range order {
+		mops := perMap[m]
+		if len(mops) == 0 {
+			continue
+		}
 		if len(mops) > replaceAbove {
 			if err := r.o.Client.ReplaceMap(ctx, haproxy.MapPath(r.o.MapDir, m), entries(desired[m])); err != nil {
 				return err

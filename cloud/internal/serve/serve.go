@@ -83,7 +83,7 @@ func (a *App) build() error {
 	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged, LimitsAvailable: a.limitsAvailable}); err != nil {
 		return err
 	}
-	a.Domains = domains.New(a.DB, domains.NewReserved(cfg.PublicHost, cfg.APIHost, "", cfg.ReservedDomains), cfg.DomainsPerHome)
+	a.Domains = domains.New(a.DB, domains.NewReserved(cfg.PublicHost, cfg.APIHost, cfg.SharedDomain, cfg.ReservedDomains), cfg.DomainsPerHome)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.buildDataPlane(reg)

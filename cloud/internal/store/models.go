@@ -74,7 +74,13 @@ type Mapping struct {
 	PublicPort *int    `gorm:"uniqueIndex"`
 	TunnelPort int     `gorm:"not null;uniqueIndex"`
 	Private    bool    `gorm:"not null"`
-	CreatedAt  time.Time
+	// ProxyProtocol: HAProxy sends the tunnel a PROXY v2 header first (the
+	// home agent reads it); off for a plain `ssh -R` target. The column's
+	// default gives rows made before it existed the old behaviour (true).
+	// GORM writes a column's default in place of a false bool on Create,
+	// so Mappings.Create sets false with an update in the same transaction.
+	ProxyProtocol bool `gorm:"not null;default:true"`
+	CreatedAt     time.Time
 }
 
 // HostName returns the mapping's host or "".
