@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,9 @@ type Server struct {
 	perIP    map[string]int
 	perHome  map[uint64]int // authenticated connections by home ID
 	nextConn uint64
+	stats    map[uint64]*homeStats // by home ID: every home met since start, until released (stats.go)
+
+	changes atomic.Uint64 // logins and disconnects so far
 
 	// afterAuth, when set (tests), runs between authentication and the
 	// session's registration: where a key rotation used to slip through.
@@ -117,7 +121,7 @@ func New(o Options) *Server {
 	if o.OpenRate <= 0 {
 		o.OpenRate = 50
 	}
-	s := &Server{o: o, budget: o.Budget, handshakes: semaphore.NewWeighted(int64(o.MaxHandshakes)), sessions: map[uint64]*session{}, perIP: map[string]int{}, perHome: map[uint64]int{},
+	s := &Server{o: o, budget: o.Budget, handshakes: semaphore.NewWeighted(int64(o.MaxHandshakes)), sessions: map[uint64]*session{}, perIP: map[string]int{}, perHome: map[uint64]int{}, stats: map[uint64]*homeStats{},
 		metrics: newMetrics(o.Registry), refusal: newRefusalLog(o.Log, 10*time.Second)}
 	s.accept = acceptloop.Loop{Name: "SSH endpoint", OnError: func(err error, retry time.Duration) {
 		s.metrics.acceptErrors.Inc()
@@ -289,7 +293,10 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		conn.Close()
 		return
 	}
-	sess := newSession(s, h, fingerprint, connID, conn)
+	s.mu.Lock()
+	st := s.statsOf(h)
+	s.mu.Unlock()
+	sess := newSession(s, h, fingerprint, connID, conn, st)
 	if !s.takeOver(sess) {
 		sess.close()
 		return
@@ -302,9 +309,15 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	s.metrics.connects.Inc()
+	s.mu.Lock()
+	st.addr, st.version, st.lastSeen = c.RemoteAddr().String(), string(conn.ClientVersion()), time.Now()
+	s.mu.Unlock()
+	s.changes.Add(1)
 	s.o.Log.Info("home connected", "home", h.Slug, "remote", c.RemoteAddr().String())
 	defer func() {
 		s.drop(sess)
+		s.seen(st)
+		s.changes.Add(1)
 		s.metrics.disconnects.Inc()
 		s.o.Log.Info("home disconnected", "home", h.Slug, "remote", c.RemoteAddr().String())
 	}()
@@ -364,16 +377,18 @@ func (s *Server) closeAll() {
 }
 
 // Revalidate closes a home's live connection when the home is gone or its
-// key changed (release, key rotation). Called after every home change.
+// key changed (release, key rotation), and forgets a released home's
+// facts and counters. Called after every home change.
 func (s *Server) Revalidate(ctx context.Context, homeID uint64) {
 	s.mu.Lock()
 	sess := s.sessions[homeID]
+	_, known := s.stats[homeID]
 	s.mu.Unlock()
-	if sess == nil {
-		return
-	}
-	if !s.stillValid(ctx, sess) {
+	if sess != nil && !s.stillValid(ctx, sess) {
 		sess.close()
+	}
+	if known {
+		s.forgetIfGone(ctx, homeID)
 	}
 }
 
@@ -406,19 +421,20 @@ func (s *Server) Connected(homeID uint64) bool {
 }
 
 // pipe copies both ways until both directions end, half-closing as each
-// side finishes, and returns the bytes moved (a->b, b->a).
-func pipe(a, b io.ReadWriteCloser) (int64, int64) {
+// side finishes, and returns the bytes moved (a->b, b->a). As they move,
+// they are added to the counters countAB and countBA.
+func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int64) {
 	var ab, ba int64
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		ab, _ = io.Copy(b, a)
+		ab, _ = io.Copy(counting{b, countAB}, a)
 		closeWrite(b)
 	}()
 	go func() {
 		defer wg.Done()
-		ba, _ = io.Copy(a, b)
+		ba, _ = io.Copy(counting{a, countBA}, b)
 		closeWrite(a)
 	}()
 	wg.Wait()

@@ -22,6 +22,8 @@ type session struct {
 	conn        *ssh.ServerConn
 	requests    *rate.Limiter // global requests
 	opens       *rate.Limiter // channel opens by the home (direct-tcpip)
+	since       time.Time     // when the connection logged in
+	stats       *homeStats    // the home's counters and facts (stats.go)
 
 	mu        sync.Mutex
 	listeners map[int]net.Listener // by tunnel port
@@ -29,8 +31,8 @@ type session struct {
 	done      chan struct{}
 }
 
-func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ssh.ServerConn) *session {
-	return &session{srv: s, home: h, fingerprint: fingerprint, id: id, conn: conn,
+func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ssh.ServerConn, st *homeStats) *session {
+	return &session{srv: s, home: h, fingerprint: fingerprint, id: id, conn: conn, since: time.Now(), stats: st,
 		requests:  rate.NewLimiter(rate.Limit(s.o.RequestRate), s.o.RequestBurst),
 		opens:     rate.NewLimiter(rate.Limit(s.o.OpenRate), 2*int(s.o.OpenRate)),
 		listeners: map[int]net.Listener{}, done: make(chan struct{})}
@@ -54,6 +56,13 @@ func (s *session) close() {
 	}
 	s.srv.metrics.forwards.Sub(float64(len(ls)))
 	s.conn.Close()
+}
+
+// forwards is how many tunnel ports the connection listens on.
+func (s *session) forwards() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.listeners)
 }
 
 func (s *session) listening(port int) bool {
@@ -84,6 +93,7 @@ func (s *session) keepalive(interval time.Duration) {
 				s.close()
 				return
 			}
+			s.srv.seen(s.stats)
 		case <-time.After(2 * interval):
 			s.srv.o.Log.Info("home silent: dropping its connection", "home", s.home.Slug)
 			s.close()
@@ -216,7 +226,7 @@ func (s *session) carry(ch ssh.Channel, reqs <-chan *ssh.Request, local net.Conn
 	s.srv.metrics.channels.Inc()
 	defer s.srv.metrics.channels.Dec()
 	go ssh.DiscardRequests(reqs)
-	in, out := pipe(local, ch)
+	in, out := pipe(local, ch, &s.stats.in, &s.stats.out)
 	s.srv.metrics.bytes(s.home.Slug, in, out)
 }
 

@@ -1,0 +1,106 @@
+package sshd_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"homeport.dev/cloud/internal/cloudtest"
+)
+
+// TestTunnelBytesAreCountedPerHomeAndDirection sends a visitor's bytes
+// through one home's tunnel and checks that the endpoint counts them for
+// that home, towards it (in) and from it (out), while the connection is
+// still open, and knows the home's address and agent version; the other
+// home counts nothing. Once released, the home is forgotten.
+func TestTunnelBytesAreCountedPerHomeAndDirection(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	h := c.NewHome(t, "alice")
+	idle := c.NewHome(t, "bob")
+	for _, home := range []cloudtest.Home{h, idle} {
+		cl, err := c.Dial(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		if home.Slug == h.Slug {
+			// The home's service reads 1000 bytes, answers 3000.
+			cloudtest.Forward(t, cl, h.Tunnel.First, func(conn net.Conn) {
+				defer conn.Close()
+				if _, err := io.ReadFull(conn, make([]byte, 1000)); err == nil {
+					conn.Write(bytes.Repeat([]byte("o"), 3000))
+				}
+				io.Copy(io.Discard, conn)
+			})
+		}
+	}
+
+	v, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", h.Tunnel.First), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	v.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := v.Write(bytes.Repeat([]byte("i"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(v, make([]byte, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	// The visitor's connection is still open: the counts are live.
+	eventually(t, 10*time.Second, "1000 bytes in and 3000 out counted", func() bool {
+		st := c.App.SSH.Stats()[h.ID]
+		return st.BytesIn == 1000 && st.BytesOut == 3000
+	})
+	stats := c.App.SSH.Stats()
+	st := stats[h.ID]
+	if !st.Online || st.ConnectedSince.IsZero() || st.ForwardsUp != 1 || st.Slug != h.Slug {
+		t.Errorf("alice's stats = %+v, want online since a time, one forward up", st)
+	}
+	if !strings.HasPrefix(st.ClientAddr, "127.0.0.1:") || !strings.HasPrefix(st.ClientVersion, "SSH-2.0-Go") {
+		t.Errorf("alice's client = %q %q, want her loopback address and x/crypto's version string", st.ClientAddr, st.ClientVersion)
+	}
+	if other := stats[idle.ID]; other.BytesIn != 0 || other.BytesOut != 0 || !other.Online {
+		t.Errorf("bob's stats = %+v, want online with no traffic", other)
+	}
+	counts, online := c.App.SSH.Counts()
+	if counts[h.ID].In != 1000 || counts[h.ID].Out != 3000 || counts[h.ID].Home != h.Slug || online != 2 {
+		t.Errorf("counts = %+v, online = %d", counts, online)
+	}
+
+	// Released: the connection goes, and so does every fact about the home.
+	if err := c.App.Homes.Release(context.Background(), h.Home); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the released home forgotten", func() bool {
+		_, known := c.App.SSH.Stats()[h.ID]
+		return !known
+	})
+}
+
+// TestDisconnectedHomeIsLastSeen checks that a home that left is offline
+// with a last-seen time and keeps its address and counters.
+func TestDisconnectedHomeIsLastSeen(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{})
+	h := c.NewHome(t, "carol")
+	cl, err := c.Dial(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol online", func() bool { return c.App.SSH.Stats()[h.ID].Online })
+	before := c.App.SSH.Changes()
+	cl.Close()
+	eventually(t, 10*time.Second, "carol offline", func() bool { return !c.App.SSH.Stats()[h.ID].Online })
+	st := c.App.SSH.Stats()[h.ID]
+	if st.LastSeen.IsZero() || !st.ConnectedSince.IsZero() || !strings.HasPrefix(st.ClientAddr, "127.0.0.1:") {
+		t.Errorf("carol after leaving = %+v, want a last-seen time and her last address", st)
+	}
+	if c.App.SSH.Changes() == before {
+		t.Errorf("a disconnect did not count as a change")
+	}
+}
