@@ -42,6 +42,7 @@ func (s *Server) table() []route {
 		{http.MethodGet, v + "/homes/:slug/mappings", "A home's mappings with live state", authHome, nil, []proto.Mapping{}, 200, s.listMappings},
 		{http.MethodPost, v + "/homes/:slug/mappings", "Create a mapping", authHome, proto.MappingRequest{}, proto.Mapping{}, 201, s.createMapping},
 		{http.MethodDelete, v + "/homes/:slug/mappings/:id", "Delete a mapping", authHome, nil, nil, 204, s.deleteMapping},
+		{http.MethodPost, v + "/homes/:slug/certificates", "Report a certificate the home obtained for one of its hosts (counted per registered domain for a week; 429 beyond the home's weekly budget)", authHome, proto.CertificateOrderRequest{}, proto.CertificateOrder{}, 201, s.reportCertificate},
 		{http.MethodGet, v + "/private-mappings", "The private mappings of all the account's homes (home connect)", authHome, nil, []proto.PrivateMapping{}, 200, s.listPrivateMappings},
 
 		{http.MethodGet, v + "/admin/users", "All users", authAdmin, nil, []proto.User{}, 200, s.adminListUsers},

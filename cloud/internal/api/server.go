@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/certorders"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/homeauth"
 	"homeport.dev/cloud/internal/homes"
@@ -33,6 +34,8 @@ type Deps struct {
 	Homes    *homes.Service
 	Domains  *domains.Service
 	Mappings *mappings.Service
+	// Certificates counts the certificates homes report obtaining.
+	Certificates *certorders.Service
 	// SSH is the endpoint homes connect to (User is filled per home).
 	SSH proto.SSHEndpoint
 	// Checks are extra readiness checks by name (haproxy, shaper, ...); a

@@ -39,6 +39,18 @@ func ValidateBase(d string) error {
 	return nil
 }
 
+// Registered returns the registered domain of host (its public suffix plus
+// one label, PSL private section included), the unit an ACME CA such as
+// Let's Encrypt counts certificate orders by: app.example.co.uk ->
+// example.co.uk, a.b.github.io -> b.github.io.
+func Registered(host string) (string, error) {
+	d, err := publicsuffix.DomainFromListWithOptions(publicsuffix.DefaultList, host, pslOptions)
+	if err != nil {
+		return "", fmt.Errorf("%s has no registered domain: %w", proto.Printable(host), err)
+	}
+	return d, nil
+}
+
 // Covers reports whether host is base or a name under it.
 func Covers(base, host string) bool {
 	return host == base || strings.HasSuffix(host, "."+base)

@@ -25,6 +25,7 @@ const (
 	Quota                        // a per-user or per-home limit is reached (409)
 	NoCapacity                   // the cloud has no free resource (409)
 	Unavailable                  // a dependency is down or missing; try later (503)
+	RateLimited                  // too many of these lately; try later (429)
 )
 
 // Error is a failure with a kind, an optional field name and a message that
@@ -83,6 +84,8 @@ func HTTPStatus(k Kind) (int, string) {
 		return http.StatusConflict, proto.CodeNoCapacity
 	case Unavailable:
 		return http.StatusServiceUnavailable, proto.CodeUnavailable
+	case RateLimited:
+		return http.StatusTooManyRequests, proto.CodeRateLimited
 	}
 	return http.StatusInternalServerError, proto.CodeInternal
 }

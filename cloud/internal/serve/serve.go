@@ -21,6 +21,7 @@ import (
 	"homeport.dev/cloud/internal/api"
 	"homeport.dev/cloud/internal/apitls"
 	"homeport.dev/cloud/internal/budget"
+	"homeport.dev/cloud/internal/certorders"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/haproxy"
@@ -110,8 +111,9 @@ func (a *App) build() error {
 		},
 	})
 	limiter := ratelimit.New(cfg.AuthRate, time.Minute)
+	certs := certorders.New(a.DB, certorders.Options{Shared: cfg.SharedDomain, Log: a.log, Registry: reg})
 	a.API = api.New(api.Deps{
-		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
+		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings, Certificates: certs,
 		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
 		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},

@@ -23,6 +23,9 @@ const (
 // removal, which must not pass a mapping being created under them.
 func GuardMappings(homeID uint64) string { return fmt.Sprintf("mappings:home:%d", homeID) }
 
+// GuardCertificates is the key for a home's weekly certificate orders quota.
+func GuardCertificates(homeID uint64) string { return fmt.Sprintf("certificates:home:%d", homeID) }
+
 // GuardTokens is the key for a user's API tokens quota.
 func GuardTokens(userID uint64) string { return fmt.Sprintf("tokens:user:%d", userID) }
 

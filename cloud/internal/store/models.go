@@ -99,6 +99,17 @@ func (m Mapping) Port() int {
 	return *m.PublicPort
 }
 
+// CertificateOrder is a certificate a home reported obtaining, kept for a
+// week: the CA limits orders per registered domain (Domain) per week.
+type CertificateOrder struct {
+	ID        uint64    `gorm:"primaryKey"`
+	HomeID    uint64    `gorm:"not null;index"`
+	Home      Home      `gorm:"constraint:OnDelete:CASCADE"`
+	Host      string    `gorm:"size:253;not null"`
+	Domain    string    `gorm:"size:253;not null;index"`
+	CreatedAt time.Time `gorm:"not null;index"`
+}
+
 // GuardRow is the row Guard locks: one per invariant that spans rows, N
 // counts the transactions that took it (the update is what takes the lock).
 type GuardRow struct {
@@ -110,5 +121,5 @@ type GuardRow struct {
 func (GuardRow) TableName() string { return "guards" }
 
 func (db *DB) migrate() error {
-	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &GuardRow{})
+	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{})
 }
