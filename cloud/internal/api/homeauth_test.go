@@ -403,3 +403,291 @@ func checkRoute(t *testing.T, k keys, method, tmpl string, who access, body any,
 		r.Header.Set("Authorization", "Bearer "+g.alice)
 	})), nil)
 }
+
+// TestHomeCredentialRotatesItsKey: a home replaces its own key with its
+// credential; the old key's SSH session closes, requests signed with the old
+// key are refused and the new key's work. The limit is readable, not
+// changeable, through the home's credential.
+func TestHomeCredentialRotatesItsKey(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", true, false)
+	old := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	path := "/api/v1/homes/" + old.slug
+	var h proto.Home
+	e.mustSigned(200, old, "GET", path, nil, &h)
+	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(h.SSH.HostKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(s ssh.Signer) (*ssh.Client, error) {
+		return ssh.Dial("tcp", e.ssh, &ssh.ClientConfig{User: old.slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(s)},
+			HostKeyCallback: ssh.FixedHostKey(hostKey), Timeout: 5 * time.Second})
+	}
+	tunnel, err := dial(old.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tunnel.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- tunnel.Wait() }()
+
+	// The limit: read through the home's credential, changed only by the account.
+	e.must(200, "PATCH", path, alice, `{"bandwidth_limit_kbps": 5000}`, nil)
+	e.mustSigned(200, old, "GET", path, nil, &h)
+	if h.BandwidthLimitKbps == nil || *h.BandwidthLimitKbps != 5000 {
+		t.Errorf("the home reads limit %v, want 5000", h.BandwidthLimitKbps)
+	}
+	spare := newKey(t)
+	for _, body := range []any{`{"bandwidth_limit_kbps": 500}`, `{"bandwidth_limit_kbps": null}`,
+		proto.PatchHomeRequest{PublicKey: &spare, BandwidthLimitKbps: proto.Some[int64](500)}} {
+		e.unchanged("limit via home credential", func() {
+			got := e.refusedSigned(403, old, "PATCH", path, body)
+			if got.Message != "a home can read its limit; change it in the web UI or with an API token" {
+				t.Errorf("message %q", got.Message)
+			}
+		})
+	}
+
+	next := homeCred{slug: old.slug, signer: newSigner(t, "p256")}
+	key := authorizedKey(next.signer)
+	e.mustSigned(200, old, "PATCH", path, proto.PatchHomeRequest{PublicKey: &key}, &h)
+	if h.PublicKey != key {
+		t.Fatalf("public key after rotation = %q, want %q", h.PublicKey, key)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Error("the old key's SSH session is still open 10 s after the key was replaced")
+	}
+	if got := e.refusedSigned(401, old, "GET", path, nil); !strings.Contains(got.Message, "key was replaced") {
+		t.Errorf("old key: message %q", got.Message)
+	}
+	e.mustSigned(200, next, "GET", path, nil, nil)
+	if c, err := dial(old.signer); err == nil {
+		c.Close()
+		t.Error("the replaced key still logs in over SSH")
+	}
+	c, err := dial(next.signer)
+	if err != nil {
+		t.Fatalf("the new key does not log in over SSH: %v", err)
+	}
+	c.Close()
+}
+
+// TestHomeCredentialOutlivesTheAccountsTokens: rotating and then revoking
+// every API token of the account leaves the home's credential working.
+func TestHomeCredentialOutlivesTheAccountsTokens(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", true, false)
+	a := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	home := "/api/v1/homes/" + a.slug
+	e.addDomain(alice, a.slug, "example.com")
+
+	var tok proto.Token
+	e.must(201, "POST", "/api/v1/tokens", alice, `{"name":"second"}`, &tok)
+	var ts []proto.Token
+	e.must(200, "GET", "/api/v1/tokens", alice, nil, &ts)
+	var rotated proto.Token
+	e.must(200, "POST", "/api/v1/tokens/"+itoa(ts[0].ID)+"/rotate", alice, nil, &rotated)
+	e.refused(401, "GET", "/api/v1/me", alice, nil)
+	e.mustSigned(200, a, "GET", home, nil, nil)
+	for _, t := range ts { // the token that authenticates the deletions last
+		if t.ID != rotated.ID {
+			e.must(204, "DELETE", "/api/v1/tokens/"+itoa(t.ID), rotated.Token, nil, nil)
+		}
+	}
+	e.must(204, "DELETE", "/api/v1/tokens/"+itoa(rotated.ID), rotated.Token, nil, nil)
+	e.refused(401, "GET", "/api/v1/me", rotated.Token, nil)
+	e.refused(401, "GET", "/api/v1/me", tok.Token, nil)
+
+	var m proto.Mapping
+	e.mustSigned(201, a, "POST", home+"/mappings", proto.MappingRequest{Scheme: "https", Host: "app.example.com"}, &m)
+	var ms []proto.Mapping
+	e.mustSigned(200, a, "GET", home+"/mappings", nil, &ms)
+	if len(ms) != 1 || ms[0].Host != "app.example.com" {
+		t.Errorf("mappings = %+v", ms)
+	}
+	e.mustSigned(200, a, "GET", "/api/v1/private-mappings", nil, nil)
+	e.mustSigned(204, a, "DELETE", home+"/mappings/"+itoa(m.ID), nil, nil)
+}
+
+// TestHomeCredentialRefusesReplayedAndAlteredRequests: a captured request
+// works once; one signed too far from the cloud's clock, or changed in body,
+// path, query, method or home, or signed with SHA-1, is refused and changes
+// nothing.
+func TestHomeCredentialRefusesReplayedAndAlteredRequests(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.HomesPerUser = 2 })
+	alice := e.user("alice", true, false)
+	a := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	b := e.claimWith(alice, newSigner(t, "p256"), "")
+	home := "/api/v1/homes/" + a.slug
+	e.addDomain(alice, a.slug, "example.com")
+	var m1, m2 proto.Mapping
+	e.must(201, "POST", home+"/mappings", alice, proto.MappingRequest{Scheme: "https", Host: "one.example.com"}, &m1)
+	e.must(201, "POST", home+"/mappings", alice, proto.MappingRequest{Scheme: "https", Host: "two.example.com"}, &m2)
+
+	// with sends method path body with a header made by sign from what was
+	// sent (the test alters one part of what it signs).
+	with := func(method, path string, body any, sign func(uri string, raw []byte) string) func(*http.Request, []byte) {
+		return func(req *http.Request, raw []byte) { req.Header.Set("Authorization", sign(req.URL.RequestURI(), raw)) }
+	}
+	refused := func(what string, want int, method, path string, body any, sign func(uri string, raw []byte) string) proto.ErrorBody {
+		t.Helper()
+		var got proto.ErrorBody
+		e.unchanged(what, func() { got = e.refusedWith(want, method, path, body, with(method, path, body, sign)) })
+		return got
+	}
+	now := time.Now()
+
+	// Replay: the same header twice.
+	newMapping := `{"scheme":"https","host":"three.example.com"}`
+	header := ""
+	e.send("POST", home+"/mappings", newMapping, func(req *http.Request, raw []byte) {
+		header = a.header(t, "POST", req.URL.RequestURI(), raw, now, newNonce(t))
+		req.Header.Set("Authorization", header)
+	})
+	got := refused("replay", 401, "POST", home+"/mappings", newMapping, func(string, []byte) string { return header })
+	if !strings.Contains(got.Message, "already used") {
+		t.Errorf("replay: %q", got.Message)
+	}
+
+	for _, skew := range []time.Duration{-wire.MaxSkew - time.Minute, wire.MaxSkew + time.Minute} {
+		got := refused("skew", 401, "GET", home, nil, func(uri string, raw []byte) string {
+			return a.header(t, "GET", uri, raw, now.Add(skew), newNonce(t))
+		})
+		if !strings.Contains(got.Message, "check this machine's clock") {
+			t.Errorf("skew %s: %q", skew, got.Message)
+		}
+	}
+	altered := func(what, method, path string, body any, sign func(uri string, raw []byte) string) {
+		t.Helper()
+		got := refused(what, 401, method, path, body, sign)
+		if !strings.Contains(got.Message, "signature does not match") {
+			t.Errorf("%s: %q", what, got.Message)
+		}
+	}
+	altered("body", "POST", home+"/mappings", `{"scheme":"https","host":"evil.example.com"}`, func(uri string, _ []byte) string {
+		return a.header(t, "POST", uri, []byte(newMapping), time.Now(), newNonce(t))
+	})
+	altered("path", "DELETE", home+"/mappings/"+itoa(m2.ID), nil, func(string, []byte) string {
+		return a.header(t, "DELETE", home+"/mappings/"+itoa(m1.ID), nil, time.Now(), newNonce(t))
+	})
+	altered("query", "GET", home+"?x=2", nil, func(string, []byte) string {
+		return a.header(t, "GET", home+"?x=1", nil, time.Now(), newNonce(t))
+	})
+	altered("method", "DELETE", home, nil, func(uri string, raw []byte) string {
+		return a.header(t, "GET", uri, raw, time.Now(), newNonce(t))
+	})
+	// A's key signing for B: another home's slug.
+	altered("home", "GET", "/api/v1/homes/"+b.slug, nil, func(uri string, raw []byte) string {
+		return homeCred{slug: b.slug, signer: a.signer}.header(t, "GET", uri, raw, time.Now(), newNonce(t))
+	})
+	// A signature whose algorithm does not fit the home's key.
+	got = refused("format", 401, "GET", home, nil, func(uri string, raw []byte) string {
+		r, _ := wire.Parse(a.header(t, "GET", uri, raw, time.Now(), newNonce(t)))
+		r.Format = ssh.KeyAlgoECDSA256
+		return r.Header()
+	})
+	if !strings.Contains(got.Message, "does not match") {
+		t.Errorf("format: %q", got.Message)
+	}
+	for _, h := range []string{wire.Scheme + " slug=" + a.slug, wire.Scheme + " slug=nosuchhome, ts=1, nonce=00000000000000000000000000000000, sig=ssh-ed25519:AAAA"} {
+		refused("malformed "+h, 401, "GET", home, nil, func(string, []byte) string { return h })
+	}
+	got = refused("unknown home", 401, "GET", "/api/v1/homes/nosuchhome", nil, func(uri string, raw []byte) string {
+		return homeCred{slug: "nosuchhome", signer: a.signer}.header(t, "GET", uri, raw, time.Now(), newNonce(t))
+	})
+	if !strings.Contains(got.Message, "register the home again") {
+		t.Errorf("unknown home: %q", got.Message)
+	}
+
+	// RSA: SHA-2 signatures only.
+	mallory := e.user("mallory", true, false)
+	rsaSigner := newSigner(t, "rsa")
+	sha1 := e.claimWith(mallory, rsaSigner, ssh.KeyAlgoRSA)
+	got = refused("ssh-rsa", 401, "GET", "/api/v1/homes/"+sha1.slug, nil, func(uri string, raw []byte) string {
+		return sha1.header(t, "GET", uri, raw, time.Now(), newNonce(t))
+	})
+	if !strings.Contains(got.Message, "SHA-1") {
+		t.Errorf("ssh-rsa: %q", got.Message)
+	}
+	for _, algo := range []string{ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512} {
+		e.mustSigned(200, homeCred{slug: sha1.slug, signer: rsaSigner, algo: algo}, "GET", "/api/v1/homes/"+sha1.slug, nil, nil)
+	}
+
+	// A signed body is bounded like any other.
+	big := `{"domain":"` + strings.Repeat("a", 100<<10) + `.com"}`
+	e.unchanged("oversized", func() {
+		if s, b, _ := e.signed(a, "POST", home+"/base-domains", big); s != 413 {
+			t.Errorf("oversized signed body = %d %s", s, b)
+		}
+	})
+}
+
+// TestHomeCredentialNonceBudget: a home may have at most 4096 signed
+// requests remembered at once; the next is refused with 429 and Retry-After,
+// and other homes and the account's token are unaffected.
+func TestHomeCredentialNonceBudget(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.HomesPerUser = 2 })
+	alice := e.user("alice", true, false)
+	a := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	b := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	path := "/api/v1/homes/" + a.slug + "/base-domains"
+	for i := range 4096 {
+		if s, body, _ := e.signed(a, "GET", path, nil); s != 200 {
+			t.Fatalf("request %d = %d %s", i+1, s, body)
+		}
+	}
+	s, body, h := e.signed(a, "GET", path, nil)
+	if s != 429 || !strings.Contains(string(body), "more than 4096 signed requests") || h.Get("Retry-After") == "" {
+		t.Errorf("request 4097 = %d %s (Retry-After %q), want 429 with a message and Retry-After", s, body, h.Get("Retry-After"))
+	}
+	e.mustSigned(200, b, "GET", "/api/v1/homes/"+b.slug, nil, nil)
+	e.must(200, "GET", path, alice, nil, nil)
+}
+
+// TestPrivateMappingsOfTheAccount: any credential of the account lists the
+// private mappings of all its homes (home connect); a home sees only itself
+// in GET /homes, another account sees none of them.
+func TestPrivateMappingsOfTheAccount(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.HomesPerUser = 2 })
+	alice := e.user("alice", true, false)
+	a := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	b := e.claimWith(alice, newSigner(t, "p256"), "")
+	e.addDomain(alice, a.slug, "example.com")
+	var pa, pb, public proto.Mapping
+	e.mustSigned(201, a, "POST", "/api/v1/homes/"+a.slug+"/mappings", proto.MappingRequest{Scheme: "tcp", Private: true}, &pa)
+	e.mustSigned(201, a, "POST", "/api/v1/homes/"+a.slug+"/mappings", proto.MappingRequest{Scheme: "https", Host: "app.example.com"}, &public)
+	e.mustSigned(201, b, "POST", "/api/v1/homes/"+b.slug+"/mappings", proto.MappingRequest{Scheme: "tcp", Private: true}, &pb)
+	m := e.claimWith(e.user("mallory", true, false), newSigner(t, "ed25519"), "")
+
+	want := []proto.PrivateMapping{
+		{Home: a.slug, ID: pa.ID, Scheme: "tcp", TunnelPort: pa.TunnelPort, ProxyProtocol: pa.ProxyProtocol, State: pa.State},
+		{Home: b.slug, ID: pb.ID, Scheme: "tcp", TunnelPort: pb.TunnelPort, ProxyProtocol: pb.ProxyProtocol, State: pb.State},
+	}
+	for name, get := range map[string]func(out any){
+		"token":  func(out any) { e.must(200, "GET", "/api/v1/private-mappings", alice, nil, out) },
+		"home a": func(out any) { e.mustSigned(200, a, "GET", "/api/v1/private-mappings", nil, out) },
+		"home b": func(out any) { e.mustSigned(200, b, "GET", "/api/v1/private-mappings", nil, out) },
+	} {
+		var got []proto.PrivateMapping
+		get(&got)
+		if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("%s: private mappings = %+v, want %+v", name, got, want)
+		}
+	}
+	var none []proto.PrivateMapping
+	e.mustSigned(200, m, "GET", "/api/v1/private-mappings", nil, &none)
+	if len(none) != 0 {
+		t.Errorf("mallory's home sees %+v", none)
+	}
+	var hs []proto.Home
+	e.mustSigned(200, b, "GET", "/api/v1/homes", nil, &hs)
+	if len(hs) != 1 || hs[0].Slug != b.slug {
+		t.Errorf("home b lists %+v", hs)
+	}
+	e.must(200, "GET", "/api/v1/homes", alice, nil, &hs)
+	if len(hs) != 2 {
+		t.Errorf("the account lists %d homes, want 2", len(hs))
+	}
+}

@@ -62,8 +62,8 @@ func (v *Verifier) Verify(ctx context.Context, r wire.Request, method, requestUR
 		return h, err
 	}
 	msg := wire.Message(r.Slug, method, requestURI, r.Time, r.Nonce, body)
-	if err := key.Verify(msg, &ssh.Signature{Format: r.Format, Blob: r.Blob}); err != nil {
-		return h, unauthorized("the signature does not match home %s's current key: the home's key was replaced (register the home again with its new key, or use the profile that holds it) or the request was changed on the way", h.Slug)
+	if r.Format != signatureFormat(key, r.Format) || key.Verify(msg, &ssh.Signature{Format: r.Format, Blob: r.Blob}) != nil {
+		return h, unauthorized("the signature does not match home %s's current key (%s): the home's key was replaced (register the home again with its new key, or use the profile that holds it), or the request was changed on the way", h.Slug, key.Type())
 	}
 	now := v.now()
 	if err := r.CheckTime(now); err != nil {
@@ -75,20 +75,23 @@ func (v *Verifier) Verify(ctx context.Context, r wire.Request, method, requestUR
 	return h, nil
 }
 
-// checkFormat refuses signature algorithms that do not fit the key, and
-// ssh-rsa, whose signatures hash with SHA-1.
+// checkFormat refuses ssh-rsa signatures, which hash with SHA-1, for an
+// RSA key (any other key type cannot make one).
 func checkFormat(key ssh.PublicKey, format string) error {
-	if key.Type() == ssh.KeyAlgoRSA {
-		switch format {
-		case ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512:
-			return nil
-		case ssh.KeyAlgoRSA:
-			return unauthorized("ssh-rsa signatures use SHA-1, which this cloud does not accept; sign with rsa-sha2-256 or rsa-sha2-512 (a current home agent does)")
-		}
-	} else if format == key.Type() {
-		return nil
+	if key.Type() == ssh.KeyAlgoRSA && format == ssh.KeyAlgoRSA {
+		return unauthorized("ssh-rsa signatures use SHA-1, which this cloud does not accept; sign with rsa-sha2-256 or rsa-sha2-512 (a current home agent does)")
 	}
-	return unauthorized("a %s key cannot make a %s signature; sign with the home's own key", key.Type(), proto.Printable(format))
+	return nil
+}
+
+// signatureFormat is format if key can make signatures of that algorithm,
+// else the key's own algorithm (a signature by another kind of key: the key
+// was replaced).
+func signatureFormat(key ssh.PublicKey, format string) string {
+	if key.Type() == ssh.KeyAlgoRSA && (format == ssh.KeyAlgoRSASHA256 || format == ssh.KeyAlgoRSASHA512) {
+		return format
+	}
+	return key.Type()
 }
 
 func unauthorized(format string, args ...any) error {

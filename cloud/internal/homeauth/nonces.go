@@ -47,7 +47,8 @@ const sweepEvery = 30 * time.Second
 func (c *Nonces) Use(home uint64, nonce string, expires, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now.Sub(c.lastSweep) >= sweepEvery || now.Before(c.lastSweep) {
+	if now.Sub(c.lastSweep) >= sweepEvery || now.Before(c.lastSweep) ||
+		c.n >= c.total && now.Sub(c.lastSweep) >= time.Second {
 		c.sweep(now)
 	}
 	seen := c.homes[home]
