@@ -3,10 +3,12 @@ package check
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/haproxy"
 	"homeport.dev/cloud/internal/store"
 )
 
@@ -60,7 +62,7 @@ func TestNetworkSocketIsFound(t *testing.T) {
 func TestRunReportsStoredNamesThatBreakTheRules(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o700)
-	cfg, err := config.Parse([]string{"--data", dir, "--haproxy", "off", "--public-host", "cloud.provider.net", "--reserved-domains", "corp.example"})
+	cfg, err := config.Parse([]string{"--data", dir, "--haproxy", "off", "--public-host", "cloud.provider.net", "--reserved-domains", "corp.example", "--shared-domain", "homes.example.net"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,8 @@ func TestRunReportsStoredNamesThatBreakTheRules(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, host := range []string{"cloud.provider.net", "app.example.com", "www.corp.example"} {
+	// Under the shared domain: the home's own name is fine, another home's is not.
+	for i, host := range []string{"cloud.provider.net", "app.example.com", "www.corp.example", "h1.homes.example.net", "web-h2.homes.example.net"} {
 		if err := db.Create(&store.Mapping{HomeID: h.ID, Scheme: "https", Host: &host, TunnelPort: 20000 + i}).Error; err != nil {
 			t.Fatal(err)
 		}
@@ -106,6 +109,7 @@ func TestRunReportsStoredNamesThatBreakTheRules(t *testing.T) {
 		"base domain corp.example of home h1: corp.example is reserved: it is reserved by this cloud's operator",
 		"base domain provider.net of home h1: provider.net is reserved: cloud.provider.net, this cloud's public host, is under it",
 		"https mapping cloud.provider.net of home h1: cloud.provider.net is reserved: it is this cloud's public host",
+		"https mapping web-h2.homes.example.net of home h1: web-h2.homes.example.net is a name of home h2",
 		"https mapping www.corp.example of home h1: www.corp.example is reserved: it is under corp.example",
 	}
 	if len(got) != len(want) {
@@ -115,5 +119,39 @@ func TestRunReportsStoredNamesThatBreakTheRules(t *testing.T) {
 		if !strings.HasPrefix(got[i], want[i]) {
 			t.Errorf("finding %d = %q, want it to start with %q", i, got[i], want[i])
 		}
+	}
+}
+
+// TestRunFindsAMissingRawMap: a data directory from before the raw map
+// (proxy_protocol off) lacks raw.map, which the HAProxy config loads;
+// `cloud check` says so, and nothing once the map files are all written.
+func TestRunFindsAMissingRawMap(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	cfg, err := config.Parse([]string{"--data", dir, "--haproxy", "external", "--haproxy-socket", filepath.Join(dir, "admin.sock"), "--api-addr", "127.0.0.1:8000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(cfg.HAProxyMapDir(), 0o750)
+	for _, m := range []haproxy.Map{haproxy.MapHTTPS, haproxy.MapHTTP, haproxy.MapTCP} {
+		os.WriteFile(haproxy.MapPath(cfg.HAProxyMapDir(), m), nil, 0o640)
+	}
+	mapFindings := func() []string {
+		var out []string
+		for _, f := range Run(context.Background(), cfg) {
+			if strings.HasPrefix(f.What, "map file") {
+				out = append(out, f.What)
+			}
+		}
+		return out
+	}
+	if got := mapFindings(); len(got) != 1 || !strings.Contains(got[0], "raw.map") {
+		t.Errorf("findings about map files = %q, want one about raw.map", got)
+	}
+	if err := haproxy.WriteMaps(cfg.HAProxyMapDir(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := mapFindings(); len(got) != 0 {
+		t.Errorf("findings with every map file written: %q", got)
 	}
 }

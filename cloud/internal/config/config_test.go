@@ -118,3 +118,35 @@ func TestDBIsAFileOrAPostgresURL(t *testing.T) {
 		t.Errorf("a URL without a database: %v, want --db named and the password not shown", err)
 	}
 }
+
+// TestSharedDomain: --shared-domain comes from the flag, CLOUD_SHARED_DOMAIN
+// or cloud.yaml, lower-cased; an IP address, a single label or a bad name is
+// refused naming the flag.
+func TestSharedDomain(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Parse([]string{"--data", dir, "--haproxy", "off", "--shared-domain", "Homes.Example.NET"})
+	if err != nil || c.SharedDomain != "homes.example.net" {
+		t.Errorf("flag: %q %v, want homes.example.net", c.SharedDomain, err)
+	}
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || c.SharedDomain != "" {
+		t.Errorf("default: %q %v, want none", c.SharedDomain, err)
+	}
+	t.Setenv("CLOUD_SHARED_DOMAIN", "env.example.net")
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || c.SharedDomain != "env.example.net" {
+		t.Errorf("environment: %q %v", c.SharedDomain, err)
+	}
+	os.Unsetenv("CLOUD_SHARED_DOMAIN")
+	file := filepath.Join(dir, "cloud.yaml")
+	if err := os.WriteFile(file, []byte("shared-domain: file.example.net\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || c.SharedDomain != "file.example.net" {
+		t.Errorf("cloud.yaml: %q %v", c.SharedDomain, err)
+	}
+	os.Remove(file)
+	for _, bad := range []string{"10.0.0.1", "homes", "a b.example.net", "x;y.example.net", strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + ".example.net"} {
+		if _, err := Parse([]string{"--data", dir, "--haproxy", "off", "--shared-domain", bad}); err == nil || !strings.Contains(err.Error(), "--shared-domain") {
+			t.Errorf("--shared-domain %q: %v, want refused naming the flag", bad, err)
+		}
+	}
+}

@@ -133,3 +133,74 @@ func TestReserved(t *testing.T) {
 		t.Error("an IP public host made its address ownable")
 	}
 }
+
+// TestSharedHost: under the shared domain a home may publish SLUG.SHARED
+// and LABEL-SLUG.SHARED, one label deep, and nothing of another home's.
+func TestSharedHost(t *testing.T) {
+	r := NewReserved("cloud.example.net", "api.homes.example.net", "homes.example.net", []string{"status-abc.homes.example.net"})
+	tests := []struct {
+		host, slug string
+		under      bool
+		want       string // "" = allowed; else part of the refusal
+	}{
+		{"abc.homes.example.net", "abc", true, ""},
+		{"app-abc.homes.example.net", "abc", true, ""},
+		{"my-app-abc.homes.example.net", "abc", true, ""},
+		{"2-abc.homes.example.net", "abc", true, ""},
+		{"app-xyz.homes.example.net", "abc", true, "is a name of home xyz"},
+		{"xyz.homes.example.net", "abc", true, "is a name of home xyz"},
+		{"abc-xyz.homes.example.net", "abc", true, "is a name of home xyz"},
+		{"app.abc.homes.example.net", "abc", true, "more than one label below"},
+		{"status-abc.homes.example.net", "abc", true, "reserved by this cloud's operator"},
+		{"api.homes.example.net", "api", true, "this cloud's web and API host"},
+		{strings.Repeat("a", 60) + "-abc.homes.example.net", "abc", true, "too long"},
+		{"homes.example.net", "abc", false, ""}, // the domain itself: Ownable refuses it
+		{"abc.example.net", "abc", false, ""},
+		{"abc.otherhomes.example.net", "abc", false, ""},
+	}
+	for _, tt := range tests {
+		under, err := r.SharedHost(tt.host, tt.slug)
+		if under != tt.under {
+			t.Errorf("SharedHost(%s, %s): under = %v, want %v", tt.host, tt.slug, under, tt.under)
+		}
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("SharedHost(%s, %s) = %v, want allowed", tt.host, tt.slug, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("SharedHost(%s, %s) = %v, want %q", tt.host, tt.slug, err, tt.want)
+		}
+	}
+	if err := NewReserved("", "", "homes.example.net", nil).Ownable("homes.example.net"); err == nil || !strings.Contains(err.Error(), "shared domain") {
+		t.Errorf("the shared domain itself: %v, want it reserved", err)
+	}
+	if err := r.Ownable("example.net"); err == nil {
+		t.Errorf("a parent of the shared domain is ownable")
+	}
+	if _, err := NewReserved("", "", "", nil).SharedHost("abc.homes.example.net", "abc"); err != nil {
+		t.Errorf("without a shared domain: %v", err)
+	}
+	// The shared domain under the cloud's own name: the cloud's name does not
+	// refuse the homes' names below it.
+	inside := NewReserved("cloud.example.net", "", "homes.cloud.example.net", nil)
+	if under, err := inside.SharedHost("abc.homes.cloud.example.net", "abc"); !under || err != nil {
+		t.Errorf("shared domain under the public host: %v %v, want allowed", under, err)
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	for host, want := range map[string]string{
+		"app.example.com":           "example.com",
+		"example.com":               "example.com",
+		"a.b.example.co.uk":         "example.co.uk",
+		"abc.homes.example.net":     "example.net",
+		"x-abc.user.github.io":      "user.github.io",
+		"deep.x-abc.user.github.io": "user.github.io",
+	} {
+		if got, err := Registered(host); err != nil || got != want {
+			t.Errorf("Registered(%s) = %q, %v; want %q", host, got, err, want)
+		}
+	}
+	if got, err := Registered("com"); err == nil {
+		t.Errorf("Registered(com) = %q, want an error (a public suffix)", got)
+	}
+}
