@@ -297,8 +297,8 @@ func TestBadInputsChangeNothing(t *testing.T) {
 	os.WriteFile(cfgPath, good, 0o600)
 
 	// Host key mismatch: the console refuses to connect and says why.
-	other := strings.Replace(string(good), "host_key: ", "host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo #", 1)
-	os.WriteFile(cfgPath, []byte(other), 0o600)
+	mismatched := strings.Replace(string(good), "host_key: ", "host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo #", 1)
+	os.WriteFile(cfgPath, []byte(mismatched), 0o600)
 	u.must("--config", profile, "expose", "http", "web.example.com", "--to", web(t, "w"))
 	u.console(profile)
 	deadline := time.Now().Add(10 * time.Second)
@@ -318,11 +318,14 @@ func TestBadInputsChangeNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// A revoked token: commands say the cloud refuses it.
-	var toks []proto.Token
-	c.Do(t, alice.Token, "GET", "/api/v1/tokens", nil, &toks)
-	for _, tk := range toks {
-		c.Do(t, alice.Token, "DELETE", fmt.Sprintf("/api/v1/tokens/%d", tk.ID), nil, nil)
+	// A home whose key the cloud no longer has: commands say the cloud
+	// refuses it.
+	other := filepath.Join(t.TempDir(), "other")
+	u.must("keygen", "--output", other)
+	pub, _ := os.ReadFile(other + ".pub")
+	line := strings.TrimSpace(string(pub))
+	if st := c.Do(t, alice.Token, "PATCH", "/api/v1/homes/"+h.Slug, proto.PatchHomeRequest{PublicKey: &line}, nil); st != http.StatusOK {
+		t.Fatalf("replacing the home's key: %d", st)
 	}
-	u.fails("invalid or revoked API token", "--config", profile, "domains", "list")
+	u.fails("401", "--config", profile, "domains", "list")
 }

@@ -122,13 +122,18 @@ func (c *Client) URL() string { return c.base.String() }
 type Error struct {
 	Status int
 	proto.ErrorBody
+	Hint string // what the user can do, when this side knows better
 }
 
 func (e *Error) Error() string {
+	msg := fmt.Sprintf("the cloud refused (%d %s): %s", e.Status, e.Code, e.Message)
 	if e.Field != "" {
-		return fmt.Sprintf("the cloud refused (%d %s): %s: %s", e.Status, e.Code, e.Field, e.Message)
+		msg = fmt.Sprintf("the cloud refused (%d %s): %s: %s", e.Status, e.Code, e.Field, e.Message)
 	}
-	return fmt.Sprintf("the cloud refused (%d %s): %s", e.Status, e.Code, e.Message)
+	if e.Hint != "" {
+		msg += "\n" + e.Hint
+	}
+	return msg
 }
 
 // IsStatus reports whether err is a cloud answer with the given status.
@@ -172,7 +177,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		if json.Unmarshal(b, &env) != nil || env.Error.Code == "" {
 			return &Error{Status: resp.StatusCode, ErrorBody: proto.ErrorBody{Code: "http_error", Message: fmt.Sprintf("%s from %s: is this a homeport cloud URL?", resp.Status, c.base)}}
 		}
-		return &Error{Status: resp.StatusCode, ErrorBody: env.Error}
+		e := &Error{Status: resp.StatusCode, ErrorBody: env.Error}
+		if _, signed := c.auth.(*homeSigner); signed && resp.StatusCode == http.StatusUnauthorized {
+			e.Hint = "the cloud does not accept this home's key: was the home released, or its key replaced in the web UI? (`home import` or `home register --home` sets up the profile again)"
+		}
+		return e
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.Unmarshal(b, out); err != nil {
