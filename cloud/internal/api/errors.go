@@ -9,6 +9,7 @@ import (
 
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/proto"
+	wire "homeport.dev/proto/homeauth"
 )
 
 // codeOfStatus names the errors echo itself raises (routing, body limit).
@@ -61,7 +62,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	if status == http.StatusUnauthorized {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="homeport"`)
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="homeport", `+wire.Scheme+` realm="homeport"`)
 	}
 	if err := c.JSON(status, proto.ErrorEnvelope{Error: body}); err != nil {
 		s.log.Debug("write error response", slog.Any("err", err))

@@ -263,9 +263,15 @@ func TestHomeCredentialMatrix(t *testing.T) {
 		Responses map[string]json.RawMessage `json:"responses"`
 	}
 	var doc struct {
-		Paths map[string]map[string]op `json:"paths"`
+		Paths      map[string]map[string]op `json:"paths"`
+		Components struct {
+			SecuritySchemes map[string]struct{ Type, Scheme, Description string } `json:"securitySchemes"`
+		} `json:"components"`
 	}
 	newEnv(t).must(200, "GET", "/api/openapi.json", "", nil, &doc)
+	if s := doc.Components.SecuritySchemes["home"]; s.Type != "http" || s.Scheme != wire.Scheme || !strings.Contains(s.Description, "signed with the home's SSH key") {
+		t.Errorf("openapi securitySchemes.home = %+v", s)
+	}
 	seen := map[string]bool{}
 	for path, ops := range doc.Paths {
 		for method, o := range ops {
