@@ -88,7 +88,7 @@ func privatePort(ctx context.Context, s *session, id uint64) (int, error) {
 			return m.TunnelPort, nil
 		}
 	}
-	return 0, fmt.Errorf("none of your homes has a private mapping %d (connect reaches private mappings only; 'home forwards list' on the owning home shows their IDs)", id)
+	return 0, fmt.Errorf("no home of yours has a private mapping %d (connect reaches private mappings only; 'home forwards list' on the owning home shows their IDs)", id)
 }
 
 func isLoopbackHost(h string) bool {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -343,4 +345,69 @@ func homeKey(t *testing.T, c *hometest.Cloud, u *hometest.User, slug string) str
 func sameKeyLine(a, b string) bool {
 	fa, fb := strings.Fields(a), strings.Fields(b)
 	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
+}
+
+// TestConnectFindsPrivateMappingsWithTheHomesKey: `home connect` on one
+// home reaches a private mapping of another home of the same account,
+// found through GET /api/v1/private-mappings signed by the home, with the
+// account's tokens all revoked.
+func TestConnectFindsPrivateMappingsWithTheHomesKey(t *testing.T) {
+	c := hometest.Start(t, hometest.Options{})
+	alice := c.CreateUser(t, "alice")
+	u := newUser(t)
+	gpu := register(u, c, alice.Token, filepath.Join(t.TempDir(), "gpu"))
+	laptop := register(u, c, alice.Token, filepath.Join(t.TempDir(), "laptop"))
+	u.must("--config", gpu, "expose", "tcp", "--private", "--name", "gpu-ui", "--to", web(t, "gpu-ui"))
+	gp, err := config.Load(gpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []proto.Mapping
+	c.Do(t, alice.Token, "GET", "/api/v1/homes/"+gp.Cloud.Home+"/mappings", nil, &ms)
+	if len(ms) != 1 || !ms[0].Private {
+		t.Fatalf("mappings of the gpu home: %+v", ms)
+	}
+	revokeAllTokens(t, c, alice)
+	u.console(gpu)
+	u.waitUp(gpu, 1)
+	u.console(laptop)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _ := u.run("--config", laptop, "status", "--json")
+		if strings.Contains(out, `"state": "connected"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the laptop's tunnel did not connect:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	local := fmt.Sprintf("127.0.0.1:%d", hometest.FreePort(t))
+	cmd := exec.Command(homeBin, "--config", laptop, "connect", fmt.Sprint(ms[0].ID), "--local", local)
+	cmd.Env = append(os.Environ(), "HOMEPORT_PROFILES="+u.profiles)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, "private mapping") {
+		t.Fatalf("home connect did not start: %q %v\n%s", line, err, stderr.String())
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + local + "/")
+	if err != nil {
+		t.Fatalf("through home connect: %v\n%s", err, stderr.String())
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.HasPrefix(string(body), "gpu-ui") {
+		t.Errorf("through home connect: %q", body)
+	}
+	u.fails("no home of yours has a private mapping", "--config", laptop, "connect", "999999", "--local", "127.0.0.1:0")
 }
