@@ -35,9 +35,16 @@ func (e *ReplyError) Error() string {
 	return fmt.Sprintf("haproxy: %s: %s", e.Command, e.Reply)
 }
 
-// Is makes errors.Is(err, ErrNotFound) true for HAProxy's "not found" replies.
+// ErrUnknownMap reports that HAProxy has no map of that name: its
+// configuration does not load that file (one rendered by an older cloud).
+var ErrUnknownMap = errors.New("haproxy: unknown map")
+
+// Is makes errors.Is(err, ErrNotFound) true for HAProxy's "not found"
+// replies, and errors.Is(err, ErrUnknownMap) for its "unknown map" ones.
 func (e *ReplyError) Is(target error) bool {
-	return target == ErrNotFound && strings.Contains(strings.ToLower(e.Reply), "not found")
+	reply := strings.ToLower(e.Reply)
+	return target == ErrNotFound && strings.Contains(reply, "not found") ||
+		target == ErrUnknownMap && strings.Contains(reply, "unknown map identifier")
 }
 
 // Client speaks the HAProxy runtime API over the admin unix socket. Every

@@ -41,6 +41,10 @@ type Reconciler struct {
 	mu      sync.Mutex // serialises every write to HAProxy and to the map files
 	live    State      // what HAProxy has after our last successful write; nil = unknown
 	lastErr error
+	// noRaw: HAProxy runs a configuration from before raw.map (an external
+	// one not restarted since the upgrade). The other maps are kept right;
+	// readyz says what to do.
+	noRaw bool
 
 	kick       chan struct{}
 	repairs    prometheus.Counter
@@ -132,13 +136,33 @@ func (r *Reconciler) Full(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, r.fail(err)
 	}
+	desired = r.applicable(desired)
 	ops := Diff(live, desired)
 	if err := r.apply(ctx, live, desired, ops); err != nil {
 		return 0, r.fail(err)
 	}
 	r.live, r.lastErr = desired, nil
+	if r.noRaw {
+		r.lastErr = errNoRaw
+	}
 	r.repairs.Add(float64(len(ops)))
 	return len(ops), nil
+}
+
+var errNoRaw = errors.New("HAProxy's configuration has no raw map (it predates proxy_protocol): mappings with proxy_protocol off still get the PROXY header; restart HAProxy so it loads the haproxy.cfg the cloud rendered")
+
+// applicable is desired without what HAProxy cannot hold: the raw map,
+// while it runs a configuration from before it.
+func (r *Reconciler) applicable(desired State) State {
+	if !r.noRaw {
+		return desired
+	}
+	out := State{}
+	for m, kv := range desired {
+		out[m] = kv
+	}
+	out[haproxy.MapRaw] = map[string]string{}
+	return out
 }
 
 // Changed applies the routes of mappings that were just created or deleted,
@@ -160,6 +184,7 @@ func (r *Reconciler) Changed(ctx context.Context, added, removed []store.Mapping
 	if err == nil {
 		err = r.writeFiles(desired)
 	}
+	desired = r.applicable(desired)
 	if err == nil && r.o.Client != nil && r.live != nil {
 		err = r.apply(ctx, r.live, desired, Diff(r.live, desired))
 	}
@@ -186,6 +211,9 @@ func (r *Reconciler) Check(ctx context.Context) error {
 	defer r.mu.Unlock()
 	if r.o.Client == nil {
 		return nil // HAProxy off: nothing to be ready
+	}
+	if errors.Is(r.lastErr, errNoRaw) {
+		return r.lastErr // every other route is applied
 	}
 	if r.lastErr != nil {
 		return fmt.Errorf("routes not applied: %w", r.lastErr)
@@ -226,8 +254,13 @@ func (r *Reconciler) writeFiles(s State) error {
 
 func (r *Reconciler) show(ctx context.Context) (State, error) {
 	live := emptyState()
+	noRaw := false
 	for _, m := range haproxy.Maps() {
 		es, err := r.o.Client.ShowMap(ctx, haproxy.MapPath(r.o.MapDir, m))
+		if m == haproxy.MapRaw && errors.Is(err, haproxy.ErrUnknownMap) {
+			noRaw = true
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -235,6 +268,10 @@ func (r *Reconciler) show(ctx context.Context) (State, error) {
 			live[m][e.Key] = e.Value
 		}
 	}
+	if noRaw && !r.noRaw {
+		r.log.Warn(errNoRaw.Error())
+	}
+	r.noRaw = noRaw
 	return live, nil
 }
 

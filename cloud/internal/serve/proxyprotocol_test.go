@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,4 +176,82 @@ func TestProxyProtocolOffReachesAPlainApp(t *testing.T) {
 	}
 	c = c.Restart(t)
 	visit("after a restart without raw.map")
+}
+
+// TestHAProxyWithAnOldConfigKeepsRouting: an HAProxy still running a
+// configuration from before raw.map (an external one not restarted after
+// the upgrade) keeps every other route in sync; /readyz says what is wrong
+// and what to do, and once HAProxy loads the current configuration the
+// PROXY switch works.
+func TestHAProxyWithAnOldConfigKeepsRouting(t *testing.T) {
+	c := cloudtest.Start(t, cloudtest.Options{HAProxy: true})
+	cfgPath := filepath.Join(c.App.Config.HAProxyDir(), "haproxy.cfg")
+	current, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []string
+	for _, line := range strings.Split(string(current), "\n") {
+		if !strings.Contains(line, "raw.map") {
+			old = append(old, line)
+		}
+	}
+	restartHAProxy := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		before := c.App.HAProxy.Restarts()
+		if err := syscall.Kill(c.App.HAProxy.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); c.App.HAProxy.Restarts() <= before || !c.App.HAProxy.Ready(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("haproxy not restarted within 10s (state %v)", c.App.HAProxy.State())
+			}
+		}
+	}
+	restartHAProxy(strings.Join(old, "\n"))
+
+	h := c.NewHome(t, "alice")
+	tok := c.Token(t, h.User)
+	off := false
+	var raw, agent proto.Mapping
+	if st := api(t, c, tok, "POST", "/api/v1/homes/"+h.Slug+"/mappings", proto.MappingRequest{Scheme: "tcp", PublicPort: h.TCP.First, ProxyProtocol: &off}, &raw); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st := api(t, c, tok, "POST", "/api/v1/homes/"+h.Slug+"/mappings", proto.MappingRequest{Scheme: "tcp", PublicPort: h.TCP.Last}, &agent); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	rawSeen, agentSeen := plainApp(t, raw.TunnelPort, "tcp"), plainApp(t, agent.TunnelPort, "tcp")
+	var ready proto.Health
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(ready.Checks["haproxy"], "restart HAProxy"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz haproxy = %q, want it to say HAProxy needs a restart", ready.Checks["haproxy"])
+		}
+		api(t, c, "", "GET", "/readyz", nil, &ready)
+	}
+	// Routes are applied all the same (the header stays, as HAProxy can do no else).
+	tcpGet(fmt.Sprintf("127.0.0.1:%d", raw.PublicPort))
+	gotHeader(t, "old config, raw mapping", rawSeen, true)
+	tcpGet(fmt.Sprintf("127.0.0.1:%d", agent.PublicPort))
+	gotHeader(t, "old config, agent mapping", agentSeen, true)
+
+	restartHAProxy(string(current))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got, err := tcpGet(fmt.Sprintf("127.0.0.1:%d", raw.PublicPort)); err == nil && got == "hello ping\n" {
+			break
+		}
+		select {
+		case <-rawSeen:
+		case <-time.After(time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the raw mapping still gets the header 10 s after HAProxy loaded the current configuration")
+		}
+	}
+	gotHeader(t, "current config, raw mapping", rawSeen, false)
+	if err := c.WaitRoutes(context.Background()); err != nil {
+		t.Errorf("routes after the restart: %v", err)
+	}
 }
