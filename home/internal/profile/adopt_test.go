@@ -120,6 +120,14 @@ func TestRegisterAdoptsAHomeClaimedElsewhere(t *testing.T) {
 		}
 	}
 
+	// At the quota, a new claim is refused with the way to adopt instead.
+	c.ClaimHome(t, u)
+	full := filepath.Join(t.TempDir(), "full")
+	if _, _, err := profile.Register(ctx, profile.RegisterOptions{Cloud: c.APIURL, Token: u.Token, Output: full}); err == nil || !strings.Contains(err.Error(), "--home SLUG --private-key") {
+		t.Errorf("claiming over the quota: %v; want the way to adopt a home instead", err)
+	}
+	absent(t, full)
+
 	// --home of a home that is not the user's: refused as unknown.
 	bob := c.CreateUser(t, "bob")
 	none := filepath.Join(t.TempDir(), "bob")

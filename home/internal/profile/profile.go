@@ -222,6 +222,9 @@ func Register(ctx context.Context, o RegisterOptions) (*config.Profile, proto.Ho
 	} else {
 		say("claiming a home for %s", me.Username)
 		if home, err = client.ClaimHome(ctx, pub); err != nil {
+			if cloudapi.IsStatus(err, 409) {
+				err = fmt.Errorf("%w\nto use a home you already have on this machine instead: home register --cloud %s --token ... --home SLUG --private-key ITS-KEY (or home import with its client config from the web UI)", err, client.URL())
+			}
 			return nil, proto.Home{}, err
 		}
 	}
