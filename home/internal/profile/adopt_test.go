@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"io/fs"
@@ -208,5 +209,42 @@ func TestImportClientConfig(t *testing.T) {
 	old := clientConfig(t, c, h, func(cc *proto.ClientConfig) { cc.Kind, cc.PublicKey = "", "" })
 	if _, _, err := profile.Import(ctx, profile.ImportOptions{File: old, PrivateKey: h.KeyPath, Output: filepath.Join(t.TempDir(), "old")}); err != nil {
 		t.Errorf("an older client config: %v", err)
+	}
+}
+
+// TestImportWithAnRSAKey: a home whose key is RSA signs its requests with
+// rsa-sha2-256, and the real cloud accepts them.
+func TestImportWithAnRSAKey(t *testing.T) {
+	c := hometest.Start(t, hometest.Options{})
+	u := c.CreateUser(t, "alice")
+	key, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(t.TempDir(), "id_rsa")
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := &hometest.Home{KeyPath: keyPath}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	if st := c.Do(t, u.Token, "POST", "/api/v1/homes", proto.ClaimHomeRequest{PublicKey: line}, &h.Home); st != 201 {
+		t.Fatalf("claim with an RSA key: %d", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, _, err := profile.Import(ctx, profile.ImportOptions{File: clientConfig(t, c, h, nil), PrivateKey: keyPath, Output: filepath.Join(t.TempDir(), "p")})
+	if err != nil {
+		t.Fatalf("import with an RSA key: %v", err)
+	}
+	if signedHome(t, p).Slug != h.Slug {
+		t.Error("the RSA-signed GET read another home")
 	}
 }
