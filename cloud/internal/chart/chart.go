@@ -30,6 +30,9 @@ type Chart struct {
 	Lines         []Line
 	// Format writes the y axis's labels; default a plain number.
 	Format func(float64) string
+	// Min is the least top of the y axis, so a quiet series stays flat at
+	// the bottom instead of filling the chart; default 1.
+	Min float64
 	// Spark draws only the lines: no axes, labels or legend.
 	Spark bool
 }
@@ -62,7 +65,7 @@ func SVG(c Chart) template.HTML {
 			peak = max(peak, v)
 		}
 	}
-	top := nice(peak)
+	top := nice(max(peak, c.Min))
 	xAt := func(i int) float64 {
 		if n < 2 {
 			return x1
@@ -88,9 +91,11 @@ func SVG(c Chart) template.HTML {
 		for _, v := range []float64{0, top / 2, top} {
 			fmt.Fprintf(&b, `<text class="label" x="%s" y="%s" text-anchor="end" dominant-baseline="middle">%s</text>`, num(x0-4), num(yAt(v)), esc(c.Format(v)))
 		}
-		end := c.Start.Add(time.Duration(max(n-1, 0)) * c.Step)
-		fmt.Fprintf(&b, `<text class="label" x="%s" y="%d">%s</text>`, num(x0), c.Height-4, esc(clock(c.Start)))
-		fmt.Fprintf(&b, `<text class="label" x="%s" y="%d" text-anchor="end">%s</text>`, num(x1), c.Height-4, esc(clock(end)+" UTC"))
+		if n > 0 {
+			end := c.Start.Add(time.Duration(n-1) * c.Step)
+			fmt.Fprintf(&b, `<text class="label" x="%s" y="%d">%s</text>`, num(x0), c.Height-4, esc(clock(c.Start)))
+			fmt.Fprintf(&b, `<text class="label" x="%s" y="%d" text-anchor="end">%s</text>`, num(x1), c.Height-4, esc(clock(end)+" UTC"))
+		}
 		fmt.Fprintf(&b, `<text class="title" x="%s" y="14">%s</text>`, num(x0), esc(c.Title))
 		lx := x1
 		for i := len(c.Lines) - 1; i >= 0; i-- {

@@ -32,6 +32,7 @@ import (
 	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/cloud/internal/sshd"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/cloud/internal/traffic"
 	"homeport.dev/cloud/internal/web"
 	"homeport.dev/proto"
 )
@@ -45,6 +46,7 @@ type App struct {
 	Domains  *domains.Service
 	Mappings *mappings.Service
 	SSH      *sshd.Server
+	Traffic  *traffic.Recorder // the recent history of SSH's counters, for dashboards and /metrics
 	Routes   *reconcile.Reconciler
 	HAProxy  *haproxy.Process // nil unless managed
 	Shaper   *shaper.Shaper
@@ -110,6 +112,7 @@ func (a *App) build() error {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
 	})
+	a.Traffic = traffic.New(traffic.Options{Registry: reg})
 	limiter := ratelimit.New(cfg.AuthRate, time.Minute)
 	certs := certorders.New(a.DB, certorders.Options{Shared: cfg.SharedDomain, Log: a.log, Registry: reg})
 	a.API = api.New(api.Deps{
@@ -122,6 +125,7 @@ func (a *App) build() error {
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(),
+		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available,
 	}); err != nil {
 		return err
 	}
@@ -237,6 +241,11 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	a.startShaping(ctx, &wg)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.Traffic.Run(ctx, a.SSH.Counts)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

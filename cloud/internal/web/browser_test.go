@@ -20,43 +20,12 @@ const chromiumPath = "/usr/bin/chromium"
 // add-base-domain form and a new token's copy button, so the CSP, the
 // cookies and the CSRF check are exercised the way a browser applies them.
 func TestBrowserAddDomain(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		testnet.Missing(t, "headless browser test: "+chromiumPath+" is missing (apt-get install -y chromium; deploy/install-deps.sh does)")
-	}
+	browser := chromium(t)
 	e := newEnv(t)
 	u := e.user("carol", true, false)
 	h, err := e.app.Homes.Claim(context.Background(), u, newKey(t))
 	if err != nil {
 		t.Fatal(err)
-	}
-
-	// Chromium may still be writing its profile as it exits; a TempDir that
-	// fails to clean up would fail the test, so the profile is removed by hand.
-	profile, err := os.MkdirTemp("", "homeport-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(profile) })
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-
-	// The first Run starts the browser and binds its life to its context, so
-	// it gets none of the test's timeouts.
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
 	}
 	form := "#add-domain-" + h.Slug
 	list := "ul#domains-" + h.Slug
@@ -107,6 +76,44 @@ func TestBrowserAddDomain(t *testing.T) {
 	}
 }
 
+// chromium starts a headless Chromium for the test (skipped when missing)
+// and returns its context; the browser stops when the test ends.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testnet.Missing(t, "headless browser test: "+chromiumPath+" is missing (apt-get install -y chromium; deploy/install-deps.sh does)")
+	}
+	// Chromium may still be writing its profile as it exits; a TempDir that
+	// fails to clean up would fail the test, so the profile is removed by hand.
+	profile, err := os.MkdirTemp("", "homeport-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(profile) })
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile),
+	)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+
+	// The first Run starts the browser and binds its life to its context, so
+	// it gets none of the test's timeouts.
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	return browser
+}
+
 // screenshot saves the page the browser shows, into $HOMEPORT_ARTIFACTS
 // when set, otherwise a directory that outlives the test.
 func screenshot(t *testing.T, browser context.Context) {
@@ -131,5 +138,5 @@ func screenshot(t *testing.T, browser context.Context) {
 		t.Log(err)
 		return
 	}
-	t.Logf("screenshot of the failing page: %s", path)
+	t.Logf("screenshot of the page: %s", path)
 }

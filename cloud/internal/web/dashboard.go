@@ -28,6 +28,7 @@ type homeView struct {
 	Domains     []store.BaseDomain
 	Mappings    []mappingView
 	Created     time.Time
+	Live        liveHome // online, traffic, chart (live.go)
 }
 
 // mappingView is a mapping with the address the public reaches it at.
@@ -93,6 +94,7 @@ func (w *ui) homeView(c echo.Context, h store.Home) (homeView, error) {
 	for _, m := range ms {
 		v.Mappings = append(v.Mappings, mappingView{Mapping: w.Mappings.ToProto(m)})
 	}
+	v.Live = w.live(h, w.stats(), ms, true)
 	return v, nil
 }
 

@@ -31,7 +31,9 @@ import (
 	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/ratelimit"
+	"homeport.dev/cloud/internal/sshd"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/cloud/internal/traffic"
 	"homeport.dev/proto"
 )
 
@@ -61,6 +63,15 @@ type Deps struct {
 	// username, per minute; 0 means 10.
 	Limiter *ratelimit.Limiter
 	Log     *slog.Logger
+	// Live is the SSH endpoint (who is online, since when, traffic) and
+	// Traffic the recent history of that traffic; nil leaves them out of
+	// the dashboards. Routes is the reconciler's report (HAProxy's state
+	// and drift), Shaping whether bandwidth limits are enforced (nil) or
+	// why not; nil leaves them out of the admin's dashboard.
+	Live    *sshd.Server
+	Traffic *traffic.Recorder
+	Routes  func(context.Context) (proto.RoutesReport, error)
+	Shaping func() error
 	// AllowedHosts are the cloud's own names (--api-host, --public-host):
 	// forms are accepted from pages of these, or of the host a request was
 	// sent to (origin.go).
@@ -139,6 +150,7 @@ func (w *ui) routes(e *echo.Echo) {
 	user(post, "/homes/:slug/mappings", w.addMapping)
 	user(post, "/homes/:slug/mappings/:id/delete", w.deleteMapping)
 	user(get, "/homes/:slug/client.yaml", w.clientConfig)
+	user(get, "/events", w.userEvents) // live.go
 
 	// tokens.go
 	user(post, "/tokens", w.createToken)
@@ -147,7 +159,8 @@ func (w *ui) routes(e *echo.Echo) {
 	user(post, "/setup", w.setupCommand)
 
 	// admin.go
-	admin(get, "/admin", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
+	admin(get, "/admin", w.adminDashboard) // live.go
+	admin(get, "/admin/events", w.adminEvents)
 	admin(get, "/admin/users", w.adminUsers)
 	admin(post, "/admin/users/:username/approve", w.approve)
 	admin(post, "/admin/users/:username/deactivate", w.deactivate)
@@ -403,7 +416,10 @@ var funcs = template.FuncMap{
 			return fmt.Sprintf("%d kbit/s", k)
 		}
 	},
-	"date": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"date":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"bytes": byteSize, // live.go
+	"rate":  rate,
+	"ago":   ago,
 	"deref": func(v *int64) string {
 		if v == nil {
 			return ""
