@@ -55,6 +55,11 @@ type App struct {
 	log      *slog.Logger
 
 	wrapSSH func(net.Listener) net.Listener // tests: a listener that fails
+
+	// streams ends when Run's context does: the web UI's live streams stop,
+	// so the HTTP servers' graceful shutdown need not wait for them.
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
 // New opens the state in cfg.Data and builds every service.
@@ -113,6 +118,7 @@ func (a *App) build() error {
 		},
 	})
 	a.Traffic = traffic.New(traffic.Options{Registry: reg})
+	a.streams, a.endStreams = context.WithCancel(context.Background())
 	limiter := ratelimit.New(cfg.AuthRate, time.Minute)
 	certs := certorders.New(a.DB, certorders.Options{Shared: cfg.SharedDomain, Log: a.log, Registry: reg})
 	a.API = api.New(api.Deps{
@@ -125,7 +131,7 @@ func (a *App) build() error {
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
 		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(),
-		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available,
+		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available, Done: a.streams.Done(),
 	}); err != nil {
 		return err
 	}
@@ -241,6 +247,7 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	a.startShaping(ctx, &wg)
+	context.AfterFunc(ctx, a.endStreams)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -280,6 +280,8 @@ func (w *ui) stream(c echo.Context, admin bool, render func() (map[string]templa
 		select {
 		case <-c.Request().Context().Done():
 			return nil
+		case <-w.Done:
+			return nil
 		case <-tick.C:
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"homeport.dev/cloud/internal/cloudtest"
+	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/serve"
 )
 
 // liveCloud is a running cloud (SSH endpoint included) with an admin,
@@ -217,5 +220,48 @@ func TestBrowserAdminDashboardIsLive(t *testing.T) {
 	screenshot(t, browser)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEventStreamEndsWhenCloudStops: a dashboard left open must not hold
+// up the cloud's graceful shutdown, which waits for open responses (and
+// gave up with an error after 10 s while a stream was open).
+func TestEventStreamEndsWhenCloudStops(t *testing.T) {
+	cfg, err := config.Parse([]string{"--data", t.TempDir(), "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0",
+		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := serve.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ready := make(chan serve.Addrs, 1)
+	ran := make(chan error, 1)
+	go func() { ran <- app.Run(ctx, func(a serve.Addrs) { ready <- a }) }()
+	var addrs serve.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-ran:
+		t.Fatal(err)
+	}
+	e := &env{t: t, app: app, url: "http://" + addrs.API.String()}
+	e.user("root", true, true)
+	root := e.browser()
+	root.login("root")
+	resp, err := root.c.Get(e.url + "/admin/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first event %q, %v", line, err)
+	}
+	stop()
+	if err := <-ran; err != nil {
+		t.Fatalf("with a dashboard open, the cloud stopped with: %v", err)
 	}
 }

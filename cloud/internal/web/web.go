@@ -72,6 +72,9 @@ type Deps struct {
 	Traffic *traffic.Recorder
 	Routes  func(context.Context) (proto.RoutesReport, error)
 	Shaping func() error
+	// Done is closed when the cloud stops: live pages' event streams end,
+	// so the HTTP servers' graceful shutdown does not wait for them.
+	Done <-chan struct{}
 	// AllowedHosts are the cloud's own names (--api-host, --public-host):
 	// forms are accepted from pages of these, or of the host a request was
 	// sent to (origin.go).
