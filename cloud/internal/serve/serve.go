@@ -125,6 +125,7 @@ func (a *App) build() error {
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings, Certificates: certs,
 		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
 		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
+		Signup: cfg.Signup, PublicURL: a.PublicURL(),
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},
 	})
 	if err := web.Register(a.API.Echo(), web.Deps{
@@ -132,6 +133,7 @@ func (a *App) build() error {
 		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(),
 		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available, Done: a.streams.Done(),
+		Signup: cfg.Signup,
 	}); err != nil {
 		return err
 	}

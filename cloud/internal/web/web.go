@@ -127,9 +127,20 @@ func Register(e *echo.Echo, d Deps) error {
 func (w *ui) routes(e *echo.Echo) {
 	base := []echo.MiddlewareFunc{w.headers, w.errorPages, w.sameOrigin, w.csrf(), w.session}
 	anyone := func(method, p string, h echo.HandlerFunc) { e.Add(method, p, h, base...) }
-	user := func(method, p string, h echo.HandlerFunc) { e.Add(method, p, h, append(base, w.requireUser)...) }
+	// Every logged-in page asks one capability of the user's role
+	// (account.Can): can names it; user pages need ReadOwn to read and
+	// ManageOwn to change, admin pages (reads) ReadAdmin.
+	can := func(need account.Capability, method, p string, h echo.HandlerFunc) {
+		e.Add(method, p, h, append(base, w.requireUser, w.requireCan(need))...)
+	}
+	user := func(method, p string, h echo.HandlerFunc) {
+		can(map[bool]account.Capability{true: account.ReadOwn, false: account.ManageOwn}[method == http.MethodGet], method, p, h)
+	}
 	admin := func(method, p string, h echo.HandlerFunc) {
-		e.Add(method, p, h, append(base, w.requireUser, w.requireAdmin)...)
+		if method != http.MethodGet {
+			panic("web: an admin form names its capability: use can")
+		}
+		can(account.ReadAdmin, method, p, h)
 	}
 	get, post := http.MethodGet, http.MethodPost
 
@@ -142,6 +153,10 @@ func (w *ui) routes(e *echo.Echo) {
 	anyone(get, "/login", w.loginForm)
 	anyone(post, "/login", w.login)
 	anyone(post, "/logout", w.logout)
+	anyone(get, "/invite/:token", w.inviteForm) // accounts.go
+	anyone(post, "/invite/:token", w.acceptInvite)
+	anyone(get, "/reset/:token", w.resetForm)
+	anyone(post, "/reset/:token", w.resetPassword)
 
 	// dashboard.go
 	user(get, "/dashboard", w.dashboard)
@@ -156,19 +171,25 @@ func (w *ui) routes(e *echo.Echo) {
 	user(get, "/events", w.userEvents) // live.go
 
 	// tokens.go
-	user(post, "/tokens", w.createToken)
-	user(post, "/tokens/:id/rotate", w.rotateToken)
-	user(post, "/tokens/:id/delete", w.deleteToken)
+	can(account.OwnTokens, post, "/tokens", w.createToken)
+	can(account.OwnTokens, post, "/tokens/:id/rotate", w.rotateToken)
+	can(account.OwnTokens, post, "/tokens/:id/delete", w.deleteToken)
 	user(post, "/setup", w.setupCommand)
 
 	// admin.go
 	admin(get, "/admin", w.adminDashboard) // live.go
 	admin(get, "/admin/events", w.adminEvents)
 	admin(get, "/admin/users", w.adminUsers)
-	admin(post, "/admin/users/:username/approve", w.approve)
-	admin(post, "/admin/users/:username/deactivate", w.deactivate)
+	can(account.ApproveUsers, post, "/admin/users/:username/approve", w.approve)
+	can(account.ApproveUsers, post, "/admin/users/:username/deactivate", w.deactivate)
+	can(account.ManageRoles, post, "/admin/users/:username/role", w.setRole) // accounts.go
+	can(account.ManageUsers, post, "/admin/users/:username/password-reset", w.passwordReset)
+	can(account.ManageUsers, post, "/admin/users/:username/delete", w.deleteUser)
+	admin(get, "/admin/invitations", w.adminInvitations)
+	can(account.ManageUsers, post, "/admin/invitations", w.createInvitation)
+	can(account.ManageUsers, post, "/admin/invitations/:id/revoke", w.revokeInvitation)
 	admin(get, "/admin/homes", w.adminHomes)
-	admin(post, "/admin/homes/:slug/release", w.adminRelease)
+	can(account.ReleaseAny, post, "/admin/homes/:slug/release", w.adminRelease)
 	admin(get, "/admin/mappings", w.adminMappings)
 }
 
@@ -317,8 +338,14 @@ func (p page) Value(form, key string) string {
 	return p.Err.Values.Get(key)
 }
 
-// Admin reports whether the viewer has the admin role.
-func (p page) Admin() bool { return p.User != nil && p.User.Role == proto.RoleAdmin }
+// Admin reports whether the viewer may see the admin pages.
+func (p page) Admin() bool { return p.Can(string(account.ReadAdmin)) }
+
+// Can reports whether the viewer's role has the named capability
+// (account.Can): templates show a button only to those who may use it.
+func (p page) Can(capability string) bool {
+	return p.User != nil && account.Can(p.User.Role, account.Capability(capability))
+}
 
 // render executes a page template into a buffer first, so a template error
 // never leaves half a page.
@@ -383,6 +410,10 @@ var notices = map[string]string{
 	"approved":        "User approved; they can log in now.",
 	"deactivated":     "User deactivated; their sessions and tokens stopped working.",
 	"logged-out":      "You are logged out.",
+	"role":            "Role changed.",
+	"user-deleted":    "User deleted; their homes are released, their tokens and sessions ended.",
+	"invite-revoked":  "Invitation revoked; its link no longer works.",
+	"password-set":    "Your new password is set; log in with it.",
 }
 
 func parsePages() (map[string]*template.Template, error) {
