@@ -9,11 +9,74 @@ const (
 	SchemeTCP   = "tcp"
 )
 
-// Roles a user can have.
+// Roles a user can have; what each may do is the cloud's capability table
+// (cloud/internal/account/roles.go).
 const (
-	RoleAdmin = "admin"
-	RoleUser  = "user"
+	RoleAdmin    = "admin"
+	RoleOperator = "operator"
+	RoleUser     = "user"
+	RoleViewer   = "viewer"
 )
+
+// Roles lists every role, most powerful first.
+var Roles = []string{RoleAdmin, RoleOperator, RoleUser, RoleViewer}
+
+// Signup modes of a cloud (--signup).
+const (
+	SignupOpen     = "open"     // accounts are active at once
+	SignupApproval = "approval" // accounts wait for an admin's approval
+	SignupInvite   = "invite"   // only with an invitation link
+	SignupClosed   = "closed"   // no new accounts but the CLI's
+)
+
+// InvitationRequest creates an invitation: the role the invitee gets and
+// how long the link stays valid (hours; 0 means 72).
+type InvitationRequest struct {
+	Role       string `json:"role"`
+	ValidHours int    `json:"valid_hours,omitempty"`
+}
+
+// Invitation is a single-use link to create an account with a role. Token
+// (and URL) are only in the answer that creates it; the cloud keeps a hash.
+type Invitation struct {
+	ID        uint64     `json:"id"`
+	Role      string     `json:"role"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	UsedBy    string     `json:"used_by,omitempty"`
+	UsedAt    *time.Time `json:"used_at,omitempty"`
+	Token     string     `json:"token,omitempty"`
+	URL       string     `json:"url,omitempty"`
+}
+
+// AcceptInvitationRequest creates the invitee's account, active at once.
+type AcceptInvitationRequest struct {
+	Token    string `json:"token"`
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// RoleRequest changes a user's role.
+type RoleRequest struct {
+	Role string `json:"role"`
+}
+
+// PasswordReset is a one-time link that sets a user's password; Token
+// (and URL) are shown once.
+type PasswordReset struct {
+	Username  string    `json:"username"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Token     string    `json:"token"`
+	URL       string    `json:"url,omitempty"`
+}
+
+// ResetPasswordRequest uses a password-reset link.
+type ResetPasswordRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
 
 // SignupRequest creates an inactive account that an admin must approve.
 type SignupRequest struct {

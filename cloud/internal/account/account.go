@@ -49,11 +49,25 @@ type NewUser struct {
 	Email    string
 	Password string
 	Admin    bool
-	Active   bool
+	// Role, when set, is the account's role (Admin is then ignored).
+	Role   string
+	Active bool
 }
 
 // Create validates and stores a user. Self-signup uses Active=false.
 func (s *Service) Create(ctx context.Context, n NewUser) (store.User, error) {
+	u, err := n.row()
+	if err != nil {
+		return u, err
+	}
+	if err := insertUser(s.db.WithContext(ctx), &u); err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// row validates n and returns the user row to insert.
+func (n NewUser) row() (store.User, error) {
 	n.Username = strings.TrimSpace(n.Username)
 	n.Email = strings.TrimSpace(n.Email)
 	if err := proto.ValidateUsername(n.Username); err != nil {
@@ -65,21 +79,31 @@ func (s *Service) Create(ctx context.Context, n NewUser) (store.User, error) {
 	if err := validatePassword(n.Password); err != nil {
 		return store.User{}, problem.InvalidField("password", err)
 	}
+	role := proto.RoleUser
+	if n.Admin {
+		role = proto.RoleAdmin
+	}
+	if n.Role != "" {
+		if err := ValidateRole(n.Role); err != nil {
+			return store.User{}, err
+		}
+		role = n.Role
+	}
 	hash, err := hashPassword(n.Password)
 	if err != nil {
 		return store.User{}, err
 	}
-	u := store.User{Username: n.Username, Email: n.Email, PasswordHash: hash, Role: proto.RoleUser, Active: n.Active}
-	if n.Admin {
-		u.Role = proto.RoleAdmin
-	}
-	if err := s.db.WithContext(ctx).Create(&u).Error; err != nil {
+	return store.User{Username: n.Username, Email: n.Email, PasswordHash: hash, Role: role, Active: n.Active}, nil
+}
+
+func insertUser(tx *gorm.DB, u *store.User) error {
+	if err := tx.Create(u).Error; err != nil {
 		if store.IsDuplicate(err) {
-			return store.User{}, &problem.Error{Kind: problem.Conflict, Field: "username", Message: fmt.Sprintf("username %q is taken; choose another", n.Username)}
+			return &problem.Error{Kind: problem.Conflict, Field: "username", Message: fmt.Sprintf("username %q is taken; choose another", u.Username)}
 		}
-		return store.User{}, err
+		return err
 	}
-	return u, nil
+	return nil
 }
 
 // Authenticate checks a username and password. Unknown users and wrong
@@ -123,30 +147,6 @@ func (s *Service) List(ctx context.Context) ([]store.User, error) {
 	var users []store.User
 	err := s.db.WithContext(ctx).Order("username").Find(&users).Error
 	return users, err
-}
-
-// SetActive approves (true) or deactivates (false) a user. Deactivating also
-// ends the user's web sessions; their tokens stop working at once because
-// every request checks the user's state.
-func (s *Service) SetActive(ctx context.Context, username string, active bool) (store.User, error) {
-	var u store.User
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Where("username = ?", username).Take(&u).Error; err != nil {
-			if store.IsNotFound(err) {
-				return problem.New(problem.NotFound, "no user named %s", proto.Printable(username))
-			}
-			return err
-		}
-		u.Active = active
-		if err := tx.Model(&u).Update("active", active).Error; err != nil {
-			return err
-		}
-		if !active {
-			return tx.Where("user_id = ?", u.ID).Delete(&store.Session{}).Error
-		}
-		return nil
-	})
-	return u, err
 }
 
 // newSecret returns a random secret with prefix and its storage hash.

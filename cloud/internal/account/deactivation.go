@@ -18,16 +18,33 @@ func (s *Service) Active(ctx context.Context, userID uint64) (bool, error) {
 	return u.Active, nil
 }
 
+// deletedOffline is how long a deleted account's ID stays among the owners
+// whose homes must be offline: every cloud process sharing the database
+// polls far more often, so each sees it and closes what it still holds of
+// that account (its homes are released before the account goes).
+const deletedOffline = time.Minute
+
 // InactiveOwners returns, sorted, the IDs of inactive accounts that own a
-// home: the accounts whose homes must be offline. The set is bounded by the
-// number of home slots, whatever the number of pending signups.
+// home, and of accounts deleted within deletedOffline: the accounts whose
+// homes must be offline. The set is bounded by the number of home slots
+// (and of recent deletions), whatever the number of pending signups.
 func (s *Service) InactiveOwners(ctx context.Context) ([]uint64, error) {
-	var ids []uint64
-	err := s.db.WithContext(ctx).Model(&store.Home{}).
+	var ids, deleted []uint64
+	db := s.db.WithContext(ctx)
+	err := db.Model(&store.Home{}).
 		Joins("JOIN users ON users.id = homes.user_id").
 		Where("users.active = ?", false).
 		Distinct().Order("homes.user_id").Pluck("homes.user_id", &ids).Error
-	return ids, err
+	if err != nil {
+		return nil, err
+	}
+	err = db.Model(&store.DeletedUser{}).Where("deleted_at > ?", time.Now().UTC().Add(-deletedOffline)).Pluck("id", &deleted).Error
+	if err != nil || len(deleted) == 0 {
+		return ids, err
+	}
+	ids = append(ids, deleted...)
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 // WatchInactive calls apply with InactiveOwners every interval until ctx

@@ -23,10 +23,14 @@ func (s *Server) signup(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	active, err := account.SignupActive(s.Signup)
+	if err != nil {
+		return err
+	}
 	if err := s.rateLimit(c, req.Username); err != nil {
 		return err
 	}
-	u, err := s.Accounts.Create(c.Request().Context(), account.NewUser{Username: req.Username, Email: req.Email, Password: req.Password})
+	u, err := s.Accounts.Create(c.Request().Context(), account.NewUser{Username: req.Username, Email: req.Email, Password: req.Password, Active: active})
 	if err != nil {
 		return err
 	}

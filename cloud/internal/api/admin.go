@@ -23,7 +23,7 @@ func (s *Server) adminListUsers(c echo.Context) error {
 }
 
 func (s *Server) setActive(c echo.Context, active bool) error {
-	u, err := s.Accounts.SetActive(c.Request().Context(), c.Param("username"), active)
+	u, err := s.Accounts.SetActiveBy(c.Request().Context(), actor(c), c.Param("username"), active)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/homeauth"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
@@ -104,13 +106,56 @@ func (s *Server) authenticateHome(c echo.Context, header string) (principal, err
 	return principal{user: h.User, home: &h}, nil
 }
 
-func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+// requireCan refuses the caller unless their role has capability need
+// (account.Can, the one table of who may do what). Behind require: for a
+// home's credential the role is its owner's.
+func (s *Server) requireCan(need account.Capability, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if caller(c).Role != proto.RoleAdmin {
-			return problem.New(problem.Forbidden, "this needs the admin role")
+		if err := account.Need(caller(c).Role, need); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// adminActions are the capabilities of the admin routes that change
+// something; an admin route that only reads needs account.ReadAdmin. New
+// panics on a changing admin route missing here, so none gets a default.
+var adminActions = map[string]account.Capability{
+	"POST /admin/users/:username/approve":        account.ApproveUsers,
+	"POST /admin/users/:username/deactivate":     account.ApproveUsers,
+	"POST /admin/users/:username/role":           account.ManageRoles,
+	"POST /admin/users/:username/password-reset": account.ManageUsers,
+	"DELETE /admin/users/:username":              account.ManageUsers,
+	"POST /admin/invitations":                    account.ManageUsers,
+	"DELETE /admin/invitations/:id":              account.ManageUsers,
+	"DELETE /admin/homes/:slug":                  account.ReleaseAny,
+	"POST /admin/reconcile":                      account.ReleaseAny,
+}
+
+// needs is the capability a route asks of its caller ("" for anonymous
+// routes): reading one's own things needs ReadOwn, changing them
+// ManageOwn (one's tokens: OwnTokens), admin routes ReadAdmin or their
+// adminActions entry.
+func needs(r route) (account.Capability, error) {
+	read := r.method == http.MethodGet || r.method == http.MethodHead
+	switch {
+	case r.auth == authNone:
+		return "", nil
+	case r.auth == authAdmin && read:
+		return account.ReadAdmin, nil
+	case r.auth == authAdmin:
+		c, ok := adminActions[r.method+" "+strings.TrimPrefix(r.path, proto.APIPrefix)]
+		if !ok {
+			return "", fmt.Errorf("api: admin route %s %s has no capability in adminActions", r.method, r.path)
+		}
+		return c, nil
+	case read:
+		return account.ReadOwn, nil
+	case strings.HasPrefix(r.path, proto.APIPrefix+"/tokens"):
+		return account.OwnTokens, nil
+	}
+	return account.ManageOwn, nil
 }
 
 // caller is the account acting: the token's user, or the signing home's owner.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/store"
 )
 
@@ -86,7 +87,7 @@ func (s *Server) metrics(c echo.Context) error {
 			return serve(c)
 		}
 	}
-	return s.require(authAdmin, s.requireAdmin(serve))(c)
+	return s.require(authAdmin, s.requireCan(account.ReadAdmin, serve))(c)
 }
 
 // MetricsHandler serves the Prometheus metrics without authentication,

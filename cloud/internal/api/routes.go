@@ -23,8 +23,10 @@ type route struct {
 func (s *Server) table() []route {
 	v := proto.APIPrefix
 	return []route{
-		{http.MethodPost, v + "/auth/signup", "Create an account (inactive until an admin approves it)", authNone, proto.SignupRequest{}, proto.User{}, 201, s.signup},
+		{http.MethodPost, v + "/auth/signup", "Create an account (per --signup: active at once, inactive until an admin approves it, or refused)", authNone, proto.SignupRequest{}, proto.User{}, 201, s.signup},
 		{http.MethodPost, v + "/auth/token", "Trade username and password for a new API token (rate-limited)", authNone, proto.TokenRequest{}, proto.Token{}, 201, s.createTokenWithPassword},
+		{http.MethodPost, v + "/auth/invitations/accept", "Accept an invitation: create the account it offers, active at once with its role (the link is single-use)", authNone, proto.AcceptInvitationRequest{}, proto.User{}, 201, s.acceptInvitation},
+		{http.MethodPost, v + "/auth/password-reset", "Use a password-reset link: set a new password; the link is used up and the account's web sessions end", authNone, proto.ResetPasswordRequest{}, proto.User{}, 200, s.resetPassword},
 		{http.MethodGet, v + "/me", "The caller's account", authUser, nil, proto.User{}, 200, s.me},
 		{http.MethodGet, v + "/tokens", "The caller's API tokens (without secrets)", authUser, nil, []proto.Token{}, 200, s.listTokens},
 		{http.MethodPost, v + "/tokens", "Create another API token; the secret is shown once", authUser, tokenNameRequest{}, proto.Token{}, 201, s.createToken},
@@ -48,6 +50,12 @@ func (s *Server) table() []route {
 		{http.MethodGet, v + "/admin/users", "All users", authAdmin, nil, []proto.User{}, 200, s.adminListUsers},
 		{http.MethodPost, v + "/admin/users/:username/approve", "Activate a user", authAdmin, nil, proto.User{}, 200, s.adminApprove},
 		{http.MethodPost, v + "/admin/users/:username/deactivate", "Deactivate a user; their tokens stop working", authAdmin, nil, proto.User{}, 200, s.adminDeactivate},
+		{http.MethodPost, v + "/admin/users/:username/role", "Change a user's role (never the last active admin's)", authAdmin, proto.RoleRequest{}, proto.User{}, 200, s.adminSetRole},
+		{http.MethodPost, v + "/admin/users/:username/password-reset", "Make a one-time password-reset link for a user (shown once; an earlier link stops working)", authAdmin, nil, proto.PasswordReset{}, 201, s.adminPasswordReset},
+		{http.MethodDelete, v + "/admin/users/:username", "Delete a user: their homes are released, their tokens and sessions end (never the last active admin)", authAdmin, nil, nil, 204, s.adminDeleteUser},
+		{http.MethodGet, v + "/admin/invitations", "Invitations, without their links", authAdmin, nil, []proto.Invitation{}, 200, s.adminListInvitations},
+		{http.MethodPost, v + "/admin/invitations", "Invite someone: a single-use link to an account with a role (shown once)", authAdmin, proto.InvitationRequest{}, proto.Invitation{}, 201, s.adminCreateInvitation},
+		{http.MethodDelete, v + "/admin/invitations/:id", "Revoke an invitation", authAdmin, nil, nil, 204, s.adminRevokeInvitation},
 		{http.MethodGet, v + "/admin/homes", "All homes", authAdmin, nil, []proto.Home{}, 200, s.adminListHomes},
 		{http.MethodDelete, v + "/admin/homes/:slug", "Release any home", authAdmin, nil, nil, 204, s.adminReleaseHome},
 		{http.MethodGet, v + "/admin/mappings", "All mappings", authAdmin, nil, []adminMapping{}, 200, s.adminListMappings},

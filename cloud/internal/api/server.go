@@ -52,6 +52,11 @@ type Deps struct {
 	Limiter  *ratelimit.Limiter
 	Log      *slog.Logger
 	Registry *prometheus.Registry
+	// Signup is --signup: open, approval, invite or closed.
+	Signup string
+	// PublicURL is the web UI's base URL written into invitation and
+	// password-reset links; empty means the URL the request came to.
+	PublicURL string
 	// AllowedHosts are the cloud's own names (--api-host, --public-host);
 	// requests are answered only for these, localhost and IP addresses
 	// (hosts.go).
@@ -94,12 +99,13 @@ func New(d Deps) *Server {
 	e.Use(allowHosts(d.AllowedHosts))
 	s.routes = s.table()
 	for _, r := range s.routes {
+		need, err := needs(r)
+		if err != nil {
+			panic(err) // a programming error: the route table is static
+		}
 		h := r.handler
-		switch r.auth {
-		case authUser, authHome:
-			h = s.require(r.auth, h)
-		case authAdmin:
-			h = s.require(authAdmin, s.requireAdmin(h))
+		if r.auth != authNone {
+			h = s.require(r.auth, s.requireCan(need, h))
 		}
 		e.Add(r.method, r.path, h)
 	}

@@ -64,6 +64,7 @@ type Config struct {
 	MappingsPerHome   int
 	DomainsPerHome    int
 	AuthRate          int
+	Signup            string // proto.SignupOpen, SignupApproval, SignupInvite or SignupClosed
 	LogLevel          string
 	Limits            Limits
 }
@@ -189,6 +190,7 @@ type raw struct {
 	dev                                                               bool
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
 	authRate                                                          int
+	signup                                                            string
 	limits                                                            Limits
 	domainsPerHome                                                    int
 }
@@ -233,6 +235,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.IntVar(&r.domainsPerHome, "domains-per-home", domains.DefaultPerHome, "how many base domains one home may register")
 	fs.IntVar(&r.perHome, "mappings-per-home", homes.DefaultLayout.TunnelBlock, "how many mappings one home may have (at most --tunnel-block)")
 	fs.IntVar(&r.authRate, "auth-rate", 10, "login and signup attempts allowed per minute per client address and per username")
+	fs.StringVar(&r.signup, "signup", proto.SignupApproval, "who may create an account: open (active at once), approval (an admin approves it), invite (only with an invitation link), closed")
 	fs.IntVar(&r.limits.ChannelsPerHome, "ssh-channels-per-home", budget.DefaultChannelsPerHome, "open tunnel channels (visitor connections and home-opened direct-tcpip) one home may hold at once")
 	fs.IntVar(&r.limits.ChannelsPerConn, "ssh-channels-per-conn", budget.DefaultChannelsPerHome, "open channels one SSH connection may hold at once (at most --ssh-channels-per-home)")
 	fs.IntVar(&r.limits.PendingPerHome, "ssh-pending-per-home", budget.DefaultPendingPerHome, "direct-tcpip channel opens of one home that may be in progress at once")
@@ -461,6 +464,11 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if c.AuthRate < 1 {
 		bad("auth-rate", fmt.Errorf("must be at least 1"))
+	}
+	switch c.Signup = r.signup; c.Signup {
+	case proto.SignupOpen, proto.SignupApproval, proto.SignupInvite, proto.SignupClosed:
+	default:
+		bad("signup", fmt.Errorf("%s is not a signup mode: choose open, approval, invite or closed", proto.Printable(c.Signup)))
 	}
 	c.Limits = r.limits
 	for _, l := range []struct {

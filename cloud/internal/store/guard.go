@@ -16,6 +16,10 @@ const (
 	// GuardBaseDomains serialises base-domain registrations: an overlap
 	// (example.com and a.example.com) can be between any two homes.
 	GuardBaseDomains = "base-domains"
+	// GuardAdmins serialises changes that could leave the cloud without an
+	// active admin (a demotion, deactivation or deletion of an admin), so
+	// two at once cannot both see "another admin remains".
+	GuardAdmins = "admins"
 )
 
 // GuardMappings is the key for a home's mappings: its quota, its tunnel and

@@ -110,6 +110,40 @@ type CertificateOrder struct {
 	CreatedAt time.Time `gorm:"not null;index"`
 }
 
+// Invitation is a single-use link to create an account with Role; only the
+// link's SHA-256 is stored. UsedBy is set (once) when it is accepted.
+type Invitation struct {
+	ID        uint64    `gorm:"primaryKey"`
+	Hash      string    `gorm:"size:64;not null;uniqueIndex"`
+	Role      string    `gorm:"size:16;not null"`
+	CreatedBy string    `gorm:"size:32;not null"`
+	ExpiresAt time.Time `gorm:"not null"`
+	UsedBy    string    `gorm:"size:32"`
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+// PasswordReset is a one-time link that sets a user's password; only its
+// SHA-256 is stored, and it goes when used or when the user does.
+type PasswordReset struct {
+	ID        uint64    `gorm:"primaryKey"`
+	UserID    uint64    `gorm:"not null;index"`
+	User      User      `gorm:"constraint:OnDelete:CASCADE"`
+	Hash      string    `gorm:"size:64;not null;uniqueIndex"`
+	ExpiresAt time.Time `gorm:"not null"`
+	CreatedAt time.Time
+}
+
+// DeletedUser remembers a deleted account (its old ID and name): a running
+// cloud closes the SSH connections of that ID's homes when another process
+// (the `cloud users delete` CLI) deleted it, and the name stays on record.
+type DeletedUser struct {
+	ID        uint64    `gorm:"primaryKey;autoIncrement:false"`
+	Username  string    `gorm:"size:32;not null"`
+	DeletedBy string    `gorm:"size:32;not null"`
+	DeletedAt time.Time `gorm:"not null;index"`
+}
+
 // GuardRow is the row Guard locks: one per invariant that spans rows, N
 // counts the transactions that took it (the update is what takes the lock).
 type GuardRow struct {
@@ -121,5 +155,6 @@ type GuardRow struct {
 func (GuardRow) TableName() string { return "guards" }
 
 func (db *DB) migrate() error {
-	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{})
+	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{},
+		&Invitation{}, &PasswordReset{}, &DeletedUser{})
 }

@@ -7,7 +7,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/problem"
+	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
 )
 
@@ -20,7 +22,13 @@ func (w *ui) showUsers(c echo.Context, status int, fe *formError) error {
 	}
 	// Pending accounts first: approving them is why an admin comes here.
 	sort.SliceStable(us, func(i, j int) bool { return !us[i].Active && us[j].Active })
-	return w.render(c, status, "admin_users", page{Title: "Users", Err: fe, Data: us})
+	return w.render(c, status, "admin_users", page{Title: "Users", Err: fe, Data: usersView{Users: us, Roles: proto.Roles}})
+}
+
+// usersView is the users page: the accounts and the roles to choose from.
+type usersView struct {
+	Users []store.User
+	Roles []string
 }
 
 func (w *ui) setActive(c echo.Context, active bool, notice string) error {
@@ -29,7 +37,7 @@ func (w *ui) setActive(c echo.Context, active bool, notice string) error {
 	if !active && name == currentUser(c).Username {
 		return w.refused(c, "users", problem.New(problem.Invalid, "you cannot deactivate your own account; ask another admin"), show)
 	}
-	if _, err := w.Accounts.SetActive(ctx(c), name, active); err != nil {
+	if _, err := w.Accounts.SetActiveBy(ctx(c), account.ActorOf(currentUser(c)), name, active); err != nil {
 		return w.refused(c, "users", err, show)
 	}
 	return done(c, "/admin/users", notice)

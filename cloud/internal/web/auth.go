@@ -9,7 +9,6 @@ import (
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/problem"
-	"homeport.dev/proto"
 )
 
 // csrf checks a per-browser token on every state-changing request (the
@@ -76,13 +75,16 @@ func (w *ui) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireAdmin answers the 403 page unless the user has the admin role.
-func (w *ui) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if currentUser(c).Role != proto.RoleAdmin {
-			return problem.New(problem.Forbidden, "This page is for the cloud's admins only.")
+// requireCan answers the 403 page unless the user's role has capability
+// need (account.Can, the table the API uses too).
+func (w *ui) requireCan(need account.Capability) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := account.Need(currentUser(c).Role, need); err != nil {
+				return err
+			}
+			return next(c)
 		}
-		return next(c)
 	}
 }
 
@@ -118,25 +120,44 @@ func (w *ui) landing(c echo.Context) error {
 	return w.render(c, http.StatusOK, "landing", page{Title: "homeport"})
 }
 
+// signupView tells the signup page what --signup allows.
+type signupView struct {
+	Mode   string
+	Closed string // why no account can be made here; "" when one can
+}
+
+func (w *ui) signupPage(fe *formError) page {
+	_, err := account.SignupActive(w.Signup)
+	v := signupView{Mode: w.Signup}
+	if err != nil {
+		v.Closed = err.Error()
+	}
+	return page{Title: "Sign up", Err: fe, Data: v}
+}
+
 func (w *ui) signupForm(c echo.Context) error {
-	return w.render(c, http.StatusOK, "signup", page{Title: "Sign up"})
+	return w.render(c, http.StatusOK, "signup", w.signupPage(nil))
 }
 
 func (w *ui) signup(c echo.Context) error {
 	name := strings.TrimSpace(c.FormValue("username"))
 	show := func(fe *formError) error {
-		return w.render(c, fe.Status, "signup", page{Title: "Sign up", Err: fe})
+		return w.render(c, fe.Status, "signup", w.signupPage(fe))
+	}
+	active, err := account.SignupActive(w.Signup)
+	if err != nil {
+		return w.refused(c, "signup", err, show)
 	}
 	if err := w.rateLimit(c, name); err != nil {
 		return w.refused(c, "signup", err, show)
 	}
-	_, err := w.Accounts.Create(ctx(c), account.NewUser{
-		Username: name, Email: c.FormValue("email"), Password: c.FormValue("password"),
+	u, err := w.Accounts.Create(ctx(c), account.NewUser{
+		Username: name, Email: c.FormValue("email"), Password: c.FormValue("password"), Active: active,
 	})
 	if err != nil {
 		return w.refused(c, "signup", err, show)
 	}
-	return w.render(c, http.StatusCreated, "signup_done", page{Title: "Account created", Data: name})
+	return w.render(c, http.StatusCreated, "signup_done", page{Title: "Account created", Data: u})
 }
 
 func (w *ui) loginForm(c echo.Context) error {

@@ -75,6 +75,8 @@ type Deps struct {
 	// Done is closed when the cloud stops: live pages' event streams end,
 	// so the HTTP servers' graceful shutdown does not wait for them.
 	Done <-chan struct{}
+	// Signup is --signup: open, approval, invite or closed.
+	Signup string
 	// AllowedHosts are the cloud's own names (--api-host, --public-host):
 	// forms are accepted from pages of these, or of the host a request was
 	// sent to (origin.go).
