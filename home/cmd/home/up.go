@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -89,7 +90,13 @@ with a live status line until Ctrl-C:
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "running the tunnel (Ctrl-C to stop)")
-			return runAgent(cmd, dir, func(ctx context.Context, a *agent.Agent) error {
+			// The status line is the view; the log keeps only warnings and
+			// errors (HOMEPORT_DEBUG=1 shows everything).
+			o := agent.Options{Log: logger()}
+			if os.Getenv("HOMEPORT_DEBUG") == "" {
+				o.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			return runAgentWith(cmd, dir, o, func(ctx context.Context, a *agent.Agent) error {
 				return statusLine(ctx, cmd.ErrOrStderr(), a, isTerminal(cmd.ErrOrStderr()))
 			})
 		},
@@ -114,7 +121,7 @@ var errRunning = errors.New("a console runs for this profile")
 // --token, or the only profile there is.
 func upProfile(cmd *cobra.Command, o profile.RegisterOptions) (string, error) {
 	if configFlag != "" || o.Cloud == "" {
-		p, err := profile.Resolve(configFlag)
+		p, err := resolveProfile(cmd, configFlag)
 		if err != nil && o.Cloud == "" {
 			return "", fmt.Errorf("%w\n(or give --cloud URL --token TOKEN to register this machine now)", err)
 		}

@@ -55,7 +55,7 @@ func (u *user) up(args ...string) *upRun {
 	u.t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		if u.t.Failed() {
+		if u.t.Failed() || testing.Verbose() {
 			u.t.Logf("home up output:\n%s", strings.Join(run.seen, "\n"))
 		}
 	})
