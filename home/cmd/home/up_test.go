@@ -150,6 +150,15 @@ func TestUpPublishesOnTheSharedDomain(t *testing.T) {
 	if got := httpsGet(t, c, ca, m[1]); !strings.HasPrefix(got, "alice-app") {
 		t.Fatalf("https visitor: %q", got)
 	}
+	// The home told the cloud, which counts orders against the CA's weekly
+	// limit per registered domain.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(metrics(t, c), `homeport_certificate_orders_week{domain="homes.test"} 1`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cloud never counted the certificate order:\n%s", metrics(t, c))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	run.stop(t)
 
 	// Run again with nothing new: what was exposed is reused, not doubled.
@@ -179,4 +188,16 @@ func httpsGet(t *testing.T, c *hometest.Cloud, ca *pebbletest.Pebble, host strin
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// metrics is the cloud's Prometheus text (loopback needs no token).
+func metrics(t *testing.T, c *hometest.Cloud) string {
+	t.Helper()
+	resp, err := http.Get(c.APIURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

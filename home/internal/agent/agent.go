@@ -87,7 +87,15 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 	}
 	tcfg := o.Tunnel
 	tcfg.Home, tcfg.Addr, tcfg.Signer, tcfg.HostKey, tcfg.Log = p.Cloud.Home, p.SSHAddr(), signer, hostKey, log
-	cm, err := newCerts(p, o.Certs, log.With("home", p.Cloud.Home))
+	certsCfg := o.Certs
+	certsCfg.Issued = func(ctx context.Context, domain string) {
+		// Best effort: the certificate is in service either way; the cloud
+		// only counts it to warn before the CA's weekly limit.
+		if err := client.ReportCertificate(ctx, p.Cloud.Home, domain); err != nil {
+			log.Warn("certs: the cloud did not take the issuance report", "domain", domain, "err", err)
+		}
+	}
+	cm, err := newCerts(p, certsCfg, log.With("home", p.Cloud.Home))
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,10 @@ type Config struct {
 	PollInterval time.Duration
 	// Log receives events with the keys home, domain, challenge and err.
 	Log *slog.Logger
+	// Issued, if set, is told of every certificate obtained (the agent
+	// reports it to the cloud, which counts orders per registered domain
+	// against the CA's rate limits). ctx bounds it.
+	Issued func(ctx context.Context, domain string)
 }
 
 // Domain is a name the home exposes, as the agent sees it now. Only
@@ -433,6 +437,11 @@ func (m *Manager) runAttempt(name string, d Domain, e *domainState, a *attempt) 
 	close(a.done)
 	m.notify()
 	m.kick()
+	if err == nil && m.cfg.Issued != nil {
+		ictx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+		m.cfg.Issued(ictx, name)
+		cancel()
+	}
 }
 
 // obtain runs the ACME flow for d: account, order, one challenge per

@@ -288,3 +288,9 @@ func (c *Client) PrivateMappings(ctx context.Context) ([]proto.PrivateMapping, e
 	var ms []proto.PrivateMapping
 	return ms, c.do(ctx, http.MethodGet, proto.APIPrefix+"/private-mappings", nil, &ms)
 }
+
+// ReportCertificate tells the cloud the home obtained a certificate for
+// host, one of its mappings' names.
+func (c *Client) ReportCertificate(ctx context.Context, slug, host string) error {
+	return c.do(ctx, http.MethodPost, homePath(slug)+"/certificates", proto.CertificateOrderRequest{Host: host}, nil)
+}
