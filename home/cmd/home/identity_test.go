@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +154,7 @@ func TestWebClaimedHomeReachesARunningAgent(t *testing.T) {
 
 	// Import the client config, with no token at all.
 	h2 := c.ClaimHome(t, alice)
-	file := writeClientConfig(t, c, h2, nil)
+	file := downloadClientConfig(t, c, alice, h2.Slug)
 	tampered := writeClientConfig(t, c, h2, func(cc *proto.ClientConfig) {
 		cc.SSH.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo"
 	})
@@ -410,4 +412,45 @@ func TestConnectFindsPrivateMappingsWithTheHomesKey(t *testing.T) {
 		t.Errorf("through home connect: %q", body)
 	}
 	u.fails("no home of yours has a private mapping", "--config", laptop, "connect", "999999", "--local", "127.0.0.1:0")
+}
+
+// downloadClientConfig logs in to the cloud's web UI as u and downloads
+// the client config of home slug, as "Download client config" does.
+func downloadClientConfig(t *testing.T, c *hometest.Cloud, u *hometest.User, slug string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	get := func(path string) []byte {
+		resp, err := browser.Get(c.APIURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s\n%s", path, resp.Status, b)
+		}
+		return b
+	}
+	m := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindSubmatch(get("/login"))
+	if m == nil {
+		t.Fatal("the login page has no CSRF field")
+	}
+	req, _ := http.NewRequest("POST", c.APIURL+"/login", strings.NewReader(url.Values{"username": {u.Name}, "password": {u.Password}, "_csrf": {string(m[1])}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", c.APIURL)
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "Dashboard") {
+		t.Fatalf("web login as %s: %s\n%s", u.Name, resp.Status, page)
+	}
+	file := filepath.Join(t.TempDir(), "homeport-"+slug+".yaml")
+	if err := os.WriteFile(file, get("/homes/"+slug+"/client.yaml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
