@@ -37,6 +37,12 @@ type mappingView struct {
 	Home string // the home's slug, on the admin page
 }
 
+// SSHCommand is the plain OpenSSH line that serves a mapping without the
+// PROXY header, for a local service on port 3000 (the page says to change it).
+func (m mappingView) SSHCommand(ep proto.SSHEndpoint) string {
+	return fmt.Sprintf("ssh -N -R 127.0.0.1:%d:localhost:3000 -p %d %s@%s", m.TunnelPort, ep.Port, ep.User, ep.Host)
+}
+
 // Address is where the mapping is reached, or "private".
 func (m mappingView) Address() string {
 	switch {
@@ -185,6 +191,12 @@ func (w *ui) addMapping(c echo.Context) error {
 		Scheme:  c.FormValue("scheme"),
 		Host:    c.FormValue("host"),
 		Private: c.FormValue("private") != "",
+	}
+	if c.FormValue("client") == "openssh" {
+		// Plain `ssh -R` hands the tunnel's bytes straight to the app,
+		// which must not get a PROXY header first.
+		off := false
+		req.ProxyProtocol = &off
 	}
 	if raw := strings.TrimSpace(c.FormValue("public_port")); raw != "" {
 		if req.PublicPort, err = strconv.Atoi(raw); err != nil {

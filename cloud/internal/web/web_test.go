@@ -330,3 +330,43 @@ func TestSetupCommand(t *testing.T) {
 	}
 	must(t, "token listed", 200, page, 200, "home setup ")
 }
+
+// TestPlainOpenSSHMapping: a home claimed in the web UI and served by plain
+// `ssh -R` gets a mapping without the PROXY header from the form, and the
+// page shows the exact ssh line for it.
+func TestPlainOpenSSHMapping(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", true, false)
+	alice := e.browser()
+	alice.login("alice")
+	alice.post("/homes", url.Values{"public_key": {newKey(t)}})
+	u, err := e.app.Accounts.User(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := e.app.Homes.List(context.Background(), u)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("homes %v %v", hs, err)
+	}
+	slug := hs[0].Slug
+	alice.post("/homes/"+slug+"/domains", url.Values{"domain": {"example.com"}})
+	status, page := alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"http"}, "host": {"raw.example.com"}, "client": {"openssh"}})
+	must(t, "openssh mapping", status, page, 200, "Mapping added", "served by plain OpenSSH", "ssh -N -R 127.0.0.1:")
+	status, page = alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"http"}, "host": {"agent.example.com"}})
+	must(t, "agent mapping", status, page, 200, "Mapping added")
+	ms, err := e.app.Mappings.List(context.Background(), hs[0].ID)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("mappings %v %v", ms, err)
+	}
+	for _, m := range ms {
+		if want := m.HostName() == "agent.example.com"; m.ProxyProtocol != want {
+			t.Errorf("%s: proxy_protocol %v, want %v", m.HostName(), m.ProxyProtocol, want)
+		}
+		if !m.ProxyProtocol && !strings.Contains(page, "ssh -N -R 127.0.0.1:"+strconv.Itoa(m.TunnelPort)+":localhost:3000 -p 8022 "+slug+"@cloud.example.net") {
+			t.Errorf("the page does not show the ssh line for %s:\n%s", m.HostName(), page)
+		}
+	}
+	if strings.Count(page, "served by plain OpenSSH") != 1 {
+		t.Error("the ssh line is shown for a mapping that gets the PROXY header")
+	}
+}
