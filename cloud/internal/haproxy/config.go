@@ -14,6 +14,8 @@ import (
 	"homeport.dev/proto"
 	"homeport.dev/proto/atomicfile"
 	"net"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/template"
 )
@@ -47,6 +49,14 @@ type Params struct {
 	// are redirected to https.
 	APIHost    string
 	APITLSAddr string // IP:port of the cloud's TLS listener, required with APIHost
+	// HTTPSPort is the port visitors reach HTTPSAddr on, named in the
+	// http->https redirects (443 is left out of the URL). 0 means
+	// HTTPSAddr's own port; set it when a NAT or port forward puts the
+	// public port elsewhere.
+	HTTPSPort int
+	// PageDir is the absolute directory WriteConfig writes the visitor
+	// pages to (see [OfflinePage]); empty means MapDir.
+	PageDir string
 }
 
 // PortRange is an inclusive range of TCP ports (the API's own type).
@@ -63,7 +73,23 @@ func (p Params) withDefaults() Params {
 	if p.RouteMaxConn <= 0 {
 		p.RouteMaxConn = 64
 	}
+	if p.HTTPSPort == 0 {
+		_, port, _ := net.SplitHostPort(p.HTTPSAddr)
+		p.HTTPSPort, _ = strconv.Atoi(port)
+	}
+	if p.PageDir == "" {
+		p.PageDir = p.MapDir
+	}
 	return p
+}
+
+// redirectPort is what follows the host in an http->https redirect:
+// nothing on 443, ":PORT" otherwise.
+func (p Params) redirectPort() string {
+	if p.HTTPSPort == 443 {
+		return ""
+	}
+	return ":" + strconv.Itoa(p.HTTPSPort)
 }
 
 // Validate checks every field once, so the template only ever sees safe values.
@@ -94,7 +120,7 @@ func (p Params) Validate() error {
 	for _, f := range []struct {
 		field, path string
 		optional    bool
-	}{{"MapDir", p.MapDir, false}, {"SocketPath", p.SocketPath, false}, {"PidFile", p.PidFile, true}} {
+	}{{"MapDir", p.MapDir, false}, {"SocketPath", p.SocketPath, false}, {"PidFile", p.PidFile, true}, {"PageDir", p.PageDir, false}} {
 		if f.optional && f.path == "" {
 			continue
 		}
@@ -111,6 +137,9 @@ func (p Params) Validate() error {
 		if host, port, err := net.SplitHostPort(p.APITLSAddr); err != nil || net.ParseIP(host) == nil || net.ParseIP(host).To4() == nil || !validPort(port) {
 			errs = append(errs, fmt.Errorf("APITLSAddr: %q must be IPv4:PORT", p.APITLSAddr))
 		}
+	}
+	if validateBindAddr(p.HTTPSAddr) == nil && (p.HTTPSPort < 1 || p.HTTPSPort > 65535) {
+		errs = append(errs, fmt.Errorf("HTTPSPort: %d is not a port", p.HTTPSPort))
 	}
 	if p.MaxConn < 0 {
 		errs = append(errs, fmt.Errorf("MaxConn: %d must not be negative", p.MaxConn))
@@ -150,13 +179,19 @@ func Render(p Params) ([]byte, error) {
 		Params
 		TCPBind                           string
 		HTTPSMap, HTTPMap, TCPMap, RawMap string
+		RedirectPort                      string
+		OfflinePage                       string
+		OfflineRetryAfter                 int
 	}{
-		Params:   p,
-		TCPBind:  net.JoinHostPort(p.TCPHost, p.TCPPorts.String()), // brackets an IPv6 host
-		HTTPSMap: MapPath(p.MapDir, MapHTTPS),
-		HTTPMap:  MapPath(p.MapDir, MapHTTP),
-		TCPMap:   MapPath(p.MapDir, MapTCP),
-		RawMap:   MapPath(p.MapDir, MapRaw),
+		Params:            p,
+		TCPBind:           net.JoinHostPort(p.TCPHost, p.TCPPorts.String()), // brackets an IPv6 host
+		HTTPSMap:          MapPath(p.MapDir, MapHTTPS),
+		HTTPMap:           MapPath(p.MapDir, MapHTTP),
+		TCPMap:            MapPath(p.MapDir, MapTCP),
+		RawMap:            MapPath(p.MapDir, MapRaw),
+		RedirectPort:      p.redirectPort(),
+		OfflinePage:       filepath.Join(p.PageDir, offlinePageFile),
+		OfflineRetryAfter: offlineRetryAfter,
 	}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, data); err != nil {
@@ -165,10 +200,14 @@ func Render(p Params) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// WriteConfig renders p and atomically replaces the file at path (mode 0640).
+// WriteConfig renders p and atomically replaces the file at path (mode
+// 0640), after writing the visitor pages it names into p.PageDir.
 func WriteConfig(path string, p Params) error {
 	cfg, err := Render(p)
 	if err != nil {
+		return err
+	}
+	if err := writePages(p.withDefaults().PageDir); err != nil {
 		return err
 	}
 	return atomicfile.Write(path, cfg, 0o640)

@@ -95,6 +95,54 @@ func TestRenderAPIHost(t *testing.T) {
 	}
 }
 
+// The http->https redirects name the public HTTPS port unless it is 443:
+// HTTPSAddr's own, or HTTPSPort when a port forward puts it elsewhere.
+func TestRenderRedirectPort(t *testing.T) {
+	tests := []struct {
+		name      string
+		httpsAddr string
+		httpsPort int
+		want      string
+	}{
+		{"default 443", ":443", 0, "https://%[var(txn.host)]%[pathq]"},
+		{"dev 8443", "127.0.0.1:8443", 0, "https://%[var(txn.host)]:8443%[pathq]"},
+		{"forwarded to 443", "127.0.0.1:8443", 443, "https://%[var(txn.host)]%[pathq]"},
+		{"forwarded to 4443", ":443", 4443, "https://%[var(txn.host)]:4443%[pathq]"},
+	}
+	for _, tt := range tests {
+		p := testParams("/srv/maps")
+		p.APIHost, p.APITLSAddr = "cloud.example.com", "127.0.0.1:8444"
+		p.HTTPSAddr, p.HTTPSPort = tt.httpsAddr, tt.httpsPort
+		cfg, err := Render(p)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		// Both redirects: the API host's and an https-only name's.
+		if n := strings.Count(string(cfg), "redirect location "+tt.want+" code "); n != 2 {
+			t.Errorf("%s: %d redirects to %s, want 2:\n%s", tt.name, n, tt.want, cfg)
+		}
+	}
+}
+
+// The offline page is served from PageDir (MapDir by default), which
+// WriteConfig fills.
+func TestWriteConfigWritesTheOfflinePage(t *testing.T) {
+	dir := t.TempDir()
+	pages := filepath.Join(dir, "pages")
+	p := testParams(dir)
+	p.PageDir = pages
+	if err := WriteConfig(filepath.Join(dir, "haproxy.cfg"), p); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
+	if n := strings.Count(string(cfg), "file "+filepath.Join(pages, "offline.html")+" "); n != 2 {
+		t.Errorf("config names the offline page %d times, want 2 (tunnel_http, tunnel_http_raw):\n%s", n, cfg)
+	}
+	if b, err := os.ReadFile(filepath.Join(pages, "offline.html")); err != nil || string(b) != OfflinePage {
+		t.Errorf("offline page on disk: %v %q", err, b)
+	}
+}
+
 func TestRenderPassesHAProxyCheck(t *testing.T) {
 	testnet.RequireCommand(t, "haproxy", "install HAProxy 2.6+ (deploy/install-deps.sh does) to check the rendered config")
 	dir := t.TempDir()
@@ -144,6 +192,10 @@ func TestRenderRejectsBadParams(t *testing.T) {
 		"api host without addr": func(p *Params) { p.APIHost = "cloud.example.com" },
 		"api tls addr a name":   func(p *Params) { p.APIHost, p.APITLSAddr = "cloud.example.com", "localhost:8444" },
 		"api tls addr ipv6":     func(p *Params) { p.APIHost, p.APITLSAddr = "cloud.example.com", "[::1]:8444" },
+		"https port too big":    func(p *Params) { p.HTTPSPort = 65536 },
+		"https port negative":   func(p *Params) { p.HTTPSPort = -1 },
+		"page dir injection":    func(p *Params) { p.PageDir = "/srv/p ages\n    errorfile 503 /etc/passwd" },
+		"relative page dir":     func(p *Params) { p.PageDir = "pages" },
 	}
 	for name, mutate := range tests {
 		p := testParams("/srv/maps")

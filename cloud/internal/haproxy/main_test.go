@@ -93,7 +93,7 @@ func startEnv() (*testEnv, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	public, releasePublic, err := testnet.Reserve(8, 1)
+	public, releasePublic, err := testnet.Reserve(9, 1)
 	if err != nil {
 		releaseTunnels()
 		return nil, nil, err

@@ -26,6 +26,7 @@ const (
 	tcpPortUnknown
 	tcpPortBusy
 	tcpPortRaw
+	tcpPortOffline
 )
 
 // accepted is what a fake tunnel learned from one connection.
@@ -319,18 +320,23 @@ func TestUnknownRouteRefused(t *testing.T) {
 	})
 }
 
+// TestHTTPSOnlyHostRedirects: a host with only an HTTPS route is sent to
+// https on the edge's public HTTPS port, which the test edge has elsewhere
+// than 443 (as --dev has on 8443), so the URL names it.
 func TestHTTPSOnlyHostRedirects(t *testing.T) {
 	t.Parallel()
 	e := needEnv(t)
 	host := uniqueHost()
 	_, port := e.listenTunnel(t)
 	e.addRoute(t, MapHTTPS, host, port)
+	_, httpPort, _ := net.SplitHostPort(e.httpAddr)
+	_, httpsPort, _ := net.SplitHostPort(e.tlsAddr)
 
-	resp, _, _ := httpGet(t, e, strings.ToUpper(host), "/a/b?c=d", nil)
+	resp, _, _ := httpGet(t, e, strings.ToUpper(host)+":"+httpPort, "/a/b?c=d", nil)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("status %d; want 302", resp.StatusCode)
 	}
-	if got, want := resp.Header.Get("Location"), "https://"+host+"/a/b?c=d"; got != want {
+	if got, want := resp.Header.Get("Location"), "https://"+host+":"+httpsPort+"/a/b?c=d"; got != want {
 		t.Errorf("Location = %q, want %q", got, want)
 	}
 }
