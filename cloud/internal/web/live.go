@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/chart"
 	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/sshd"
@@ -193,7 +194,7 @@ const (
 
 // adminEvents streams the admin dashboard's live part.
 func (w *ui) adminEvents(c echo.Context) error {
-	return w.stream(c, true, func() (map[string]template.HTML, error) {
+	return w.stream(c, account.ReadAdmin, func() (map[string]template.HTML, error) {
 		v, err := w.adminView(c)
 		if err != nil {
 			return nil, err
@@ -205,7 +206,7 @@ func (w *ui) adminEvents(c echo.Context) error {
 
 // userEvents streams the live part of each of the user's homes.
 func (w *ui) userEvents(c echo.Context) error {
-	return w.stream(c, false, func() (map[string]template.HTML, error) {
+	return w.stream(c, account.ReadOwn, func() (map[string]template.HTML, error) {
 		hs, err := w.Homes.List(ctx(c), currentUser(c))
 		if err != nil {
 			return nil, err
@@ -240,8 +241,8 @@ func (w *ui) fragment(page, name string, data any) (template.HTML, error) {
 // the HTML that replaces their content (the layout's script swaps them):
 // at once, whenever a home connects or leaves, and every few seconds. It
 // ends with the request, or when the session no longer allows the page
-// (logged out, deactivated, no longer an admin).
-func (w *ui) stream(c echo.Context, admin bool, render func() (map[string]template.HTML, error)) error {
+// (logged out, deactivated, a role without the capability need).
+func (w *ui) stream(c echo.Context, need account.Capability, render func() (map[string]template.HTML, error)) error {
 	res := c.Response()
 	res.Header().Set("Content-Type", "text/event-stream")
 	res.Header().Set("X-Accel-Buffering", "no")
@@ -254,7 +255,7 @@ func (w *ui) stream(c echo.Context, admin bool, render func() (map[string]templa
 	for {
 		now := w.changes()
 		if now != changes || time.Since(sent) >= refresh {
-			if !w.stillAllowed(c, admin) {
+			if !w.stillAllowed(c, need) {
 				return nil
 			}
 			frags, err := render()
@@ -295,7 +296,7 @@ func (w *ui) changes() uint64 {
 }
 
 // stillAllowed checks the stream's session again, as a new request would.
-func (w *ui) stillAllowed(c echo.Context, admin bool) bool {
+func (w *ui) stillAllowed(c echo.Context, need account.Capability) bool {
 	ck, err := c.Cookie(sessionCookie)
 	if err != nil {
 		return false
@@ -304,7 +305,7 @@ func (w *ui) stillAllowed(c echo.Context, admin bool) bool {
 	if err != nil {
 		return false
 	}
-	return !admin || u.Role == proto.RoleAdmin
+	return account.Can(u.Role, need)
 }
 
 // byteSize writes a byte count in SI units, as a person reads it.

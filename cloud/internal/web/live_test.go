@@ -185,7 +185,7 @@ func TestBrowserAdminDashboardIsLive(t *testing.T) {
 		chromedp.SendKeys(`input[name="username"]`, "root"),
 		chromedp.SendKeys(`input[name="password"]`, "password-root"),
 		chromedp.Submit(`input[name="password"]`),
-		chromedp.WaitVisible(`h1`),
+		chromedp.WaitVisible(`form[action="/logout"]`), // logged in: the login page has no such form
 		chromedp.Navigate(c.APIURL+"/admin"),
 		chromedp.WaitVisible(`#admin-live svg.chart path.line`),
 	)
