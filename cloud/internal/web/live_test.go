@@ -107,6 +107,20 @@ func TestAdminDashboardShowsOnlineHomesAndTraffic(t *testing.T) {
 		t.Errorf("forwards: the home forwards 1 port and has no mapping: %s", row[:strings.Index(row, "</tr>")])
 	}
 
+	// /metrics has the same series: the totals and the home's rate.
+	resp, err := http.Get(c.APIURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`homeport_traffic_bytes_total{direction="in"} 1234`, `homeport_traffic_bytes_total{direction="out"} 4321`,
+		`homeport_traffic_home_bytes_per_second{direction="in",home="` + h.Slug + `"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// The event stream sends the same live part at once.
 	first := firstEvent(t, root, "/admin/events")
 	for _, want := range []string{`"admin-live"`, h.Slug, addr} {
