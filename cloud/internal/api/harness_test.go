@@ -180,6 +180,8 @@ func (e *env) snapshot() string {
 		"SELECT id, slot, slug, user_id, public_key, bandwidth_limit_kbps FROM homes ORDER BY id",
 		"SELECT id, home_id, domain FROM base_domains ORDER BY id",
 		"SELECT id, home_id, scheme, host, public_port, tunnel_port, private FROM mappings ORDER BY id",
+		"SELECT id, role, used_by FROM invitations ORDER BY id",
+		"SELECT id, user_id, hash FROM password_resets ORDER BY id",
 	} {
 		rows, err := e.app.DB.Raw(q).Rows()
 		if err != nil {

@@ -164,7 +164,7 @@ func TestJourney(t *testing.T) {
 
 	// A non-admin gets the 403 page on admin pages, GET and POST.
 	status, page = alice.get("/admin/users")
-	must(t, "non-admin on /admin/users", status, page, http.StatusForbidden, "admins only")
+	must(t, "non-admin on /admin/users", status, page, http.StatusForbidden, "your role (user) may not do this")
 	alice.get("/dashboard")
 	status, _ = alice.post("/admin/users/root/deactivate", nil)
 	if status != http.StatusForbidden {
