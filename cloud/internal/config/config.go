@@ -45,6 +45,7 @@ type Config struct {
 	SSHAddr           string
 	HTTPAddr          string
 	HTTPSAddr         string
+	PublicHTTPSPort   int // the port visitors reach HTTPSAddr on (--public-https-port; default HTTPSAddr's)
 	TCPPorts          proto.PortRange
 	PublicHost        string
 	APIHost           string   // the cloud's own web/API name (default PublicHost)
@@ -184,6 +185,7 @@ type raw struct {
 	tlsAddr, acmeCA, acmeEmail, acmeProfile, acmeRoots, tlsCert       string
 	tlsKey, metricsAddr                                               string
 	sharedDomain                                                      string
+	publicHTTPSPort                                                   int
 	acmeRenewCheck                                                    time.Duration
 	reservedDomains                                                   []string
 	reconcileInterval                                                 time.Duration
@@ -206,6 +208,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.sshAddr, "ssh-addr", ":8022", "SSH endpoint listen address (homes connect here)")
 	fs.StringVar(&r.httpAddr, "http-addr", ":80", "public HTTP listen address (HAProxy)")
 	fs.StringVar(&r.httpsAddr, "https-addr", ":443", "public HTTPS listen address (HAProxy, SNI passthrough)")
+	fs.IntVar(&r.publicHTTPSPort, "public-https-port", 0, "port visitors reach --https-addr on, named in the http->https redirects and the cloud's URL unless it is 443 (default: --https-addr's port; set it behind a NAT or port forward)")
 	fs.StringVar(&r.tcpPorts, "tcp-ports", "10000-10099", "public TCP port range LO-HI (HAProxy); split into per-home blocks")
 	fs.StringVar(&r.publicHost, "public-host", "", "name homes use to reach the SSH endpoint (default: this machine's host name)")
 	fs.StringVar(&r.apiHost, "api-host", "", "the cloud's own web UI and API name, served over HTTPS through HAProxy when it is a DNS name (default: --public-host)")
@@ -377,6 +380,13 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 		if err := validateAddr(addr); err != nil {
 			bad(flag, err)
 		}
+	}
+	c.PublicHTTPSPort = r.publicHTTPSPort
+	if c.PublicHTTPSPort == 0 {
+		_, port, _ := net.SplitHostPort(c.HTTPSAddr)
+		c.PublicHTTPSPort, _ = strconv.Atoi(port)
+	} else if c.PublicHTTPSPort < 1 || c.PublicHTTPSPort > 65535 {
+		bad("public-https-port", fmt.Errorf("%d is not a port (1-65535)", c.PublicHTTPSPort))
 	}
 	tcp, err := proto.ParsePortRange(r.tcpPorts)
 	if err != nil {

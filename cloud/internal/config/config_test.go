@@ -17,15 +17,19 @@ func TestDefaultsAndDev(t *testing.T) {
 	// No HTTPS without a DNS name (the host name is a single label): the
 	// plain API stays on loopback.
 	if c.APIAddr != "127.0.0.1:8000" || c.SSHAddr != ":8022" || c.HTTPAddr != ":80" || c.HTTPSAddr != ":443" ||
-		c.TCPPorts.String() != "10000-10099" || c.Layout.Slots != 10 || c.ReconcileInterval != 30*time.Second {
+		c.TCPPorts.String() != "10000-10099" || c.Layout.Slots != 10 || c.ReconcileInterval != 30*time.Second || c.PublicHTTPSPort != 443 {
 		t.Errorf("defaults = %+v", c)
 	}
 	d, err := Parse([]string{"--data", dir, "--dev", "--haproxy", "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.APIAddr != "127.0.0.1:8000" || d.HTTPAddr != "127.0.0.1:8080" || d.HTTPSAddr != "127.0.0.1:8443" || d.PublicHost != "127.0.0.1" {
+	if d.APIAddr != "127.0.0.1:8000" || d.HTTPAddr != "127.0.0.1:8080" || d.HTTPSAddr != "127.0.0.1:8443" || d.PublicHost != "127.0.0.1" || d.PublicHTTPSPort != 8443 {
 		t.Errorf("--dev = %+v", d)
+	}
+	// Behind a port forward from 443, visitors are sent to 443.
+	if f, err := Parse([]string{"--data", dir, "--dev", "--haproxy", "off", "--public-https-port", "443"}); err != nil || f.PublicHTTPSPort != 443 || f.HTTPSAddr != "127.0.0.1:8443" {
+		t.Errorf("--dev --public-https-port 443 = %+v, %v", f, err)
 	}
 }
 
@@ -56,6 +60,7 @@ func TestBadConfigNamesTheFlag(t *testing.T) {
 		"--tcp-ports:":         {"--tcp-ports", "10000-10010"}, // 10 homes x 10 ports do not fit
 		"--reconcile-interval": {"--reconcile-interval", "10ms"},
 		"--log-level":          {"--log-level", "loud"},
+		"--public-https-port":  {"--public-https-port", "70000"},
 	}
 	for want, args := range tests {
 		_, err := Parse(append([]string{"--data", dir}, args...))

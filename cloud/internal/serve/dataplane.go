@@ -53,7 +53,7 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 	if cfg.HAProxy != config.HAProxyOff {
 		tcpHost, _, _ := net.SplitHostPort(cfg.HTTPSAddr)
 		err := haproxy.WriteConfig(filepath.Join(cfg.HAProxyDir(), "haproxy.cfg"), haproxy.Params{
-			HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, TCPHost: tcpHost, TCPPorts: cfg.TCPPorts,
+			HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, HTTPSPort: cfg.PublicHTTPSPort, TCPHost: tcpHost, TCPPorts: cfg.TCPPorts,
 			TunnelPorts: cfg.Layout.TunnelRange(), MapDir: cfg.HAProxyMapDir(), SocketPath: cfg.HAProxySocketPath(),
 			APIHost: a.routedAPIHost(), APITLSAddr: a.routedTLSAddr(),
 			RouteMaxConn: cfg.Limits.RouteMaxConn, FrontendMaxConn: cfg.Limits.FrontendMaxConn,

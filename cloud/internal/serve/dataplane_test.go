@@ -228,8 +228,10 @@ func TestRoutesReachTheTunnelPortsWithTheClientAddress(t *testing.T) {
 	if s := <-tcpSeen; !strings.HasPrefix(s.source, "127.0.0.1:") {
 		t.Errorf("tcp: PROXY source = %q", s.source)
 	}
-	// A host with only an https mapping is redirected on port 80.
-	if status, loc, err := httpGet(c.HTTPAddr, "secure.example.com"); err != nil || status/100 != 3 || loc != "https://secure.example.com/path?q=1" {
+	// A host with only an https mapping is redirected on port 80, to the
+	// public HTTPS port (not 443 here).
+	_, httpsPort, _ := net.SplitHostPort(c.HTTPSAddr)
+	if status, loc, err := httpGet(c.HTTPAddr, "secure.example.com"); err != nil || status/100 != 3 || loc != "https://secure.example.com:"+httpsPort+"/path?q=1" {
 		t.Errorf("https-only host on 80: %d %q %v", status, loc, err)
 	}
 	// Unknown names and ports are refused cleanly.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,16 +40,16 @@ func (a *App) buildHTTPS() error {
 }
 
 // PublicURL is the cloud's public base URL: https://API-HOST (with the
-// public HTTPS port when it is not 443), or empty when HTTPS is off (then
-// pages use the URL the browser used).
+// public HTTPS port, --public-https-port, when it is not 443), or empty when
+// HTTPS is off (then pages use the URL the browser used).
 func (a *App) PublicURL() string {
 	cfg := a.Config
 	if !cfg.TLS.On() {
 		return ""
 	}
 	host := cfg.APIHost
-	if _, port, _ := net.SplitHostPort(cfg.HTTPSAddr); port != "443" {
-		host = net.JoinHostPort(host, port)
+	if cfg.PublicHTTPSPort != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(cfg.PublicHTTPSPort))
 	}
 	return "https://" + host
 }

@@ -43,7 +43,9 @@ func TestCloudServesItsOwnNameOverHTTPS(t *testing.T) {
 		Profiles: map[string]time.Duration{"short": 30 * time.Second},
 	})
 	c := hometest.Start(t, hometest.Options{Args: []string{
-		"--http-addr", httpAddr, "--https-addr", httpsAddr,
+		// Clients reach cloud.test on 443 (the dialers below forward it to
+		// httpsAddr, as a NAT would): redirects and links name no port.
+		"--http-addr", httpAddr, "--https-addr", httpsAddr, "--public-https-port", "443",
 		"--api-host", "cloud.test", "--tls-addr", fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t)),
 		"--acme-ca", ca.Directory, "--acme-trusted-roots", ca.RootsFile, "--acme-email", "ops@example.com",
 		"--acme-profile", "short", "--acme-renew-check", "1s",
