@@ -56,6 +56,11 @@ func TestCertificatesFromTheCLI(t *testing.T) {
 		t.Errorf("expose did not say it probed the app and chose terminate:\n%s", out)
 	}
 
+	// Before issuance, status says what visitors meet.
+	if out := u.must("--config", profile, "status"); !strings.Contains(out, "https://app.test: certificate pending: visitors see a TLS error until it is issued (") {
+		t.Errorf("status before issuance does not warn of the pending certificate:\n%s", out)
+	}
+
 	// No console: the command connects the tunnel for the issuance.
 	out = u.must("--config", profile, "certs", "issue", "app.test")
 	for _, want := range []string{"no console runs", "answering tls-alpn-01 through the tunnel", "copied fullchain.pem and privkey.pem to " + deploy, "app.test: valid until "} {
@@ -87,7 +92,7 @@ func TestCertificatesFromTheCLI(t *testing.T) {
 	if len(st.Certificates) != 1 || st.Certificates[0].State != certs.Valid || !st.Certificates[0].Managed {
 		t.Errorf("status --json certificates: %+v", st.Certificates)
 	}
-	if out := u.must("--config", profile, "status"); !strings.Contains(out, "CERTIFICATES") || !strings.Contains(out, "app.test  valid until") {
+	if out := u.must("--config", profile, "status"); !strings.Contains(out, "CERTIFICATES") || !strings.Contains(out, "app.test  valid until") || strings.Contains(out, "certificate pending") {
 		t.Errorf("status:\n%s", out)
 	}
 

@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"homeport.dev/home/internal/agent"
+	"homeport.dev/home/internal/certs"
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/control"
 	"homeport.dev/home/internal/entries"
+	"homeport.dev/home/internal/store"
+	"homeport.dev/proto"
 )
 
 // notifyConsole asks a running console to pick up changed entries; without
@@ -175,12 +179,38 @@ func statusCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(out, "\nCERTIFICATES")
-				return printCerts(out, st.Certificates)
+				if err := printCerts(out, st.Certificates); err != nil {
+					return err
+				}
+				es, err := s.db.Entries(ctx)
+				if err != nil {
+					return err
+				}
+				printPending(out, es, st.Certificates, time.Now())
+				return nil
 			})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// printPending warns, for each open https entry that terminates TLS,
+// while no certificate for its name is in service: its visitors get a TLS
+// error until one is issued.
+func printPending(out io.Writer, es []store.Entry, infos []certs.Info, now time.Time) {
+	byName := map[string]*certs.Info{}
+	for i := range infos {
+		byName[infos[i].Domain] = &infos[i]
+	}
+	for _, e := range es {
+		if e.Scheme != proto.SchemeHTTPS || e.Mode != store.ModeTerminate || !e.Enabled {
+			continue
+		}
+		if notice := certs.PendingNotice(byName[e.Host], now); notice != "" {
+			fmt.Fprintf(out, "%s: %s\n", e.Public(), notice)
+		}
+	}
 }
 
 func upDown(b bool) string {
