@@ -29,10 +29,11 @@ type env struct {
 	url string
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a cloud; flags are added to the test's own.
+func newEnv(t *testing.T, flags ...string) *env {
 	t.Helper()
-	cfg, err := config.Parse([]string{"--data", t.TempDir(), "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
-		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)})
+	cfg, err := config.Parse(append([]string{"--data", t.TempDir(), "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
+		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)}, flags...))
 	if err != nil {
 		t.Fatal(err)
 	}
