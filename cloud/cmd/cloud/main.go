@@ -15,15 +15,19 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/backup"
 	"homeport.dev/cloud/internal/check"
 	"homeport.dev/cloud/internal/config"
+	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/serve"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
 )
 
 func main() {
@@ -42,7 +46,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd(), backupCmd())
+	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd(), backupCmd(), auditCmd())
 	return c
 }
 
@@ -88,6 +92,11 @@ the environment, which wins over the file.`,
 // withAccounts opens the cloud's database (--db, else the data directory's)
 // for an admin command.
 func withAccounts(cmd *cobra.Command, data string, fn func(*account.Service) error) error {
+	return withStore(cmd, data, func(_ *store.DB, s *account.Service) error { return fn(s) })
+}
+
+// withStore is withAccounts for a command that needs the database too.
+func withStore(cmd *cobra.Command, data string, fn func(*store.DB, *account.Service) error) error {
 	dsn := filepath.Join(data, "cloud.db")
 	if flag, _ := cmd.Flags().GetString("db"); flag != "" {
 		dsn = flag
@@ -97,23 +106,24 @@ func withAccounts(cmd *cobra.Command, data string, fn func(*account.Service) err
 		return err
 	}
 	defer db.Close()
+	cmd.SetContext(audit.With(cmd.Context(), audit.CLI())) // the audit log names the CLI as the actor
 	svc, err := account.New(db)
 	if err != nil {
 		return err
 	}
-	return fn(svc)
+	return fn(db, svc)
 }
 
 func usersCmd() *cobra.Command {
 	var data string
-	c := &cobra.Command{Use: "users", Short: "Manage accounts (create, approve, deactivate, list)"}
+	c := &cobra.Command{Use: "users", Short: "Manage accounts (create, approve, deactivate, list, invite, role, reset-password, delete)"}
 	c.PersistentFlags().StringVar(&data, "data", envOr("CLOUD_DATA", "./cloud-data"), "state directory of the cloud")
 	c.PersistentFlags().String("db", os.Getenv("CLOUD_DB"), "the cloud's database when not DATA/cloud.db: a SQLite file or postgres://USER@HOST/DATABASE (as `cloud serve --db`)")
 
-	var email string
+	var email, role string
 	var admin, approved bool
 	create := &cobra.Command{
-		Use:     "create NAME --email E [--admin] [--approved]",
+		Use:     "create NAME --email E [--admin | --role ROLE] [--approved]",
 		Short:   "Create an account; the password is read from the first line of stdin",
 		Example: `  echo 'correct horse battery' | cloud users create alice --email alice@example.com --admin --approved`,
 		Args:    cobra.ExactArgs(1),
@@ -123,7 +133,7 @@ func usersCmd() *cobra.Command {
 				return err
 			}
 			return withAccounts(cmd, data, func(s *account.Service) error {
-				u, err := s.Create(cmd.Context(), account.NewUser{Username: args[0], Email: email, Password: pw, Admin: admin, Active: approved || admin})
+				u, err := s.Create(cmd.Context(), account.NewUser{Username: args[0], Email: email, Password: pw, Admin: admin, Role: role, Active: approved || admin || role == proto.RoleAdmin})
 				if err != nil {
 					return err
 				}
@@ -139,6 +149,7 @@ func usersCmd() *cobra.Command {
 	create.Flags().StringVar(&email, "email", "", "email address (required)")
 	create.Flags().BoolVar(&admin, "admin", false, "give the admin role (admins are created active)")
 	create.Flags().BoolVar(&approved, "approved", false, "create the account active")
+	create.Flags().StringVar(&role, "role", "", "the account's role: admin, operator, user (default) or viewer")
 	_ = create.MarkFlagRequired("email")
 
 	setActive := func(use, short string, active bool) *cobra.Command {
@@ -173,9 +184,96 @@ func usersCmd() *cobra.Command {
 			})
 		},
 	}
+	c.AddCommand(lifecycleCmds(&data)...)
 	c.AddCommand(create, setActive("approve", "Approve (activate) an account", true),
 		setActive("deactivate", "Deactivate an account: its homes go offline (a running cloud closes their connections and withdraws their routes within a second), its tokens and sessions stop working", false), list)
 	return c
+}
+
+// lifecycleCmds are the verbs of the account lifecycle: invitations, roles,
+// password resets, deletion (as the admin API and web UI offer them).
+func lifecycleCmds(data *string) []*cobra.Command {
+	var role, url string
+	var valid time.Duration
+	link := func(cmd *cobra.Command, path string) string {
+		if url == "" {
+			return "the cloud's web address followed by " + path
+		}
+		return strings.TrimRight(url, "/") + path
+	}
+	invite := &cobra.Command{
+		Use:   "invite --role ROLE [--valid 72h] [--url https://cloud.example.com]",
+		Short: "Make a single-use invitation link to an account with ROLE (shown once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withAccounts(cmd, *data, func(s *account.Service) error {
+				inv, err := s.CreateInvitation(cmd.Context(), account.CLI, role, valid)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "invitation for a new %s, valid until %s (shown once, works once):\n%s\n",
+					inv.Role, inv.ExpiresAt.Format(time.RFC3339), link(cmd, account.InvitePath+inv.Token))
+				return nil
+			})
+		},
+	}
+	invite.Flags().StringVar(&role, "role", proto.RoleUser, "the role of the account: admin, operator, user or viewer")
+	invite.Flags().DurationVar(&valid, "valid", account.DefaultInvitationTTL, "how long the link works (1h .. 720h)")
+	roleCmd := &cobra.Command{
+		Use:   "role NAME ROLE",
+		Short: "Change an account's role (admin, operator, user, viewer); the last active admin keeps theirs",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccounts(cmd, *data, func(s *account.Service) error {
+				u, err := s.SetRole(cmd.Context(), account.CLI, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", u.Username, u.Role)
+				return nil
+			})
+		},
+	}
+	reset := &cobra.Command{
+		Use:   "reset-password NAME [--url https://cloud.example.com]",
+		Short: "Make a one-time password-reset link for an account (shown once; an earlier link stops working)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccounts(cmd, *data, func(s *account.Service) error {
+				r, err := s.CreatePasswordReset(cmd.Context(), account.CLI, args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "password reset for %s, valid until %s (shown once, works once; it ends their web sessions):\n%s\n",
+					r.Username, r.ExpiresAt.Format(time.RFC3339), link(cmd, account.ResetPath+r.Token))
+				return nil
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{invite, reset} {
+		c.Flags().StringVar(&url, "url", os.Getenv("CLOUD_URL"), "the cloud's web address, to print a whole link (env CLOUD_URL)")
+	}
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete an account: its homes are released (a running cloud closes their connections and withdraws their routes within a second), its tokens and sessions end",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, *data, func(db *store.DB, s *account.Service) error {
+				// The homes' own release path; a running cloud sees the
+				// deletion in the database and cleans its data plane.
+				hs, err := homes.New(db, homes.Options{Layout: homes.DefaultLayout, HomesPerUser: 1})
+				if err != nil {
+					return err
+				}
+				if err := s.Delete(cmd.Context(), account.CLI, args[0], hs.Release); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is deleted; their homes are released\n", args[0])
+				return nil
+			})
+		},
+	}
+	return []*cobra.Command{invite, roleCmd, reset, del}
 }
 
 func readPassword(r io.Reader) (string, error) {

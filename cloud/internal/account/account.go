@@ -15,6 +15,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -60,10 +61,25 @@ func (s *Service) Create(ctx context.Context, n NewUser) (store.User, error) {
 	if err != nil {
 		return u, err
 	}
-	if err := insertUser(s.db.WithContext(ctx), &u); err != nil {
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := insertUser(tx, &u); err != nil {
+			return err
+		}
+		kind := "user.create"
+		if audit.From(ctx).Name == "" {
+			kind = "user.signup" // anonymous: the account signs itself up
+		}
+		return audit.Record(tx, audit.Entry{Kind: kind, Target: u.Username, OwnerID: u.ID, Who: u.Username, After: userFacts(u)})
+	})
+	if err != nil {
 		return store.User{}, err
 	}
 	return u, nil
+}
+
+// userFacts is what the audit log shows of an account: never its hash.
+func userFacts(u store.User) map[string]any {
+	return map[string]any{"username": u.Username, "email": u.Email, "role": u.Role, "active": u.Active}
 }
 
 // row validates n and returns the user row to insert.

@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -66,7 +67,14 @@ func (s *Service) CreateInvitation(ctx context.Context, actor Actor, role string
 		return proto.Invitation{}, err
 	}
 	inv := store.Invitation{Hash: hash, Role: role, CreatedBy: actor.Name, ExpiresAt: time.Now().UTC().Add(ttl)}
-	if err := s.db.WithContext(ctx).Create(&inv).Error; err != nil {
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&inv).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "invitation.create", Target: fmt.Sprintf("invitation %d", inv.ID),
+			After: map[string]any{"id": inv.ID, "role": inv.Role, "expires_at": inv.ExpiresAt}})
+	})
+	if err != nil {
 		return proto.Invitation{}, err
 	}
 	out := invitationToProto(inv)
@@ -92,11 +100,20 @@ func (s *Service) RevokeInvitation(ctx context.Context, actor Actor, id uint64) 
 	if err := Need(actor.Role, ManageUsers); err != nil {
 		return err
 	}
-	res := s.db.WithContext(ctx).Delete(&store.Invitation{}, id)
-	if res.Error == nil && res.RowsAffected == 0 {
-		return problem.New(problem.NotFound, "no invitation with id %d", id)
-	}
-	return res.Error
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		var inv store.Invitation
+		if err := tx.Take(&inv, id).Error; err != nil {
+			if store.IsNotFound(err) {
+				return problem.New(problem.NotFound, "no invitation with id %d", id)
+			}
+			return err
+		}
+		if err := tx.Delete(&inv).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "invitation.revoke", Target: fmt.Sprintf("invitation %d", inv.ID),
+			Before: map[string]any{"id": inv.ID, "role": inv.Role, "used_by": inv.UsedBy}})
+	})
 }
 
 // Invitation returns the invitation a link's secret opens, or why it
@@ -151,7 +168,11 @@ func (s *Service) AcceptInvitation(ctx context.Context, secret string, n NewUser
 		if res.RowsAffected == 0 {
 			return problem.New(problem.Conflict, "this invitation was already used; ask an admin for a new one")
 		}
-		return insertUser(tx, &u)
+		if err := insertUser(tx, &u); err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "invitation.accept", Target: u.Username, OwnerID: u.ID, Who: u.Username,
+			After: map[string]any{"invitation": inv.ID, "user": userFacts(u)}})
 	})
 	if err != nil {
 		return store.User{}, err
@@ -185,7 +206,11 @@ func (s *Service) CreatePasswordReset(ctx context.Context, actor Actor, username
 		if err := tx.Where("user_id = ?", u.ID).Delete(&store.PasswordReset{}).Error; err != nil {
 			return err
 		}
-		return tx.Create(&r).Error
+		if err := tx.Create(&r).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "user.reset_link", Target: u.Username, OwnerID: u.ID,
+			After: map[string]any{"expires_at": r.ExpiresAt}})
 	})
 	if err != nil {
 		return proto.PasswordReset{}, err
@@ -246,7 +271,10 @@ func (s *Service) ResetPassword(ctx context.Context, secret, password string) (s
 		if err := tx.Model(&u).Update("password_hash", hash).Error; err != nil {
 			return err
 		}
-		return tx.Where("user_id = ?", u.ID).Delete(&store.Session{}).Error
+		if err := tx.Where("user_id = ?", u.ID).Delete(&store.Session{}).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "user.password_reset", Target: u.Username, OwnerID: u.ID, Who: u.Username})
 	})
 	if err != nil {
 		return store.User{}, err

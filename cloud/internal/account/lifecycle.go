@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -81,14 +82,19 @@ func (s *Service) SetActiveBy(ctx context.Context, actor Actor, username string,
 				return err
 			}
 		}
+		before := u.Active
 		u.Active = active
 		if err := tx.Model(&u).Update("active", active).Error; err != nil {
 			return err
 		}
 		if !active {
-			return tx.Where("user_id = ?", u.ID).Delete(&store.Session{}).Error
+			if err := tx.Where("user_id = ?", u.ID).Delete(&store.Session{}).Error; err != nil {
+				return err
+			}
 		}
-		return nil
+		kind := map[bool]string{true: "user.approve", false: "user.deactivate"}[active]
+		return audit.Record(tx, audit.Entry{Kind: kind, Target: u.Username, OwnerID: u.ID,
+			Before: map[string]any{"active": before}, After: map[string]any{"active": active}})
 	})
 	return u, err
 }
@@ -116,8 +122,13 @@ func (s *Service) SetRole(ctx context.Context, actor Actor, username, role strin
 				return err
 			}
 		}
+		before := u.Role
 		u.Role = role
-		return tx.Model(&u).Update("role", role).Error
+		if err := tx.Model(&u).Update("role", role).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "user.role", Target: u.Username, OwnerID: u.ID,
+			Before: map[string]any{"role": before}, After: map[string]any{"role": role}})
 	})
 	return u, err
 }
@@ -180,6 +191,9 @@ func (s *Service) Delete(ctx context.Context, actor Actor, username string, rele
 		if res.Error == nil && res.RowsAffected == 0 {
 			return problem.New(problem.NotFound, "no user named %s", proto.Printable(username))
 		}
-		return res.Error
+		if res.Error != nil {
+			return res.Error
+		}
+		return audit.Record(tx, audit.Entry{Kind: "user.delete", Target: u.Username, OwnerID: u.ID, Before: userFacts(u)})
 	})
 }

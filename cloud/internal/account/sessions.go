@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"gorm.io/gorm"
+
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 )
@@ -25,7 +28,12 @@ func (s *Service) CreateSession(ctx context.Context, u store.User) (string, erro
 		return "", err
 	}
 	sess := store.Session{UserID: u.ID, Hash: hash, ExpiresAt: now.Add(SessionTTL)}
-	return secret, db.Create(&sess).Error
+	return secret, s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&sess).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "session.login", Target: u.Username, OwnerID: u.ID, Who: u.Username})
+	})
 }
 
 // UserBySession resolves a session cookie to an active user.
@@ -47,5 +55,18 @@ func (s *Service) UserBySession(ctx context.Context, secret string) (store.User,
 
 // DeleteSession logs a session out.
 func (s *Service) DeleteSession(ctx context.Context, secret string) error {
-	return s.db.WithContext(ctx).Where("hash = ?", hashSecret(secret)).Delete(&store.Session{}).Error
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		var sess store.Session
+		err := tx.Preload("User").Where("hash = ?", hashSecret(secret)).Take(&sess).Error
+		if store.IsNotFound(err) {
+			return nil // logged out already
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(&sess).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "session.logout", Target: sess.User.Username, OwnerID: sess.UserID, Who: sess.User.Username})
+	})
 }

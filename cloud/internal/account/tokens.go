@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -55,7 +56,10 @@ func (s *Service) CreateToken(ctx context.Context, u store.User, name string) (p
 		if n >= maxTokensPerUser {
 			return problem.New(problem.Quota, "you already have %d API tokens; delete unused ones first", n)
 		}
-		return tx.Create(&t).Error
+		if err := tx.Create(&t).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, tokenEntry("token.create", u, t))
 	})
 	if err != nil {
 		return proto.Token{}, err
@@ -94,7 +98,10 @@ func (s *Service) RotateToken(ctx context.Context, u store.User, id uint64) (pro
 			return err
 		}
 		t.Hash = hash
-		return tx.Model(&t).Updates(map[string]any{"hash": hash, "last_used_at": nil}).Error
+		if err := tx.Model(&t).Updates(map[string]any{"hash": hash, "last_used_at": nil}).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, tokenEntry("token.rotate", u, t))
 	})
 	if err != nil {
 		return proto.Token{}, err
@@ -107,14 +114,26 @@ func (s *Service) RotateToken(ctx context.Context, u store.User, id uint64) (pro
 
 // DeleteToken revokes u's token id.
 func (s *Service) DeleteToken(ctx context.Context, u store.User, id uint64) error {
-	res := s.db.WithContext(ctx).Where("id = ? AND user_id = ?", id, u.ID).Delete(&store.Token{})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return problem.New(problem.NotFound, "you have no token with id %d", id)
-	}
-	return nil
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		var t store.Token
+		if err := tx.Where("id = ? AND user_id = ?", id, u.ID).Take(&t).Error; err != nil {
+			if store.IsNotFound(err) {
+				return problem.New(problem.NotFound, "you have no token with id %d", id)
+			}
+			return err
+		}
+		if err := tx.Delete(&t).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, tokenEntry("token.delete", u, t))
+	})
+}
+
+// tokenEntry is the audit record of a change to u's token t: its ID and
+// name, never its secret or hash.
+func tokenEntry(kind string, u store.User, t store.Token) audit.Entry {
+	return audit.Entry{Kind: kind, Target: fmt.Sprintf("token %d (%s) of %s", t.ID, t.Name, u.Username), OwnerID: u.ID, Who: u.Username,
+		After: map[string]any{"id": t.ID, "name": t.Name}}
 }
 
 // UserByToken resolves a bearer token to an active user.

@@ -56,6 +56,7 @@ func (s *Server) require(level authLevel, next echo.HandlerFunc) echo.HandlerFun
 			return problem.New(problem.Forbidden, errNeedsToken)
 		}
 		c.Set(principalKey, p)
+		setActor(c, auditActor(c, p, level))
 		return next(c)
 	}
 }

@@ -182,6 +182,7 @@ func (e *env) snapshot() string {
 		"SELECT id, home_id, scheme, host, public_port, tunnel_port, private FROM mappings ORDER BY id",
 		"SELECT id, role, used_by FROM invitations ORDER BY id",
 		"SELECT id, user_id, hash FROM password_resets ORDER BY id",
+		"SELECT id, kind, actor FROM audit_records ORDER BY id", // a refused change is not recorded either
 	} {
 		rows, err := e.app.DB.Raw(q).Rows()
 		if err != nil {

@@ -32,6 +32,7 @@ func (s *Server) table() []route {
 		{http.MethodPost, v + "/tokens", "Create another API token; the secret is shown once", authUser, tokenNameRequest{}, proto.Token{}, 201, s.createToken},
 		{http.MethodPost, v + "/tokens/:id/rotate", "Replace a token's secret; the old one stops working", authUser, nil, proto.Token{}, 200, s.rotateToken},
 		{http.MethodDelete, v + "/tokens/:id", "Revoke a token", authUser, nil, nil, 204, s.deleteToken},
+		{http.MethodGet, v + "/audit", "The audit log of the caller's account and homes, newest first (filters: actor, home, kind, since, until; cursor, limit)", authUser, nil, proto.AuditPage{}, 200, s.ownAudit},
 
 		{http.MethodGet, v + "/homes", "The caller's homes", authHome, nil, []proto.Home{}, 200, s.listHomes},
 		{http.MethodPost, v + "/homes", "Claim a home slot with an SSH public key", authUser, proto.ClaimHomeRequest{}, proto.Home{}, 201, s.claimHome},
@@ -60,6 +61,7 @@ func (s *Server) table() []route {
 		{http.MethodDelete, v + "/admin/homes/:slug", "Release any home", authAdmin, nil, nil, 204, s.adminReleaseHome},
 		{http.MethodGet, v + "/admin/mappings", "All mappings", authAdmin, nil, []adminMapping{}, 200, s.adminListMappings},
 		{http.MethodGet, v + "/admin/routes", "Live HAProxy maps next to the database's desired routes, drift marked", authAdmin, nil, proto.RoutesReport{}, 200, s.adminRoutes},
+		{http.MethodGet, v + "/admin/audit", "The audit log: who changed what, when, from where; newest first (filters: actor, home, kind, since, until; cursor, limit)", authAdmin, nil, proto.AuditPage{}, 200, s.adminAudit},
 		{http.MethodPost, v + "/admin/reconcile", "Compare HAProxy with the database now and repair drift", authAdmin, nil, proto.ReconcileResult{}, 200, s.adminReconcile},
 
 		{http.MethodGet, "/api/openapi.json", "This document", authNone, nil, nil, 200, s.openAPI},

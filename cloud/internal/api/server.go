@@ -97,6 +97,7 @@ func New(d Deps) *Server {
 	e.Use(middleware.BodyLimit(maxBody))
 	e.Use(s.instrument(d.Registry))
 	e.Use(allowHosts(d.AllowedHosts))
+	e.Use(anonymousActor)
 	s.routes = s.table()
 	for _, r := range s.routes {
 		need, err := needs(r)

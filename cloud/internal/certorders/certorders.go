@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
@@ -117,6 +118,10 @@ func (s *Service) Record(ctx context.Context, h store.Home, raw string) (store.C
 			return problem.New(problem.RateLimited, "home %s has reported %d certificates in the last 7 days, the most allowed; reuse the ones it has (renew them near expiry only)", h.Slug, n)
 		}
 		if err := tx.Create(&o).Error; err != nil {
+			return err
+		}
+		if err := audit.Record(tx, audit.Entry{Kind: "certificate.report", Home: h.Slug, OwnerID: h.UserID, Target: host,
+			After: map[string]any{"host": host, "domain": domain}}); err != nil {
 			return err
 		}
 		return tx.Model(&store.CertificateOrder{}).Where("domain = ? AND created_at >= ?", domain, since).Count(&sameDomain).Error

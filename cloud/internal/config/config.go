@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/homes"
@@ -68,6 +69,9 @@ type Config struct {
 	Signup            string // proto.SignupOpen, SignupApproval, SignupInvite or SignupClosed
 	LogLevel          string
 	Limits            Limits
+
+	// AuditRetention: audit records older than this are pruned; 0 keeps them all.
+	AuditRetention time.Duration
 }
 
 // Limits are what one home, one route and one frontend may make the edge
@@ -193,6 +197,7 @@ type raw struct {
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
 	authRate                                                          int
 	signup                                                            string
+	auditRetention                                                    string
 	limits                                                            Limits
 	domainsPerHome                                                    int
 }
@@ -248,6 +253,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.Float64Var(&r.limits.OpenRate, "ssh-open-rate", 50, "channel opens (home connect, direct-tcpip) per second one connection may make (burst twice that)")
 	fs.IntVar(&r.limits.RouteMaxConn, "route-maxconn", budget.DefaultChannelsPerHome, "concurrent public connections one route may hold in HAProxy")
 	fs.IntVar(&r.limits.FrontendMaxConn, "frontend-maxconn", 10000, "concurrent connections each public HAProxy frontend (80, 443, TCP range) may hold")
+	fs.StringVar(&r.auditRetention, "audit-retention", "365d", "how long audit records are kept (e.g. 365d, 720h); 0 keeps them forever")
 	fs.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&r.configFile, "config", "", "cloud.yaml with the same keys as the flags (default: DATA/cloud.yaml when present)")
 	return func() (Config, error) { return r.load(fs) }
@@ -479,6 +485,13 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	case proto.SignupOpen, proto.SignupApproval, proto.SignupInvite, proto.SignupClosed:
 	default:
 		bad("signup", fmt.Errorf("%s is not a signup mode: choose open, approval, invite or closed", proto.Printable(c.Signup)))
+	}
+	if r.auditRetention != "0" {
+		if c.AuditRetention, err = audit.ParseAge(r.auditRetention); err != nil {
+			bad("audit-retention", err)
+		} else if c.AuditRetention < time.Hour {
+			bad("audit-retention", fmt.Errorf("keep records at least an hour (1h), or 0 to keep them forever"))
+		}
 	}
 	c.Limits = r.limits
 	for _, l := range []struct {

@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -97,7 +98,10 @@ func (s *Service) Register(ctx context.Context, homeID uint64, raw string) (stor
 		if !store.IsNotFound(err) {
 			return err
 		}
-		return tx.Create(&bd).Error
+		if err := tx.Create(&bd).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "domain.register", HomeID: homeID, Target: d})
 	})
 	if store.IsDuplicate(err) {
 		return store.BaseDomain{}, problem.New(problem.Conflict, "%s is already registered", d)
@@ -150,7 +154,10 @@ func (s *Service) Remove(ctx context.Context, homeID uint64, raw string) error {
 			inUse().Order("host").Take(&first)
 			return problem.New(problem.Conflict, "%s is still used by %d mapping(s), e.g. %s://%s; delete them first", d, n, first.Scheme, first.HostName())
 		}
-		return tx.Delete(&bd).Error
+		if err := tx.Delete(&bd).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Kind: "domain.remove", HomeID: homeID, Target: d})
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -115,7 +116,11 @@ func (s *Service) claim(tx *gorm.DB, h *store.Home) error {
 		return problem.New(problem.NoCapacity, "all %d home slots of this cloud are taken; ask the admin to add slots", s.layout.Slots)
 	}
 	h.Slot = slot
-	return tx.Create(h).Error
+	if err := tx.Create(h).Error; err != nil {
+		return err
+	}
+	return audit.Record(tx, audit.Entry{Kind: "home.claim", Home: h.Slug, Target: h.Slug, OwnerID: h.UserID,
+		After: map[string]any{"slot": h.Slot, "key_fingerprint": h.KeyFingerprint}})
 }
 
 func (s *Service) keyFree(tx *gorm.DB, fingerprint string, self uint64) error {
@@ -212,11 +217,21 @@ func (s *Service) Patch(ctx context.Context, h store.Home, req proto.PatchHomeRe
 				return err
 			}
 		}
+		var old store.Home
+		if err := tx.Take(&old, h.ID).Error; err != nil {
+			if store.IsNotFound(err) {
+				return problem.New(problem.NotFound, "home %s was released meanwhile", h.Slug)
+			}
+			return err
+		}
 		res := tx.Model(&store.Home{}).Where("id = ?", h.ID).Updates(updates)
 		if res.Error == nil && res.RowsAffected == 0 {
 			return problem.New(problem.NotFound, "home %s was released meanwhile", h.Slug)
 		}
-		return res.Error
+		if res.Error != nil {
+			return res.Error
+		}
+		return recordPatch(tx, old, updates)
 	})
 	if store.IsDuplicate(err) {
 		return h, &problem.Error{Kind: problem.Conflict, Field: "public_key", Message: "this SSH key already identifies another home"}
@@ -246,7 +261,11 @@ func (s *Service) Release(ctx context.Context, h store.Home) error {
 		if res.Error == nil && res.RowsAffected == 0 {
 			return problem.New(problem.NotFound, "home %s was already released", h.Slug)
 		}
-		return res.Error
+		if res.Error != nil {
+			return res.Error
+		}
+		return audit.Record(tx, audit.Entry{Kind: "home.release", Home: h.Slug, Target: h.Slug, OwnerID: h.UserID,
+			Before: map[string]any{"slot": h.Slot, "key_fingerprint": h.KeyFingerprint, "bandwidth_limit_kbps": h.BandwidthLimitKbps}})
 	})
 	if err != nil {
 		return err
@@ -290,4 +309,23 @@ func (s *Service) ByID(ctx context.Context, id uint64) (store.Home, error) {
 	var h store.Home
 	err := s.db.WithContext(ctx).Take(&h, id).Error
 	return h, err
+}
+
+// recordPatch writes the audit records of a Patch of old: one for a new key
+// (by fingerprint) and one for a new limit.
+func recordPatch(tx *gorm.DB, old store.Home, updates map[string]any) error {
+	e := audit.Entry{Home: old.Slug, Target: old.Slug, OwnerID: old.UserID}
+	if fp, ok := updates["key_fingerprint"]; ok {
+		e.Kind, e.Before, e.After = "home.key", map[string]any{"key_fingerprint": old.KeyFingerprint}, map[string]any{"key_fingerprint": fp}
+		if err := audit.Record(tx, e); err != nil {
+			return err
+		}
+	}
+	if limit, ok := updates["bandwidth_limit_kbps"]; ok {
+		e.Kind, e.Before, e.After = "home.limit", map[string]any{"bandwidth_limit_kbps": old.BandwidthLimitKbps}, map[string]any{"bandwidth_limit_kbps": limit}
+		if err := audit.Record(tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/domains"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/problem"
@@ -205,12 +206,35 @@ func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *stor
 	if err := tx.Create(m).Error; err != nil {
 		return err
 	}
-	if proxy {
-		return nil
+	if !proxy {
+		// Create wrote the column's default (true) in place of the false bool.
+		m.ProxyProtocol = false
+		if err := tx.Model(&store.Mapping{}).Where("id = ?", m.ID).Update("proxy_protocol", false).Error; err != nil {
+			return err
+		}
 	}
-	// Create wrote the column's default (true) in place of the false bool.
-	m.ProxyProtocol = false
-	return tx.Model(&store.Mapping{}).Where("id = ?", m.ID).Update("proxy_protocol", false).Error
+	return audit.Record(tx, mappingEntry("mapping.create", h, *m))
+}
+
+// mappingEntry is the audit record of a change to m, a mapping of h.
+func mappingEntry(kind string, h store.Home, m store.Mapping) audit.Entry {
+	facts := map[string]any{"id": m.ID, "scheme": m.Scheme, "tunnel_port": m.TunnelPort, "private": m.Private, "proxy_protocol": m.ProxyProtocol}
+	target := fmt.Sprintf("mapping %d: %s", m.ID, m.Scheme)
+	if m.Host != nil {
+		facts["host"] = *m.Host
+		target += "://" + *m.Host
+	}
+	if m.PublicPort != nil {
+		facts["public_port"] = *m.PublicPort
+		target += fmt.Sprintf(" port %d", *m.PublicPort)
+	}
+	e := audit.Entry{Kind: kind, Home: h.Slug, HomeID: h.ID, OwnerID: h.UserID, Target: target}
+	if kind == "mapping.delete" {
+		e.Before = facts
+	} else {
+		e.After = facts
+	}
+	return e
 }
 
 // sharedName picks the first of h's names under the shared domain that no
@@ -263,7 +287,10 @@ func (s *Service) Delete(ctx context.Context, h store.Home, id uint64) error {
 			}
 			return err
 		}
-		return tx.Delete(&m).Error
+		if err := tx.Delete(&m).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, mappingEntry("mapping.delete", h, m))
 	})
 	if err != nil {
 		return err

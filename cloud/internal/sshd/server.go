@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"homeport.dev/cloud/internal/acceptloop"
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/store"
@@ -56,6 +57,9 @@ type Options struct {
 	// OpenRate bounds the channel opens (direct-tcpip) one connection may
 	// make per second (burst twice that); default 50.
 	OpenRate float64
+	// Audit records logins, logouts, takeovers and refused logins (each
+	// rate-limited); nil records none.
+	Audit *audit.Events
 }
 
 // Server is the embedded SSH endpoint. It accepts public-key logins of
@@ -150,17 +154,21 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 	h, err := s.o.Homes.ByFingerprint(ctx, ssh.FingerprintSHA256(key))
 	if err != nil {
 		s.o.Log.Info("ssh login refused: unknown key", "remote", meta.RemoteAddr().String(), "user", meta.User())
+		s.auditRefusal(meta, store.Home{}, "unknown key")
 		return nil, errors.New("unknown key")
 	}
 	if meta.User() != h.Slug {
 		s.o.Log.Info("ssh login refused: wrong user for key", "remote", meta.RemoteAddr().String(), "user", meta.User(), "home", h.Slug)
+		s.auditRefusal(meta, h, "wrong user for the key")
 		return nil, errors.New("wrong user")
 	}
 	if err := s.ownerActive(ctx, meta, h); err != nil {
+		s.auditRefusal(meta, h, err.Error())
 		return nil, err
 	}
 	if n := s.connsOf(h.ID); n >= s.o.ConnsPerHome {
 		s.refuse(h.Slug, "home_conns", "ssh login refused: the home has too many connections", "conns", n)
+		s.auditRefusal(meta, h, "too many connections for this home")
 		return nil, errors.New("too many connections for this home")
 	}
 	s.mu.Lock()
@@ -314,12 +322,14 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	s.mu.Unlock()
 	s.changes.Add(1)
 	s.o.Log.Info("home connected", "home", h.Slug, "remote", c.RemoteAddr().String())
+	s.auditConn("ssh.connect", h, c.RemoteAddr(), map[string]any{"agent": string(conn.ClientVersion())})
 	defer func() {
 		s.drop(sess)
 		s.seen(st)
 		s.changes.Add(1)
 		s.metrics.disconnects.Inc()
 		s.o.Log.Info("home disconnected", "home", h.Slug, "remote", c.RemoteAddr().String())
+		s.auditConn("ssh.disconnect", h, c.RemoteAddr(), nil)
 	}()
 	go sess.keepalive(s.o.Keepalive)
 	go sess.channels(ctx, chans)
@@ -342,6 +352,7 @@ func (s *Server) takeOver(sess *session) bool {
 	s.mu.Unlock()
 	if old != nil {
 		s.o.Log.Info("home reconnected: closing its previous connection", "home", sess.home.Slug)
+		s.auditConn("ssh.takeover", sess.home, sess.conn.RemoteAddr(), map[string]any{"previous": old.conn.RemoteAddr().String()})
 		old.close()
 	}
 	s.metrics.homes.Set(float64(s.count()))

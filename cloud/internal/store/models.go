@@ -1,6 +1,11 @@
 package store
 
-import "time"
+import (
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+)
 
 // User is an account. New self-signed-up users are inactive until an admin
 // approves them.
@@ -144,6 +149,37 @@ type DeletedUser struct {
 	DeletedAt time.Time `gorm:"not null;index"`
 }
 
+// AuditRecord is one entry of the audit log: who (actor kind, name and
+// client address) changed what (kind, home, target, before/after JSON),
+// when. Rows are only ever inserted (package audit); the hooks below refuse
+// updates and deletes, except the retention prune, which skips hooks. No
+// foreign keys: a record outlives the user and home it names.
+type AuditRecord struct {
+	ID        uint64    `gorm:"primaryKey"`
+	At        time.Time `gorm:"not null;index"`
+	ActorKind string    `gorm:"size:16;not null"`
+	Actor     string    `gorm:"size:64;not null;index"`
+	Addr      string    `gorm:"size:64;not null"`
+	Kind      string    `gorm:"size:48;not null;index"`
+	Home      string    `gorm:"size:32;not null;index"`
+	Target    string    `gorm:"size:300;not null"`
+	// OwnerID is the account the record is about (0: none): a user reads
+	// the records with their own ID.
+	OwnerID uint64 `gorm:"not null;index"`
+	Before  string `gorm:"not null"`
+	After   string `gorm:"not null"`
+}
+
+// ErrAppendOnly refuses a change to an audit record.
+var ErrAppendOnly = errors.New("audit records are append-only")
+
+// BeforeUpdate keeps audit records append-only.
+func (*AuditRecord) BeforeUpdate(*gorm.DB) error { return ErrAppendOnly }
+
+// BeforeDelete keeps audit records append-only; the retention prune deletes
+// with hooks skipped.
+func (*AuditRecord) BeforeDelete(*gorm.DB) error { return ErrAppendOnly }
+
 // GuardRow is the row Guard locks: one per invariant that spans rows, N
 // counts the transactions that took it (the update is what takes the lock).
 type GuardRow struct {
@@ -156,5 +192,5 @@ func (GuardRow) TableName() string { return "guards" }
 
 func (db *DB) migrate() error {
 	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{},
-		&Invitation{}, &PasswordReset{}, &DeletedUser{})
+		&Invitation{}, &PasswordReset{}, &DeletedUser{}, &AuditRecord{})
 }

@@ -81,6 +81,8 @@ type Deps struct {
 	// forms are accepted from pages of these, or of the host a request was
 	// sent to (origin.go).
 	AllowedHosts []string
+	// DB is the database the audit log page reads.
+	DB *store.DB
 }
 
 // Cookie and context names.
@@ -127,7 +129,7 @@ func Register(e *echo.Echo, d Deps) error {
 
 // routes is the UI's route table; each area's handlers live in their own file.
 func (w *ui) routes(e *echo.Echo) {
-	base := []echo.MiddlewareFunc{w.headers, w.errorPages, w.sameOrigin, w.csrf(), w.session}
+	base := []echo.MiddlewareFunc{w.headers, w.errorPages, w.sameOrigin, w.csrf(), w.session, w.auditActor}
 	anyone := func(method, p string, h echo.HandlerFunc) { e.Add(method, p, h, base...) }
 	// Every logged-in page asks one capability of the user's role
 	// (account.Can): can names it; user pages need ReadOwn to read and
@@ -193,6 +195,7 @@ func (w *ui) routes(e *echo.Echo) {
 	admin(get, "/admin/homes", w.adminHomes)
 	can(account.ReleaseAny, post, "/admin/homes/:slug/release", w.adminRelease)
 	admin(get, "/admin/mappings", w.adminMappings)
+	admin(get, "/admin/audit", w.adminAudit) // audit.go
 }
 
 // htmlNotFound makes unknown paths answer a browser with an HTML page
