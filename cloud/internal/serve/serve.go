@@ -20,6 +20,7 @@ import (
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/api"
 	"homeport.dev/cloud/internal/apitls"
+	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/certorders"
 	"homeport.dev/cloud/internal/config"
@@ -113,6 +114,7 @@ func (a *App) build() error {
 		Budget: a.edgeBudget(), ConnsPerHome: cfg.Limits.ConnsPerHome, MaxConnsPerIP: cfg.Limits.ConnsPerIP,
 		RequestRate: cfg.Limits.RequestRate, OpenRate: cfg.Limits.OpenRate,
 		OwnerActive: a.Accounts.Active,
+		Audit:       audit.NewEvents(a.DB, time.Minute, a.log),
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
@@ -133,7 +135,7 @@ func (a *App) build() error {
 		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(),
 		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available, Done: a.streams.Done(),
-		Signup: cfg.Signup,
+		Signup: cfg.Signup, DB: a.DB,
 	}); err != nil {
 		return err
 	}
@@ -266,6 +268,11 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 				a.Routes.Kick()
 			}
 		})
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		audit.Keep(ctx, a.DB, a.Config.AuditRetention, a.log)
 	}()
 	extra, err := a.startHTTPS(ctx, &wg, errc)
 	if err != nil {
