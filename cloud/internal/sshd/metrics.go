@@ -11,6 +11,7 @@ type metrics struct {
 	forwards     prometheus.Gauge
 	connects     prometheus.Counter
 	disconnects  prometheus.Counter
+	takeovers    prometheus.Counter
 	bytesVec     *prometheus.CounterVec
 	channels     prometheus.Gauge
 	refusals     *prometheus.CounterVec
@@ -23,6 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forwards:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "homeport_ssh_forwards", Help: "Remote forwards listening."}),
 		connects:    prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_connects_total", Help: "Home SSH connections established."}),
 		disconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_disconnects_total", Help: "Home SSH connections ended."}),
+		takeovers:   prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_takeovers_total", Help: "Home SSH connections replaced by a newer login of the same home (two copies of one profile flapping show here)."}),
 		bytesVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homeport_ssh_bytes_total", Help: "Bytes through home tunnels by direction (in = towards the home)."},
 			[]string{"home", "direction"}),
 		channels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "homeport_ssh_channels", Help: "Open tunnel channels (forwarded-tcpip and direct-tcpip)."}),
@@ -31,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_accept_errors_total", Help: "Temporary accept errors of the SSH endpoint (EMFILE...), each retried."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.homes, m.forwards, m.connects, m.disconnects, m.bytesVec, m.channels, m.refusals, m.acceptErrors)
+		reg.MustRegister(m.homes, m.forwards, m.connects, m.disconnects, m.takeovers, m.bytesVec, m.channels, m.refusals, m.acceptErrors)
 	}
 	return m
 }

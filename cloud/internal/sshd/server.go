@@ -306,7 +306,6 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	s.mu.Unlock()
 	sess := newSession(s, h, fingerprint, connID, conn, st)
 	if !s.takeOver(sess) {
-		sess.close()
 		return
 	}
 	// The session is bound to the key it logged in with: a rotation that
@@ -337,23 +336,28 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 }
 
 // takeOver registers sess as its home's connection, closing the previous one
-// first so its listeners free their ports before the new forwards ask. A
+// first so its listeners free their ports before the new forwards ask; the
+// previous one is told which connection replaced it (endReplaced). A
 // login older than the registered one (it authenticated first but got
-// here last) does not take over: it reports false and is not registered.
+// here last) does not take over: it is told the same about the registered
+// one, closed, not registered, and takeOver reports false.
 func (s *Server) takeOver(sess *session) bool {
 	s.mu.Lock()
 	old := s.sessions[sess.home.ID]
 	if old != nil && old.id > sess.id {
 		s.mu.Unlock()
 		s.o.Log.Info("closing an older connection of the home that logged in before its current one", "home", sess.home.Slug)
+		s.metrics.takeovers.Inc()
+		<-sess.endReplaced(old)
 		return false
 	}
 	s.sessions[sess.home.ID] = sess
 	s.mu.Unlock()
 	if old != nil {
-		s.o.Log.Info("home reconnected: closing its previous connection", "home", sess.home.Slug)
+		s.o.Log.Info("home reconnected: closing its previous connection", "home", sess.home.Slug, "remote", sess.conn.RemoteAddr().String(), "previous", old.conn.RemoteAddr().String())
+		s.metrics.takeovers.Inc()
 		s.auditConn("ssh.takeover", sess.home, sess.conn.RemoteAddr(), map[string]any{"previous": old.conn.RemoteAddr().String()})
-		old.close()
+		old.endReplaced(sess)
 	}
 	s.metrics.homes.Set(float64(s.count()))
 	return true

@@ -2,6 +2,7 @@ package sshd
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"homeport.dev/cloud/internal/acceptloop"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto"
 )
 
 // session is one home's live SSH connection and the listeners it owns.
@@ -41,10 +43,18 @@ func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ss
 // close ends the connection and frees every port it listened on. It is
 // idempotent and returns only once the listeners are closed.
 func (s *session) close() {
+	if s.closeListeners() {
+		s.conn.Close()
+	}
+}
+
+// closeListeners marks the session closed and frees every port it listened
+// on; it reports false if the session was closed already.
+func (s *session) closeListeners() bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.closed = true
 	ls := s.listeners
@@ -55,7 +65,43 @@ func (s *session) close() {
 		l.Close()
 	}
 	s.srv.metrics.forwards.Sub(float64(len(ls)))
-	s.conn.Close()
+	return true
+}
+
+// replacedGrace bounds how long a replaced connection stays open for the
+// home to acknowledge the notice (an agent that does not know the request
+// refuses it at once; a dead peer never answers).
+const replacedGrace = 2 * time.Second
+
+// endReplaced ends s because newer, a later login of the same home, is the
+// home's connection now. The ports are freed at once (newer asks for the
+// same ones next); then the home is told who replaced it and when
+// (proto.ReplacedRequest), so that it stops reconnecting instead of taking
+// the tunnel back, and the connection closes once the home acknowledged or
+// after replacedGrace. The returned channel is closed when it is closed.
+func (s *session) endReplaced(newer *session) <-chan struct{} {
+	done := make(chan struct{})
+	if !s.closeListeners() {
+		close(done)
+		return done
+	}
+	notice, _ := json.Marshal(proto.Replaced{By: newer.conn.RemoteAddr().String(), Since: newer.since.UTC()})
+	go func() {
+		defer close(done)
+		acked := make(chan struct{})
+		go func() {
+			defer close(acked)
+			s.conn.SendRequest(proto.ReplacedRequest, true, notice)
+		}()
+		t := time.NewTimer(replacedGrace)
+		defer t.Stop()
+		select {
+		case <-acked:
+		case <-t.C:
+		}
+		s.conn.Close() // also ends SendRequest if still waiting
+	}()
+	return done
 }
 
 // forwards is how many tunnel ports the connection listens on.
