@@ -254,6 +254,9 @@ type view struct {
 	Entries []store.Entry
 	States  map[uint64]control.ForwardStatus
 	Certs   map[string]*certs.Info // by domain
+	// Pending are the open https entries that terminate TLS while no
+	// certificate for their name is in service.
+	Pending []pendingCert
 	CA      string
 	// CloudURL is where the account changes what the home cannot (its
 	// bandwidth limit).
@@ -261,6 +264,11 @@ type view struct {
 	Notice   string
 	Error    string
 	Form     map[string]string
+}
+
+// pendingCert is one https entry's "certificate pending" warning.
+type pendingCert struct {
+	Domain, Public, Notice string
 }
 
 func (c *Console) dashboard(ec echo.Context) error {
@@ -292,6 +300,15 @@ func (c *Console) show(ec echo.Context, status int, notice, errText string, form
 	v.Certs = map[string]*certs.Info{}
 	for i := range v.Status.Certificates {
 		v.Certs[v.Status.Certificates[i].Domain] = &v.Status.Certificates[i]
+	}
+	now := time.Now()
+	for _, e := range es {
+		if e.Scheme != proto.SchemeHTTPS || e.Mode != store.ModeTerminate || !e.Enabled {
+			continue
+		}
+		if notice := certs.PendingNotice(v.Certs[e.Host], now); notice != "" {
+			v.Pending = append(v.Pending, pendingCert{Domain: e.Host, Public: e.Public(), Notice: notice})
+		}
 	}
 	v.CA = c.a.Profile.ACME.Directory()
 	v.CloudURL = c.a.Profile.Cloud.URL

@@ -25,6 +25,9 @@
         el.textContent = c.summary;
         el.className = "state " + c.state;
       });
+      // Issued: the "certificate pending" warning no longer holds.
+      var pending = document.querySelector('[data-cert-pending="' + c.domain + '"]');
+      if (pending && (c.state === "valid" || c.state === "renewing")) pending.hidden = true;
       var ch = document.querySelector('[data-cert-challenge="' + c.domain + '"]');
       if (ch) ch.textContent = c.challenge || "";
       var rn = document.querySelector('[data-cert-renews="' + c.domain + '"]');
