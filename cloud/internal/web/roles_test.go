@@ -114,6 +114,42 @@ func TestPagesShowOnlyWhatARoleMayUse(t *testing.T) {
 	}
 }
 
+// TestViewerReadsItsHomeButChangesNothing: a user demoted to viewer still
+// sees the home they own, without a form to change it, and its forms are
+// refused.
+func TestViewerReadsItsHomeButChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	u := e.user("victor", true, false)
+	h, err := e.app.Homes.Claim(context.Background(), u, newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Domains.Register(context.Background(), h.ID, "victor.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Accounts.SetRole(context.Background(), account.CLI, "victor", proto.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	page := b.login("victor")
+	must(t, "viewer's dashboard", 200, page, 200, h.Slug, "victor.example.com")
+	if strings.Contains(page, `action="/homes/`) {
+		t.Errorf("the viewer's dashboard has forms to change the home:\n%s", page)
+	}
+	before := e.dump()
+	for _, path := range []string{"/homes/" + h.Slug + "/release", "/homes/" + h.Slug + "/domains/victor.example.com/remove", "/homes/" + h.Slug + "/bandwidth"} {
+		if status, _ := b.post(path, url.Values{"limit_kbps": {"1000"}}); status != http.StatusForbidden {
+			t.Errorf("viewer POST %s = %d, want 403", path, status)
+		}
+	}
+	if e.dump() != before {
+		t.Error("the viewer changed something")
+	}
+	if ds, _ := e.app.Domains.List(context.Background(), h.ID); len(ds) != 1 {
+		t.Errorf("the viewer's domains: %v", ds)
+	}
+}
+
 func contains(xs []string, x string) bool {
 	for _, y := range xs {
 		if y == x {
