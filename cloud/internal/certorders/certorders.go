@@ -135,6 +135,22 @@ func (s *Service) Record(ctx context.Context, h store.Home, raw string) (store.C
 	return o, nil
 }
 
+// RecentByHome counts each home's reported certificates of the last 7 days
+// (the operator's dashboard shows them).
+func (s *Service) RecentByHome(ctx context.Context) (map[uint64]int, error) {
+	var rows []struct {
+		HomeID uint64
+		N      int
+	}
+	err := s.db.WithContext(ctx).Model(&store.CertificateOrder{}).Select("home_id, count(*) as n").
+		Where("created_at >= ?", s.o.Now().UTC().Add(-Week)).Group("home_id").Scan(&rows).Error
+	out := make(map[uint64]int, len(rows))
+	for _, r := range rows {
+		out[r.HomeID] = r.N
+	}
+	return out, err
+}
+
 // warn logs that domain nears the CA's limit, at most once per warnEvery.
 func (s *Service) warn(domain string, n int64, now time.Time) {
 	s.mu.Lock()

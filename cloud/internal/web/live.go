@@ -31,6 +31,7 @@ type liveHome struct {
 	ForwardsUp    int // tunnel ports the home's connection listens on
 	MappingsUp    int // mappings whose tunnel port is among them
 	Mappings      int
+	Certificates  int // reported by the home in the last 7 days
 	BytesIn       uint64
 	BytesOut      uint64
 	Rate          traffic.Rate
@@ -125,8 +126,15 @@ func (w *ui) adminView(c echo.Context) (adminView, error) {
 		byHome[m.HomeID] = append(byHome[m.HomeID], m)
 	}
 	stats := w.stats()
+	var certs map[uint64]int
+	if w.Certificates != nil {
+		if certs, err = w.Certificates(ctx(c)); err != nil {
+			return v, err
+		}
+	}
 	for _, h := range hs {
 		lh := w.live(h, stats, byHome[h.ID], false)
+		lh.Certificates = certs[h.ID]
 		v.Homes = append(v.Homes, lh)
 		if lh.Online {
 			v.Online++

@@ -279,3 +279,40 @@ func TestEventStreamEndsWhenCloudStops(t *testing.T) {
 		t.Fatalf("with a dashboard open, the cloud stopped with: %v", err)
 	}
 }
+
+// TestAdminDashboardCountsCertificates: the certificates a home reports
+// obtaining show in its row of the operator's dashboard.
+func TestAdminDashboardCountsCertificates(t *testing.T) {
+	c, e, h := liveCloud(t)
+	ctx := context.Background()
+	tok, err := c.App.Accounts.CreateToken(ctx, h.User, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := func(path string, body string) {
+		req, _ := http.NewRequest(http.MethodPost, c.APIURL+"/api/v1/homes/"+h.Slug+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST %s: %s %s", path, resp.Status, b)
+		}
+	}
+	api("/base-domains", `{"domain":"example.com"}`)
+	api("/mappings", `{"scheme":"https","host":"app.example.com"}`)
+	api("/certificates", `{"host":"app.example.com"}`)
+	api("/certificates", `{"host":"app.example.com"}`)
+
+	root := e.browser()
+	root.login("root")
+	_, page := root.get("/admin")
+	row := page[strings.Index(page, `data-home="`+h.Slug+`"`):]
+	if row = row[:strings.Index(row, "</tr>")]; !strings.Contains(row, `<td class="certs">2</td>`) {
+		t.Errorf("the home's row does not count its 2 certificates: %s", row)
+	}
+}

@@ -72,6 +72,9 @@ type Deps struct {
 	Traffic *traffic.Recorder
 	Routes  func(context.Context) (proto.RoutesReport, error)
 	Shaping func() error
+	// Certificates counts each home's certificates reported in the last
+	// 7 days; nil leaves them out of the admin's dashboard.
+	Certificates func(context.Context) (map[uint64]int, error)
 	// Done is closed when the cloud stops: live pages' event streams end,
 	// so the HTTP servers' graceful shutdown does not wait for them.
 	Done <-chan struct{}
