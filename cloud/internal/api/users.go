@@ -103,8 +103,11 @@ func (s *Server) resetPassword(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if err := s.rateLimit(c, "(reset)"); err != nil { // no username has parentheses
-		return err
+	// Per address only: a budget per link would be one per guess, a global
+	// one would let anyone block everybody's resets.
+	if !s.Limiter.Allow("ip:" + c.RealIP()) {
+		c.Response().Header().Set("Retry-After", "60")
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many attempts; wait a minute and try again")
 	}
 	u, err := s.Accounts.ResetPassword(c.Request().Context(), req.Token, req.Password)
 	if err != nil {

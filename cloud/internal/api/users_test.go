@@ -122,3 +122,19 @@ func TestAdminResetsAPasswordChangesARoleDeletesAUser(t *testing.T) {
 	}
 	e.refused(404, "DELETE", "/api/v1/admin/users/alice", e.admin, nil)
 }
+
+// TestViewerHomeCredentialChangesNothing: a home whose owner became a viewer
+// still reads itself with its own credential, but may change nothing.
+func TestViewerHomeCredentialChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", true, false)
+	h := e.claimWith(alice, newSigner(t, "ed25519"), "")
+	e.must(200, "POST", "/api/v1/admin/users/alice/role", e.admin, proto.RoleRequest{Role: proto.RoleViewer}, nil)
+	e.mustSigned(200, h, "GET", "/api/v1/homes/"+h.slug, nil, nil)
+	e.unchanged("viewer's home adds a domain", func() {
+		if got := e.refusedSigned(403, h, "POST", "/api/v1/homes/"+h.slug+"/base-domains", proto.BaseDomainRequest{Domain: "alice.example.com"}); !strings.Contains(got.Message, "your role (viewer)") {
+			t.Errorf("message %q", got.Message)
+		}
+	})
+	e.unchanged("viewer's home releases itself", func() { e.refusedSigned(403, h, "DELETE", "/api/v1/homes/"+h.slug, nil) })
+}

@@ -180,8 +180,9 @@ func (w *ui) resetForm(c echo.Context) error { return w.resetPage(c, http.Status
 
 func (w *ui) resetPassword(c echo.Context) error {
 	show := func(fe *formError) error { return w.resetPage(c, fe.Status, fe) }
-	if err := w.rateLimit(c, "(reset)"); err != nil {
-		return w.refused(c, "reset", err, show)
+	if !w.Limiter.Allow("ip:" + c.RealIP()) { // per address only, as the API's
+		c.Response().Header().Set("Retry-After", "60")
+		return w.refused(c, "reset", errTooMany, show)
 	}
 	if _, err := w.Accounts.ResetPassword(ctx(c), c.Param("token"), c.FormValue("password")); err != nil {
 		return w.refused(c, "reset", err, show)
