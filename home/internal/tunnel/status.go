@@ -20,6 +20,10 @@ const (
 	StateBackoff
 	// StateStopped: Stop was called or the context of Start ended.
 	StateStopped
+	// StateReplaced: the cloud closed the connection because another copy
+	// of the profile took the tunnel over (LastError is a *ReplacedError);
+	// the supervisor has stopped and does not reconnect.
+	StateReplaced
 )
 
 func (s State) String() string {
@@ -32,6 +36,8 @@ func (s State) String() string {
 		return "backoff"
 	case StateStopped:
 		return "stopped"
+	case StateReplaced:
+		return "replaced"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }

@@ -2,13 +2,16 @@
 // carries every forward of the profile over it.
 //
 // A Supervisor is an explicit state machine (connecting, connected, backoff,
-// stopped). It dials the cloud's SSH endpoint, checks the host key against
+// stopped, replaced). It dials the cloud's SSH endpoint, checks the host key against
 // the one pinned in the profile, logs in as the home, requests a remote
 // forward (tcpip-forward) for each tunnel port and hands every forwarded
 // connection to that port's handler (the gateway). Keepalives detect a
-// silent cloud; a lost connection is replaced after an exponential, jittered
-// backoff and every forward is requested again. Status is always the truth
-// about the live connection, and Subscribe streams it to a console.
+// silent cloud; a lost connection is replaced after a jittered backoff
+// (retry.go: short while the cloud does not answer, exponential when it
+// refuses) and every forward is requested again. A connection the cloud
+// says another copy of the profile replaced is not (replaced.go). Status is
+// always the truth about the live connection, and Subscribe streams it to a
+// console.
 package tunnel
 
 import (
@@ -28,17 +31,6 @@ import (
 
 	"homeport.dev/proto/batchconn"
 )
-
-// Forward asks the cloud to forward one tunnel port of the home's block to
-// this supervisor, which hands each forwarded connection to Handler.
-type Forward struct {
-	TunnelPort int
-	// Handler serves one forwarded connection and returns when done; the
-	// supervisor closes conn afterwards. ctx ends when the supervisor stops,
-	// the SSH connection is lost, or the cloud closes this channel, so a
-	// handler that also holds a local connection must close it then.
-	Handler func(ctx context.Context, conn net.Conn)
-}
 
 // ErrStopped is returned by Dial once the supervisor has stopped.
 var ErrStopped = errors.New("tunnel: supervisor stopped")
@@ -64,16 +56,6 @@ type Supervisor struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the run loop and all handlers have returned
 	handlers sync.WaitGroup
-}
-
-// forward is the state of one wanted forward.
-type forward struct {
-	port    int
-	handler func(context.Context, net.Conn)
-	asked   uint64 // generation of the connection it was requested on; 0 never
-	up      bool
-	since   time.Time
-	err     error
 }
 
 type subscriber struct{ c chan Status }
@@ -126,49 +108,6 @@ func (s *Supervisor) Stop() {
 		s.cancel()
 	}
 	<-s.done
-}
-
-// SetForwards replaces the set of forwards. On a live connection, new ports
-// are requested and dropped ports cancelled at once; a port kept from the
-// previous set keeps its forward and only changes handler. Ports must be
-// 1..65535 and distinct; on error nothing changes.
-func (s *Supervisor) SetForwards(fs []Forward) error {
-	seen := map[int]bool{}
-	for _, f := range fs {
-		switch {
-		case f.TunnelPort < 1 || f.TunnelPort > 65535:
-			return fmt.Errorf("tunnel: forward port %d is not in 1..65535", f.TunnelPort)
-		case f.Handler == nil:
-			return fmt.Errorf("tunnel: forward of port %d has no handler", f.TunnelPort)
-		case seen[f.TunnelPort]:
-			return fmt.Errorf("tunnel: port %d is forwarded twice", f.TunnelPort)
-		}
-		seen[f.TunnelPort] = true
-	}
-	now := time.Now()
-	s.mu.Lock()
-	next := make(map[int]*forward, len(fs))
-	for _, f := range fs {
-		if old := s.forwards[f.TunnelPort]; old != nil {
-			old.handler = f.Handler
-			next[f.TunnelPort] = old
-			continue
-		}
-		next[f.TunnelPort] = &forward{port: f.TunnelPort, handler: f.Handler, since: now}
-	}
-	for port, old := range s.forwards {
-		if next[port] == nil && s.live != nil && old.asked == s.gen && old.up {
-			s.cancels[port] = s.gen
-		}
-	}
-	s.forwards = next
-	s.notifyLocked()
-	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-	return nil
 }
 
 // Status returns a snapshot of the connection and its forwards.
@@ -241,7 +180,9 @@ func (s *Supervisor) run(ctx context.Context) {
 	defer func() {
 		s.handlers.Wait()
 		s.mu.Lock()
-		s.setStateLocked(StateStopped)
+		if s.status.State != StateReplaced {
+			s.setStateLocked(StateStopped)
+		}
 		s.finished = true
 		s.closeSubscribersLocked()
 		s.mu.Unlock()
@@ -257,10 +198,15 @@ func (s *Supervisor) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		var replaced *ReplacedError
+		if errors.As(err, &replaced) {
+			s.log.Warn("tunnel: another copy of this profile took the tunnel over; not reconnecting", "by", replaced.By, "since", replaced.Since)
+			return
+		}
 		if upFor >= s.cfg.StableAfter {
 			failures = 0
 		}
-		wait := backoff(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures, rand.Float64())
+		wait := s.cfg.retryDelay(err, failures, rand.Float64())
 		failures++
 		s.mu.Lock()
 		s.status.LastError = err
@@ -289,23 +235,26 @@ func (s *Supervisor) run(ctx context.Context) {
 // connectAndServe makes one connection and serves it until it is lost. It
 // returns how long the connection was up (0: never) and why it ended.
 func (s *Supervisor) connectAndServe(ctx context.Context) (time.Duration, error) {
-	client, err := s.connect(ctx)
+	client, notice, err := s.connect(ctx)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	err = s.serve(ctx, client)
+	err = s.serve(ctx, client, notice)
 	return max(time.Since(start), time.Nanosecond), err
 }
 
 // connect dials the cloud and runs the SSH handshake within ConnectTimeout.
-func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, error) {
+// It returns the client and the watch of the cloud's replaced notice. An
+// error of an attempt the cloud did not answer as an SSH server is an
+// unreachableError (retry.go).
+func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, *noticeWatch, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial the cloud's SSH endpoint %s: %w", s.cfg.Addr, err)
+		return nil, nil, unreachableError{fmt.Errorf("dial the cloud's SSH endpoint %s: %w", s.cfg.Addr, err)}
 	}
 	var conn net.Conn = raw
 	if s.cfg.batched {
@@ -319,17 +268,21 @@ func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, error) {
 		if err == nil {
 			c.Close()
 		}
-		return nil, fmt.Errorf("SSH handshake with %s: %w", s.cfg.Addr, context.Cause(ctx))
+		return nil, nil, unreachableError{fmt.Errorf("SSH handshake with %s: %w", s.cfg.Addr, context.Cause(ctx))}
 	}
 	if err != nil {
 		conn.Close()
-		return nil, handshakeError(s.cfg.Addr, s.cfg.Home, err)
+		return nil, nil, handshakeError(s.cfg.Addr, s.cfg.Home, err)
 	}
-	return ssh.NewClient(c, chans, reqs), nil
+	reqs, notice := watchReplaced(reqs)
+	return ssh.NewClient(c, chans, reqs), notice, nil
 }
 
 // handshakeError turns x/crypto's handshake errors into ones that say what
-// to do.
+// to do. A cloud that failed the host key check or refused the login
+// answered; any other failure (the connection cut before the login: a cloud
+// starting or stopping, or over its limit of logins in progress) counts as
+// unreachable.
 func handshakeError(addr, home string, err error) error {
 	var mismatch *HostKeyMismatchError
 	if errors.As(err, &mismatch) {
@@ -338,14 +291,16 @@ func handshakeError(addr, home string, err error) error {
 	if strings.Contains(err.Error(), "unable to authenticate") {
 		return fmt.Errorf("the cloud at %s refused the home's key for %q (home released, key replaced, account deactivated, or wrong slug): %w", addr, home, err)
 	}
-	return fmt.Errorf("SSH handshake with %s: %w", addr, err)
+	return unreachableError{fmt.Errorf("SSH handshake with %s: %w", addr, err)}
 }
 
 // serve runs one live connection: keepalives, forwarded channels and the
 // forward requests, until the connection is lost or ctx ends. Every
 // goroutine it starts has returned when it returns, except forward handlers,
-// which the supervisor waits for when it stops.
-func (s *Supervisor) serve(parent context.Context, client *ssh.Client) error {
+// which the supervisor waits for when it stops. A connection the cloud
+// closed because another copy of the profile replaced it ends with a
+// *ReplacedError.
+func (s *Supervisor) serve(parent context.Context, client *ssh.Client, notice *noticeWatch) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	forwarded := client.HandleChannelOpen("forwarded-tcpip")
@@ -378,6 +333,9 @@ func (s *Supervisor) serve(parent context.Context, client *ssh.Client) error {
 	err := context.Cause(ctx)
 	client.Close()
 	wg.Wait()
+	if replaced := notice.replaced(); replaced != nil {
+		err = replaced
+	}
 	s.disconnected(err, parent.Err() != nil)
 	return err
 }
@@ -398,7 +356,8 @@ func (s *Supervisor) connected(client *ssh.Client) uint64 {
 }
 
 // disconnected records the end of the live connection: every forward is
-// down and, unless the supervisor is stopping, it backs off because of err.
+// down and, unless the supervisor is stopping, it backs off because of err
+// (or, replaced, stays down for good).
 func (s *Supervisor) disconnected(err error, stopping bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -415,77 +374,12 @@ func (s *Supervisor) disconnected(err error, stopping bool) {
 		return
 	}
 	s.status.LastError = err
-	s.setStateLocked(StateBackoff)
-}
-
-// syncForwards requests the wanted forwards not yet asked on connection gen
-// and cancels the ones no longer wanted, until nothing is left to do.
-func (s *Supervisor) syncForwards(client *ssh.Client, gen uint64) {
-	for {
-		s.mu.Lock()
-		var cancel, ask []int
-		for port, g := range s.cancels {
-			if g == gen {
-				cancel = append(cancel, port)
-			}
-		}
-		clear(s.cancels)
-		for port, f := range s.forwards {
-			if f.asked != gen {
-				f.asked = gen
-				ask = append(ask, port)
-			}
-		}
-		s.mu.Unlock()
-		if len(cancel) == 0 && len(ask) == 0 {
-			return
-		}
-		slices.Sort(ask)
-		for _, port := range cancel {
-			ok, _, err := client.SendRequest("cancel-tcpip-forward", true, ssh.Marshal(forwardRequest{forwardBindAddr, uint32(port)}))
-			if err != nil {
-				return // connection lost: serve notices
-			}
-			s.log.Info("tunnel: forward cancelled", "port", port, "ok", ok)
-		}
-		for _, port := range ask {
-			ok, _, err := client.SendRequest("tcpip-forward", true, ssh.Marshal(forwardRequest{forwardBindAddr, uint32(port)}))
-			if err != nil {
-				return
-			}
-			s.forwardResult(gen, port, ok)
-		}
-	}
-}
-
-// forwardResult records the cloud's answer to a forward request.
-func (s *Supervisor) forwardResult(gen uint64, port int, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.forwards[port]
-	if f == nil || f.asked != gen {
-		// Dropped (or dropped and re-added) while the request was in
-		// flight: the cloud listens for nothing we want.
-		if ok {
-			s.cancels[port] = gen
-			select {
-			case s.kick <- struct{}{}:
-			default:
-			}
-		}
+	var replaced *ReplacedError
+	if errors.As(err, &replaced) {
+		s.setStateLocked(StateReplaced)
 		return
 	}
-	if ok {
-		f.err = nil
-		s.log.Info("tunnel: forward up", "port", port)
-	} else {
-		f.err = fmt.Errorf("the cloud refused to forward tunnel port %d: it is not one of this home's tunnel ports, or the cloud cannot listen on it", port)
-		s.log.Warn("tunnel: forward refused", "port", port, "err", f.err)
-	}
-	if f.up != ok {
-		f.up, f.since = ok, time.Now()
-	}
-	s.notifyLocked()
+	s.setStateLocked(StateBackoff)
 }
 
 // keepalive sends keepalive@openssh.com every Keepalive and declares the
@@ -529,59 +423,6 @@ func (s *Supervisor) keepalive(ctx context.Context, client *ssh.Client, fail fun
 			return
 		}
 	}
-}
-
-// dispatch hands each forwarded channel to its port's handler until the
-// connection ends.
-func (s *Supervisor) dispatch(ctx context.Context, chans <-chan ssh.NewChannel) {
-	for nc := range chans {
-		var p forwardedPayload
-		if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
-			nc.Reject(ssh.ConnectionFailed, "malformed forwarded-tcpip request")
-			continue
-		}
-		h := s.handler(int(p.Port))
-		if h == nil {
-			nc.Reject(ssh.Prohibited, fmt.Sprintf("no forward for port %d on this home", p.Port))
-			continue
-		}
-		s.handlers.Add(1)
-		go func() {
-			defer s.handlers.Done()
-			s.handle(ctx, nc, p, h)
-		}()
-	}
-}
-
-func (s *Supervisor) handler(port int) func(context.Context, net.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f := s.forwards[port]; f != nil {
-		return f.handler
-	}
-	return nil
-}
-
-// handle accepts one forwarded channel and runs the handler on it. The
-// handler's context ends with the connection or when the cloud closes the
-// channel (its requests channel closes then).
-func (s *Supervisor) handle(ctx context.Context, nc ssh.NewChannel, p forwardedPayload, h func(context.Context, net.Conn)) {
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	reqsDone := make(chan struct{})
-	go func() {
-		defer close(reqsDone)
-		ssh.DiscardRequests(reqs)
-		cancel()
-	}()
-	conn := &channelConn{Channel: ch, local: tcpAddr(p.Addr, p.Port), remote: tcpAddr(p.OriginAddr, p.OriginPort)}
-	h(ctx, conn)
-	conn.Close()
-	<-reqsDone
 }
 
 // setStateLocked enters state st and notifies subscribers.

@@ -145,16 +145,17 @@ func TestSilentCloudIsDetectedByKeepalives(t *testing.T) {
 	}
 }
 
+// TestSecondSupervisorOfAHomeTakesOver: a second copy of a profile takes
+// the tunnel over at once; the first is told where the profile runs now
+// and stops, instead of taking the tunnel back a moment later (two copies
+// used to flap every few seconds with only "connection lost: EOF" to show).
 func TestSecondSupervisorOfAHomeTakesOver(t *testing.T) {
 	c := hometest.Start(t, hometest.Options{})
 	h, m := homeWithTCP(t, c, "alice")
 	public := publicTCP(m.PublicPort)
 
-	cfgA := fastConfig(h, h.SSHAddr())
-	// A backs off long enough that it does not take the ports back while
-	// the test looks at B.
-	cfgA.MinBackoff, cfgA.MaxBackoff = 20*time.Second, 20*time.Second
-	a, err := tunnel.New(cfgA)
+	// Both retry quickly: were A to reconnect, it would within milliseconds.
+	a, err := tunnel.New(fastConfig(h, h.SSHAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +167,7 @@ func TestSecondSupervisorOfAHomeTakesOver(t *testing.T) {
 		t.Fatalf("A: %q %v", got, err)
 	}
 
+	before := time.Now()
 	b := startSupervisor(t, fastConfig(h, h.SSHAddr()))
 	b.SetForwards([]tunnel.Forward{{TunnelPort: m.TunnelPort, Handler: tcpHandler(t, echoServer(t, "B"), false)}})
 	// B gets the port at once: no "port already in use" from A's session.
@@ -173,9 +175,34 @@ func TestSecondSupervisorOfAHomeTakesOver(t *testing.T) {
 	if f, _ := st.Forward(m.TunnelPort); f.LastError != nil {
 		t.Errorf("B's forward: %v", f.LastError)
 	}
-	waitStatus(t, a, 5*time.Second, "A losing its connection", func(st tunnel.Status) bool { return st.State == tunnel.StateBackoff })
+	stA := waitStatus(t, a, 5*time.Second, "A replaced", func(st tunnel.Status) bool { return st.State != tunnel.StateConnected })
+	var replaced *tunnel.ReplacedError
+	if stA.State != tunnel.StateReplaced || !errors.As(stA.LastError, &replaced) {
+		t.Fatalf("A after the takeover: %s, want replaced with the cloud's reason", describe(stA))
+	}
+	if !strings.HasPrefix(replaced.By, "127.0.0.1:") || replaced.Since.Before(before.Add(-time.Second)) || replaced.Since.After(time.Now()) {
+		t.Errorf("A was told B runs on %q since %s; want B's address and login time (after %s)", replaced.By, replaced.Since, before)
+	}
+	if want := "this profile is running on " + replaced.By + " since "; !strings.HasPrefix(stA.LastError.Error(), want) {
+		t.Errorf("A's error %q does not start with %q", stA.LastError, want)
+	}
 	if got, err := ask(public, "ping"); err != nil || got != "B: ping" {
 		t.Fatalf("after the takeover: %q %v", got, err)
+	}
+
+	// No flapping: over many of A's retry intervals (at most 300 ms), A
+	// stays replaced and B keeps its one connection.
+	for range 10 {
+		time.Sleep(200 * time.Millisecond) // the observation window: nothing to wait for
+		if got, err := ask(public, "ping"); err != nil || got != "B: ping" {
+			t.Fatalf("B lost the tunnel: %q %v", got, err)
+		}
+	}
+	if st := a.Status(); st.State != tunnel.StateReplaced || st.Connects != 1 {
+		t.Errorf("A after the window: %s, want still replaced after its one connection", describe(st))
+	}
+	if st := b.Status(); st.State != tunnel.StateConnected || st.Connects != 1 {
+		t.Errorf("B after the window: %s, want its first connection still up", describe(st))
 	}
 
 	a.Stop()
@@ -189,6 +216,45 @@ func TestSecondSupervisorOfAHomeTakesOver(t *testing.T) {
 	waitStatus(t, c2, 5*time.Second, "C forwarding", forwardUp(m.TunnelPort))
 	if got, err := ask(public, "ping"); err != nil || got != "C: ping" {
 		t.Fatalf("after both stopped: %q %v", got, err)
+	}
+}
+
+// TestUnreachableCloudIsRetriedWithinTheCap: however many attempts fail
+// because nothing answers, each wait stays within UnreachableBackoff (it
+// used to double up to MaxBackoff, so traffic came back long after the
+// cloud); a cloud that answers and refuses the key is asked ever more
+// slowly.
+func TestUnreachableCloudIsRetriedWithinTheCap(t *testing.T) {
+	c := hometest.Start(t, hometest.Options{})
+	h, _ := homeWithTCP(t, c, "alice")
+	const unreachableCap = 100 * time.Millisecond
+	slowCap := func(cfg tunnel.Config) tunnel.Config {
+		cfg.MinBackoff, cfg.MaxBackoff, cfg.UnreachableBackoff = 20*time.Millisecond, 10*time.Second, unreachableCap
+		return cfg
+	}
+
+	closed := fmt.Sprintf("127.0.0.1:%d", hometest.FreePort(t)) // nothing listens
+	s := startSupervisor(t, slowCap(fastConfig(h, closed)))
+	waitStatus(t, s, 10*time.Second, "12 refused attempts, each retried within the cap", func(st tunnel.Status) bool {
+		if st.State == tunnel.StateBackoff {
+			if wait := st.NextAttempt.Sub(st.Since); wait > unreachableCap+unreachableCap/2 {
+				t.Fatalf("after %d attempts the next one waits %v, want at most %v: %s", st.Attempts, wait, unreachableCap, describe(st))
+			}
+		}
+		return st.Attempts >= 12
+	})
+	s.Stop()
+
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(otherKey)
+	cfg := slowCap(fastConfig(h, h.SSHAddr()))
+	cfg.Signer = signer
+	r := startSupervisor(t, cfg)
+	st := waitStatus(t, r, 10*time.Second, "backing off past the unreachable cap", func(st tunnel.Status) bool {
+		return st.State == tunnel.StateBackoff && st.NextAttempt.Sub(st.Since) > unreachableCap
+	})
+	if st.LastError == nil || !strings.Contains(st.LastError.Error(), "refused the home's key") {
+		t.Errorf("last error %v, want the refused key", st.LastError)
 	}
 }
 
