@@ -108,9 +108,8 @@ everything is in sync.`,
 						return errors.New("not in sync: see the failures above")
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), "in sync; running the tunnel in the foreground (Ctrl-C to stop)")
-					return runAgent(cmd, s.p.Dir, func(ctx context.Context, _ *agent.Agent) error {
-						<-ctx.Done()
-						return nil
+					return runAgent(cmd, s.p.Dir, func(ctx context.Context, a *agent.Agent) error {
+						return a.UntilReplaced(ctx)
 					})
 				case errors.Is(err, control.ErrNotRunning) && !o.Disconnect:
 					fmt.Fprintf(cmd.ErrOrStderr(), "no console runs for this profile: start `home --config %s console`, or pass --foreground\n", s.p.Dir)

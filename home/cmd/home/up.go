@@ -186,8 +186,10 @@ func upEntry(ctx context.Context, cmd *cobra.Command, s *session, want store.Ent
 	return e, nil
 }
 
-// statusLine prints the agent's state whenever it changes until ctx ends:
-// rewritten in place on a terminal, one line per change otherwise (logs).
+// statusLine prints the agent's state whenever it changes until ctx ends
+// (nil) or another copy of the profile takes the tunnel over (the error
+// says where it runs): rewritten in place on a terminal, one line per change
+// otherwise (logs).
 func statusLine(ctx context.Context, w io.Writer, a *agent.Agent, tty bool) error {
 	changed, stop := a.Subscribe()
 	defer stop()
@@ -203,6 +205,12 @@ func statusLine(ctx context.Context, w io.Writer, a *agent.Agent, tty bool) erro
 				fmt.Fprintln(w, line)
 			}
 			last = line
+		}
+		if err := a.Replaced(); err != nil {
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return err
 		}
 		select {
 		case <-ctx.Done():

@@ -211,15 +211,21 @@ func (a *Agent) Run(ctx context.Context) error {
 			failed := a.syncErr != nil || !a.lastSync.InSync
 			a.mu.Unlock()
 			if failed {
-				a.Reload(ctx)
+				a.reload(ctx, false)
 			}
 		}
 	}
 }
 
 // Reload syncs the entries with the cloud, then (re)connects the tunnel with
-// a forward per synced, enabled entry.
-func (a *Agent) Reload(ctx context.Context) error {
+// a forward per synced, enabled entry. A tunnel that another copy of the
+// profile took over is started again: Reload is the user's say.
+func (a *Agent) Reload(ctx context.Context) error { return a.reload(ctx, true) }
+
+// reload is Reload; takeBack says whether a tunnel that another copy of the
+// profile took over starts again (the periodic retry must not: the two
+// copies would take the tunnel from each other).
+func (a *Agent) reload(ctx context.Context, takeBack bool) error {
 	rep, syncErr := entries.Sync(ctx, a.Cloud, a.Profile.Cloud.Home, a.DB, entries.Options{})
 	es, err := a.DB.Entries(ctx)
 	if err != nil {
@@ -229,7 +235,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	a.entries, a.lastSync, a.syncErr = es, rep, syncErr
 	a.mu.Unlock()
 	defer a.notify()
-	if err := a.connect(); err != nil {
+	if err := a.connect(takeBack); err != nil {
 		return err
 	}
 	if syncErr != nil {
@@ -241,10 +247,17 @@ func (a *Agent) Reload(ctx context.Context) error {
 	return nil
 }
 
-// connect starts the supervisor if needed and sets its forwards.
-func (a *Agent) connect() error {
+// connect starts the supervisor if needed and sets its forwards; with
+// takeBack, a supervisor replaced by another copy of the profile is
+// replaced by a new one.
+func (a *Agent) connect(takeBack bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.sup != nil && takeBack && a.sup.Status().State == tunnel.StateReplaced {
+		a.stopSub()
+		a.sup.Stop() // it has ended already: returns at once
+		a.sup, a.stopSub = nil, nil
+	}
 	var fs []tunnel.Forward
 	for _, e := range a.entries {
 		if !e.Enabled || e.TunnelPort == 0 {
@@ -432,6 +445,40 @@ func (a *Agent) Disconnect(context.Context) error {
 	return nil
 }
 
+// Replaced returns the *tunnel.ReplacedError that says where the profile
+// runs when another copy of it took the tunnel over (the tunnel stays down
+// until Reload), or nil.
+func (a *Agent) Replaced() error {
+	a.mu.Lock()
+	sup := a.sup
+	a.mu.Unlock()
+	if sup == nil {
+		return nil
+	}
+	if st := sup.Status(); st.State == tunnel.StateReplaced {
+		return st.LastError
+	}
+	return nil
+}
+
+// UntilReplaced waits until ctx ends (nil) or another copy of the profile
+// takes the tunnel over (Replaced's error): a foreground run ends then,
+// non-zero, rather than stay up with no tunnel.
+func (a *Agent) UntilReplaced(ctx context.Context) error {
+	changed, stop := a.Subscribe()
+	defer stop()
+	for {
+		if err := a.Replaced(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
 // Dial opens a connection to a private mapping's tunnel port through the
 // cloud (home connect).
 func (a *Agent) Dial(ctx context.Context, port int) (net.Conn, error) {
@@ -482,6 +529,10 @@ func (a *Agent) Status() control.Status {
 		st.Tunnel = control.TunnelStatus{State: ts.State.String(), Since: ts.Since, Attempts: ts.Attempts}
 		if ts.LastError != nil {
 			st.Tunnel.LastError = ts.LastError.Error()
+		}
+		var replaced *tunnel.ReplacedError
+		if ts.State == tunnel.StateReplaced && errors.As(ts.LastError, &replaced) {
+			st.Tunnel.RunningOn, st.Tunnel.RunningSince = replaced.By, replaced.Since
 		}
 	}
 	if syncErr != nil {

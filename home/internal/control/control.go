@@ -25,10 +25,14 @@ import (
 
 // TunnelStatus is the SSH connection's state.
 type TunnelStatus struct {
-	State     string    `json:"state"` // connecting, connected, backoff, stopped
+	State     string    `json:"state"` // connecting, connected, backoff, stopped, replaced
 	Since     time.Time `json:"since"`
 	LastError string    `json:"last_error,omitempty"`
 	Attempts  int       `json:"attempts"`
+	// RunningOn and RunningSince, in state replaced, say where the copy of
+	// the profile that took the tunnel over connects from, and since when.
+	RunningOn    string    `json:"running_on,omitempty"`
+	RunningSince time.Time `json:"running_since,omitzero"`
 }
 
 // ForwardStatus is one entry's live state.
