@@ -46,7 +46,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd(), backupCmd(), auditCmd())
+	c.AddCommand(serveCmd(), usersCmd(), reconcileCmd(), checkCmd(), backupCmd(), auditCmd(), migrateCmd())
 	return c
 }
 

@@ -1,6 +1,6 @@
 // Package store owns the cloud's database: the GORM models, opening SQLite in
-// WAL mode (or PostgreSQL, for several cloud nodes), and the migrations that
-// run at start. The database is the source of truth; HAProxy maps, tc classes
+// WAL mode (or PostgreSQL, for several cloud nodes), and the versioned
+// migrations (package migrations) that run at start. The database is the source of truth; HAProxy maps, tc classes
 // and SSH sessions are derived from it.
 package store
 
@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"homeport.dev/cloud/internal/store/migrations"
 )
 
 // ErrDuplicate is returned (wrapped) when a unique constraint rejects a write.
@@ -54,11 +57,27 @@ func Redacted(dsn string) string {
 	return u.Redacted()
 }
 
-// Open opens the database and runs the migrations. dsn is a PostgreSQL URL
+// Open opens the database and applies the pending migrations (package
+// migrations); a database a newer cloud migrated is refused
+// (migrations.ErrNewer). dsn is a PostgreSQL URL
 // (postgres://user:password@host/db) or the path of a SQLite file, created if
 // needed, opened with WAL, foreign keys, a busy timeout and IMMEDIATE write
 // transactions.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	db, err := OpenUnmigrated(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Up(ctx, db.DB, slog.Default()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", Redacted(dsn), err)
+	}
+	return db, nil
+}
+
+// OpenUnmigrated opens the database as Open does but leaves its schema as
+// it is: for `cloud migrate`, which shows and applies the migrations itself.
+func OpenUnmigrated(ctx context.Context, dsn string) (*DB, error) {
 	cfg := &gorm.Config{
 		TranslateError: true,
 		Logger:         logger.Discard,
@@ -85,12 +104,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			sqlDB.SetMaxOpenConns(postgresConns)
 		}
 	}
-	db := &DB{g.WithContext(ctx)}
-	if err := db.migrate(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", name, err)
-	}
-	return db, nil
+	return &DB{g.WithContext(ctx)}, nil
 }
 
 // secureFiles makes the database's directory owner-only (0700) and the
