@@ -143,7 +143,7 @@ func (s *Supervisor) Subscribe() (<-chan Status, func()) {
 }
 
 // Dial opens a direct-tcpip channel to 127.0.0.1:port on the cloud over the
-// live connection, waiting for one until ctx ends. The cloud allows only the
+// live connection, waiting for one until ctx ends or the supervisor stops. The cloud allows only the
 // tunnel ports of private mappings of the same account (`home connect`).
 func (s *Supervisor) Dial(ctx context.Context, port int) (net.Conn, error) {
 	if port < 1 || port > 65535 {
@@ -167,6 +167,9 @@ func (s *Supervisor) Dial(ctx context.Context, port int) (net.Conn, error) {
 		select {
 		case <-up:
 		case <-s.done:
+			if st := s.Status(); st.State == StateReplaced {
+				return nil, st.LastError // where the profile runs now
+			}
 			return nil, ErrStopped
 		case <-ctx.Done():
 			return nil, fmt.Errorf("tunnel: not connected to the cloud (%s): %w", s.Status().State, ctx.Err())

@@ -189,6 +189,9 @@ func TestSecondSupervisorOfAHomeTakesOver(t *testing.T) {
 	if got, err := ask(public, "ping"); err != nil || got != "B: ping" {
 		t.Fatalf("after the takeover: %q %v", got, err)
 	}
+	if _, err := a.Dial(ctxTimeout(t, 5*time.Second), m.TunnelPort); !errors.As(err, &replaced) {
+		t.Errorf("Dial through the replaced supervisor: %v, want where the profile runs", err)
+	}
 
 	// No flapping: over many of A's retry intervals (at most 300 ms), A
 	// stays replaced and B keeps its one connection.
