@@ -36,6 +36,7 @@ func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
 			must(t, db.Create(&h).Error)
 			must(t, db.Exec("ALTER TABLE mappings DROP COLUMN proxy_protocol").Error)
 			must(t, db.Exec("DROP TABLE goose_db_version").Error) // older clouds ran AutoMigrate at each start
+			must(t, db.Exec("DROP TABLE goose_db_version").Error) // older clouds ran AutoMigrate at each start
 			must(t, db.Exec("INSERT INTO mappings (home_id, scheme, host, tunnel_port, private, created_at) VALUES (?, 'https', 'app.example.com', 20000, ?, CURRENT_TIMESTAMP)", h.ID, false).Error)
 			db.Close()
 
