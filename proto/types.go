@@ -169,7 +169,12 @@ type BaseDomainRequest struct {
 // Mapping routes public traffic (or, when private, only the owner's own
 // `home connect`) to one tunnel port of a home.
 type Mapping struct {
-	ID         uint64 `json:"id"`
+	ID uint64 `json:"id"`
+	// Name is the mapping's stable key within its home (ValidateMappingName):
+	// always set on private mappings (`home connect NAME`), optional on
+	// public ones. The ID may change when a home closes and reopens a
+	// forward; the name does not.
+	Name       string `json:"name,omitempty"`
 	Scheme     string `json:"scheme"`
 	Host       string `json:"host,omitempty"`
 	PublicPort int    `json:"public_port,omitempty"`
@@ -188,6 +193,7 @@ type Mapping struct {
 // TunnelPort only to homes of the same account.
 type PrivateMapping struct {
 	Home          string `json:"home"` // the slug of the home that serves it
+	Name          string `json:"name"` // unique in the home: `home connect [HOME/]NAME`
 	ID            uint64 `json:"id"`
 	Scheme        string `json:"scheme"`
 	Host          string `json:"host,omitempty"`
@@ -199,6 +205,9 @@ type PrivateMapping struct {
 
 // MappingRequest creates a mapping.
 type MappingRequest struct {
+	// Name is required for a private mapping and optional for a public
+	// one; unique within the home (ValidateMappingName).
+	Name       string `json:"name,omitempty"`
 	Scheme     string `json:"scheme"`
 	Host       string `json:"host,omitempty"`
 	PublicPort int    `json:"public_port,omitempty"`

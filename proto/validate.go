@@ -14,6 +14,9 @@ const MaxHostnameLen = 253
 var (
 	labelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	usernameRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+	// mappingNameRE is one DNS label of at most 32 characters: safe in a
+	// URL, a shell argument, SQL and a log line as it is.
+	mappingNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 )
 
 // ValidateHostname accepts only lowercase LDH names: labels of 1..63 letters,
@@ -53,6 +56,15 @@ func NormalizeHostname(name string) string {
 func ValidateUsername(name string) error {
 	if !usernameRE.MatchString(name) {
 		return fmt.Errorf("username %s is invalid: use 1 to 32 characters from a-z, 0-9, _ and -", Printable(name))
+	}
+	return nil
+}
+
+// ValidateMappingName accepts a mapping's name: 1 to 32 characters a-z,
+// 0-9 and inner hyphens, like gpu-ui.
+func ValidateMappingName(name string) error {
+	if !mappingNameRE.MatchString(name) {
+		return fmt.Errorf("name %s is invalid: use 1 to 32 characters a-z, 0-9 and inner hyphens, like gpu-ui", Printable(name))
 	}
 	return nil
 }

@@ -59,6 +59,18 @@ func TestValidateUsername(t *testing.T) {
 	}
 }
 
+func TestValidateMappingName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"gpu-ui": true, "a": true, "9": true, "private-42": true, strings.Repeat("a", 32): true,
+		"": false, "GPU": false, "-a": false, "a-": false, "a_b": false, "a.b": false, "a/b": false,
+		"a b": false, strings.Repeat("a", 33): false, "é": false, "a\n": false,
+	} {
+		if err := ValidateMappingName(name); (err == nil) != ok {
+			t.Errorf("ValidateMappingName(%q) = %v, want ok=%v", name, err, ok)
+		}
+	}
+}
+
 func TestValidateEmail(t *testing.T) {
 	for addr, ok := range map[string]bool{
 		"a@example.com": true, "a.b+c@example.co.uk": true,

@@ -179,7 +179,7 @@ func (e *env) snapshot() string {
 		"SELECT id, user_id, name, hash FROM tokens ORDER BY id",
 		"SELECT id, slot, slug, user_id, public_key, bandwidth_limit_kbps FROM homes ORDER BY id",
 		"SELECT id, home_id, domain FROM base_domains ORDER BY id",
-		"SELECT id, home_id, scheme, host, public_port, tunnel_port, private FROM mappings ORDER BY id",
+		"SELECT id, home_id, name, scheme, host, public_port, tunnel_port, private FROM mappings ORDER BY id",
 		"SELECT id, role, used_by FROM invitations ORDER BY id",
 		"SELECT id, user_id, hash FROM password_resets ORDER BY id",
 		"SELECT id, kind, actor FROM audit_records ORDER BY id", // a refused change is not recorded either

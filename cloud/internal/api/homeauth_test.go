@@ -182,7 +182,7 @@ func newFixture(t *testing.T, k keys) *fixture {
 	var m proto.Mapping
 	e.must(201, "POST", home+"/mappings", f.alice, proto.MappingRequest{Scheme: "https", Host: "app.example.com"}, &m)
 	f.mapping = m.ID
-	e.must(201, "POST", home+"/mappings", f.alice, proto.MappingRequest{Scheme: "tcp", Private: true}, &m)
+	e.must(201, "POST", home+"/mappings", f.alice, proto.MappingRequest{Name: "private", Scheme: "tcp", Private: true}, &m)
 	f.private = m.ID
 	var ts []proto.Token
 	e.must(200, "GET", "/api/v1/tokens", f.alice, nil, &ts)
@@ -672,14 +672,14 @@ func TestPrivateMappingsOfTheAccount(t *testing.T) {
 	b := e.claimWith(alice, newSigner(t, "p256"), "")
 	e.addDomain(alice, a.slug, "example.com")
 	var pa, pb, public proto.Mapping
-	e.mustSigned(201, a, "POST", "/api/v1/homes/"+a.slug+"/mappings", proto.MappingRequest{Scheme: "tcp", Private: true}, &pa)
+	e.mustSigned(201, a, "POST", "/api/v1/homes/"+a.slug+"/mappings", proto.MappingRequest{Name: "gpu-ui", Scheme: "tcp", Private: true}, &pa)
 	e.mustSigned(201, a, "POST", "/api/v1/homes/"+a.slug+"/mappings", proto.MappingRequest{Scheme: "https", Host: "app.example.com"}, &public)
-	e.mustSigned(201, b, "POST", "/api/v1/homes/"+b.slug+"/mappings", proto.MappingRequest{Scheme: "tcp", Private: true}, &pb)
+	e.mustSigned(201, b, "POST", "/api/v1/homes/"+b.slug+"/mappings", proto.MappingRequest{Name: "gpu-ui", Scheme: "tcp", Private: true}, &pb)
 	m := e.claimWith(e.user("mallory", true, false), newSigner(t, "ed25519"), "")
 
 	want := []proto.PrivateMapping{
-		{Home: a.slug, ID: pa.ID, Scheme: "tcp", TunnelPort: pa.TunnelPort, ProxyProtocol: pa.ProxyProtocol, State: pa.State},
-		{Home: b.slug, ID: pb.ID, Scheme: "tcp", TunnelPort: pb.TunnelPort, ProxyProtocol: pb.ProxyProtocol, State: pb.State},
+		{Home: a.slug, Name: "gpu-ui", ID: pa.ID, Scheme: "tcp", TunnelPort: pa.TunnelPort, ProxyProtocol: pa.ProxyProtocol, State: pa.State},
+		{Home: b.slug, Name: "gpu-ui", ID: pb.ID, Scheme: "tcp", TunnelPort: pb.TunnelPort, ProxyProtocol: pb.ProxyProtocol, State: pb.State},
 	}
 	for name, get := range map[string]func(out any){
 		"token":  func(out any) { e.must(200, "GET", "/api/v1/private-mappings", alice, nil, out) },

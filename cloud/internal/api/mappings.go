@@ -43,7 +43,7 @@ func (s *Server) listPrivateMappings(c echo.Context) error {
 				continue
 			}
 			p := s.Mappings.ToProto(m)
-			out = append(out, proto.PrivateMapping{Home: h.Slug, ID: p.ID, Scheme: p.Scheme, Host: p.Host, PublicPort: p.PublicPort,
+			out = append(out, proto.PrivateMapping{Home: h.Slug, Name: p.Name, ID: p.ID, Scheme: p.Scheme, Host: p.Host, PublicPort: p.PublicPort,
 				TunnelPort: p.TunnelPort, ProxyProtocol: p.ProxyProtocol, State: p.State})
 		}
 	}

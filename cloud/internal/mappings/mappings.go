@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -64,13 +65,23 @@ func New(db *store.DB, ds *domains.Service, o Options) (*Service, error) {
 }
 
 // Check validates a request against the rules that need no database: scheme,
-// host syntax, which fields each scheme takes, and the home's TCP block.
+// name (required when private), host syntax, which fields each scheme takes,
+// and the home's TCP block.
 // shared is the cloud's shared domain: with one, a public http or https
 // request may leave the host empty, for Create to pick a name under it.
 // It returns the request normalised.
 func Check(req proto.MappingRequest, tcpPorts proto.PortRange, shared string) (proto.MappingRequest, error) {
 	if err := proto.ValidateScheme(req.Scheme); err != nil {
 		return req, problem.InvalidField("scheme", err)
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	switch {
+	case req.Name == "" && req.Private:
+		return req, problem.InvalidField("name", fmt.Errorf("a private mapping needs a name, unique in its home, like gpu-ui: `home connect NAME` reaches it by that name"))
+	case req.Name != "":
+		if err := proto.ValidateMappingName(req.Name); err != nil {
+			return req, problem.InvalidField("name", err)
+		}
 	}
 	req.Host = proto.NormalizeHostname(req.Host)
 	switch req.Scheme {
@@ -137,12 +148,15 @@ func (s *Service) Create(ctx context.Context, h store.Home, req proto.MappingReq
 	if req.Host != "" {
 		m.Host = &req.Host
 	}
+	if req.Name != "" {
+		m.Name = &req.Name
+	}
 	if req.PublicPort != 0 {
 		m.PublicPort = &req.PublicPort
 	}
 	err = s.db.Tx(ctx, func(tx *gorm.DB) error { return s.create(ctx, tx, h, &m, shared) })
 	if store.IsDuplicate(err) {
-		return store.Mapping{}, problem.New(problem.Conflict, "a parallel request took this host or port at the same moment; try again")
+		return store.Mapping{}, problem.New(problem.Conflict, "a parallel request took this name, host or port at the same moment; try again")
 	}
 	if err != nil {
 		return store.Mapping{}, err
@@ -169,6 +183,15 @@ func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *stor
 		}
 		if base == "" {
 			return &problem.Error{Kind: problem.Forbidden, Field: "host", Message: fmt.Sprintf("%s is not under any base domain of this home; register its domain first (POST .../base-domains)", *m.Host)}
+		}
+	}
+	if m.Name != nil {
+		var n int64
+		if err := tx.Model(&store.Mapping{}).Where("home_id = ? AND name = ?", h.ID, *m.Name).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return &problem.Error{Kind: problem.Conflict, Field: "name", Message: fmt.Sprintf("home %s already has a mapping named %s", h.Slug, *m.Name)}
 		}
 	}
 	if m.Host != nil {
@@ -220,6 +243,10 @@ func (s *Service) create(ctx context.Context, tx *gorm.DB, h store.Home, m *stor
 func mappingEntry(kind string, h store.Home, m store.Mapping) audit.Entry {
 	facts := map[string]any{"id": m.ID, "scheme": m.Scheme, "tunnel_port": m.TunnelPort, "private": m.Private, "proxy_protocol": m.ProxyProtocol}
 	target := fmt.Sprintf("mapping %d: %s", m.ID, m.Scheme)
+	if m.Name != nil {
+		facts["name"] = *m.Name
+		target = fmt.Sprintf("mapping %d (%s): %s", m.ID, *m.Name, m.Scheme)
+	}
 	if m.Host != nil {
 		facts["host"] = *m.Host
 		target += "://" + *m.Host
@@ -302,7 +329,7 @@ func (s *Service) Delete(ctx context.Context, h store.Home, id uint64) error {
 // ToProto converts a mapping for the API, with its live state.
 func (s *Service) ToProto(m store.Mapping) proto.Mapping {
 	return proto.Mapping{
-		ID: m.ID, Scheme: m.Scheme, Host: m.HostName(), PublicPort: m.Port(),
+		ID: m.ID, Name: m.MappingName(), Scheme: m.Scheme, Host: m.HostName(), PublicPort: m.Port(),
 		TunnelPort: m.TunnelPort, Private: m.Private, ProxyProtocol: m.ProxyProtocol, State: s.live(m), CreatedAt: m.CreatedAt,
 	}
 }

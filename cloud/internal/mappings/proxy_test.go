@@ -49,9 +49,9 @@ func TestProxyProtocolAndSharedNamesOnBothEngines(t *testing.T) {
 				req  proto.MappingRequest
 				want bool
 			}{
-				{proto.MappingRequest{Scheme: "tcp", Private: true, ProxyProtocol: &off}, false},
-				{proto.MappingRequest{Scheme: "tcp", Private: true, ProxyProtocol: &on}, true},
-				{proto.MappingRequest{Scheme: "tcp", Private: true}, true},
+				{proto.MappingRequest{Name: "off", Scheme: "tcp", Private: true, ProxyProtocol: &off}, false},
+				{proto.MappingRequest{Name: "on", Scheme: "tcp", Private: true, ProxyProtocol: &on}, true},
+				{proto.MappingRequest{Name: "default", Scheme: "tcp", Private: true}, true},
 			} {
 				m, err := ms.Create(ctx, h, tt.req)
 				if err != nil {

@@ -94,8 +94,8 @@ func TestConcurrentWritersKeepLimits(t *testing.T) {
 
 			home := claim(t, hs, alice)
 			t.Run("mappings per home", func(t *testing.T) {
-				errs := together(50, func(int) error {
-					_, err := ms.Create(ctx, home, proto.MappingRequest{Scheme: proto.SchemeTCP, Private: true})
+				errs := together(50, func(i int) error {
+					_, err := ms.Create(ctx, home, proto.MappingRequest{Name: fmt.Sprintf("m%d", i), Scheme: proto.SchemeTCP, Private: true})
 					return err
 				})
 				expect(t, errs, 4, problem.Quota)
@@ -105,6 +105,13 @@ func TestConcurrentWritersKeepLimits(t *testing.T) {
 			})
 
 			other := claim(t, hs, bob)
+			t.Run("one name per home", func(t *testing.T) {
+				errs := together(8, func(int) error {
+					_, err := ms.Create(ctx, other, proto.MappingRequest{Name: "gpu-ui", Scheme: proto.SchemeTCP, Private: true})
+					return err
+				})
+				expect(t, errs, 1, problem.Conflict)
+			})
 			t.Run("base domains overlap", func(t *testing.T) {
 				for round := range 4 {
 					parent, child := fmt.Sprintf("example%d.com", round), fmt.Sprintf("a.example%d.com", round)

@@ -92,7 +92,7 @@ func TestOneHomeFloodingChannelsCannotTakeTheEdgeDown(t *testing.T) {
 	attacker := c.NewHome(t, "mallory")
 	atok := c.Token(t, attacker.User)
 	var private proto.Mapping
-	if st := api(t, c, atok, "POST", "/api/v1/homes/"+attacker.Slug+"/mappings", proto.MappingRequest{Scheme: "tcp", Private: true}, &private); st != 201 {
+	if st := api(t, c, atok, "POST", "/api/v1/homes/"+attacker.Slug+"/mappings", proto.MappingRequest{Name: "flood", Scheme: "tcp", Private: true}, &private); st != 201 {
 		t.Fatalf("private mapping: %d", st)
 	}
 	acl, err := c.Dial(attacker)

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"homeport.dev/cloud/internal/store"
@@ -54,6 +55,71 @@ func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
 			must(t, db.Where("tunnel_port = ?", 20001).Take(&raw).Error)
 			if raw.ProxyProtocol {
 				t.Errorf("proxy_protocol false did not stick")
+			}
+		})
+	}
+}
+
+// TestPrivateMappingsFromBeforeNamesGetOne: a database made before mappings
+// had names gets the column at the next start; each private mapping is named
+// private-ID (home connect finds it by that), public ones stay unnamed, and
+// the home/name pair is unique from then on, on both engines.
+func TestPrivateMappingsFromBeforeNamesGetOne(t *testing.T) {
+	engines := []struct {
+		name string
+		dsn  func(t testing.TB) string
+	}{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
+		{"postgres", pg.DB},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := e.dsn(t)
+			db, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The schema as an older cloud left it: no name column (and no
+			// record of versioned migrations).
+			u := store.User{Username: "alice", Email: "alice@example.org", PasswordHash: "x", Role: "user", Active: true}
+			must(t, db.Create(&u).Error)
+			h := store.Home{Slot: 0, Slug: "abcdefgh", UserID: u.ID, PublicKey: "k", KeyFingerprint: "f"}
+			must(t, db.Create(&h).Error)
+			must(t, db.Exec("DROP INDEX idx_mapping_home_name").Error)
+			must(t, db.Exec("ALTER TABLE mappings DROP COLUMN name").Error)
+			must(t, db.Exec("DROP TABLE IF EXISTS goose_db_version").Error)
+			must(t, db.Exec("INSERT INTO mappings (home_id, scheme, tunnel_port, private, created_at) VALUES (?, 'tcp', 20000, ?, CURRENT_TIMESTAMP)", h.ID, true).Error)
+			must(t, db.Exec("INSERT INTO mappings (home_id, scheme, host, tunnel_port, private, created_at) VALUES (?, 'https', 'app.example.com', 20001, ?, CURRENT_TIMESTAMP)", h.ID, false).Error)
+			must(t, db.Exec("INSERT INTO mappings (home_id, scheme, tunnel_port, private, created_at) VALUES (?, 'tcp', 20002, ?, CURRENT_TIMESTAMP)", h.ID, true).Error)
+			db.Close()
+
+			db, err = store.Open(ctx, dsn) // migrates
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var ms []store.Mapping
+			must(t, db.Order("tunnel_port").Find(&ms).Error)
+			want := []string{"private-" + strconv.FormatUint(ms[0].ID, 10), "", "private-" + strconv.FormatUint(ms[2].ID, 10)}
+			for i, m := range ms {
+				if m.MappingName() != want[i] {
+					t.Errorf("mapping on tunnel port %d is named %q, want %q", m.TunnelPort, m.MappingName(), want[i])
+				}
+			}
+			dup := ms[0].MappingName()
+			err = db.Create(&store.Mapping{HomeID: h.ID, Scheme: "tcp", TunnelPort: 20003, Private: true, Name: &dup}).Error
+			if !store.IsDuplicate(err) {
+				t.Errorf("a second mapping named %s in the home: %v, want a duplicate error", dup, err)
+			}
+			db.Close()
+			if db, err = store.Open(ctx, dsn); err != nil { // migrating again changes nothing
+				t.Fatal(err)
+			}
+			var again store.Mapping
+			must(t, db.Where("tunnel_port = ?", 20000).Take(&again).Error)
+			if again.MappingName() != want[0] {
+				t.Errorf("after a second start the mapping is named %q", again.MappingName())
 			}
 		})
 	}

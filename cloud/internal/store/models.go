@@ -53,8 +53,11 @@ type Home struct {
 	PublicKey          string `gorm:"not null"`
 	KeyFingerprint     string `gorm:"size:64;not null;uniqueIndex"`
 	BandwidthLimitKbps *int64
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// Edge names the node that serves the home when several share the
+	// database (Edge); "" on a single cloud.
+	Edge      string `gorm:"size:32;not null;default:'';index"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // BaseDomain is a registrable domain owned by one home; no other home may own
@@ -71,9 +74,12 @@ type BaseDomain struct {
 // Host is NULL for tcp mappings, PublicPort is NULL for http/https and private
 // mappings; SQL unique indexes ignore NULLs, which is exactly what we want.
 type Mapping struct {
-	ID         uint64  `gorm:"primaryKey"`
-	HomeID     uint64  `gorm:"not null;index"`
-	Home       Home    `gorm:"constraint:OnDelete:CASCADE"`
+	ID     uint64 `gorm:"primaryKey"`
+	HomeID uint64 `gorm:"not null;index;uniqueIndex:idx_mapping_home_name,priority:1"`
+	Home   Home   `gorm:"constraint:OnDelete:CASCADE"`
+	// Name is unique within the home; every private mapping has one
+	// (`home connect NAME`), a public one may. NULL when unnamed.
+	Name       *string `gorm:"size:32;uniqueIndex:idx_mapping_home_name,priority:2"`
 	Scheme     string  `gorm:"size:8;not null;uniqueIndex:idx_mapping_scheme_host"`
 	Host       *string `gorm:"size:253;uniqueIndex:idx_mapping_scheme_host"`
 	PublicPort *int    `gorm:"uniqueIndex"`
@@ -94,6 +100,14 @@ func (m Mapping) HostName() string {
 		return ""
 	}
 	return *m.Host
+}
+
+// MappingName returns the mapping's name or "".
+func (m Mapping) MappingName() string {
+	if m.Name == nil {
+		return ""
+	}
+	return *m.Name
 }
 
 // Port returns the mapping's public port or 0.
@@ -191,6 +205,18 @@ type GuardRow struct {
 func (GuardRow) TableName() string { return "guards" }
 
 func (db *DB) migrate() error {
-	return db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{},
-		&Invitation{}, &PasswordReset{}, &DeletedUser{}, &AuditRecord{})
+	if err := db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{},
+		&Invitation{}, &PasswordReset{}, &DeletedUser{}, &AuditRecord{}); err != nil {
+		return err
+	}
+	return db.nameOldPrivateMappings()
+}
+
+// nameOldPrivateMappings gives each private mapping stored before mappings
+// had names the name private-ID (unless its home already uses that name),
+// so `home connect` reaches every private mapping by a name.
+func (db *DB) nameOldPrivateMappings() error {
+	return db.Exec(`UPDATE mappings SET name = 'private-' || CAST(id AS TEXT)
+		WHERE private = ? AND name IS NULL AND NOT EXISTS (
+			SELECT 1 FROM mappings other WHERE other.home_id = mappings.home_id AND other.name = 'private-' || CAST(mappings.id AS TEXT))`, true).Error
 }

@@ -188,6 +188,7 @@ func (w *ui) addMapping(c echo.Context) error {
 	}
 	form := "mapping:" + h.Slug
 	req := proto.MappingRequest{
+		Name:    c.FormValue("name"),
 		Scheme:  c.FormValue("scheme"),
 		Host:    c.FormValue("host"),
 		Private: c.FormValue("private") != "",

@@ -370,3 +370,39 @@ func TestPlainOpenSSHMapping(t *testing.T) {
 		t.Error("the ssh line is shown for a mapping that gets the PROXY header")
 	}
 }
+
+// TestPrivateMappingNames: the add form takes a private mapping's name
+// (required, kept on a refused form), the dashboard and the admin's mapping
+// list show it, with the `home connect SLUG/NAME` that reaches it.
+func TestPrivateMappingNames(t *testing.T) {
+	e := newEnv(t)
+	e.user("root", true, true)
+	e.user("alice", true, false)
+	alice := e.browser()
+	alice.login("alice")
+	alice.post("/homes", url.Values{"public_key": {newKey(t)}})
+	u, err := e.app.Accounts.User(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := e.app.Homes.List(context.Background(), u)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("homes %v %v", hs, err)
+	}
+	slug := hs[0].Slug
+
+	status, page := alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"tcp"}, "private": {"on"}})
+	must(t, "private mapping without a name", status, page, http.StatusBadRequest, `class="error"`, "a private mapping needs a name")
+	status, page = alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"tcp"}, "private": {"on"}, "name": {"gpu-ui"}})
+	must(t, "private mapping", status, page, 200, "Mapping added", "<td><code>gpu-ui</code></td>", "private (home connect only)", "home connect "+slug+"/NAME")
+	status, page = alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"tcp"}, "private": {"on"}, "name": {"gpu-ui"}})
+	must(t, "the same name again", status, page, http.StatusConflict, "already has a mapping named gpu-ui", `value="gpu-ui"`)
+	if ms, _ := e.app.Mappings.List(context.Background(), hs[0].ID); len(ms) != 1 || ms[0].MappingName() != "gpu-ui" {
+		t.Fatalf("mappings after the forms: %+v", ms)
+	}
+
+	root := e.browser()
+	root.login("root")
+	status, page = root.get("/admin/mappings")
+	must(t, "admin mappings", status, page, 200, "<code>"+slug+"</code></td><td><code>gpu-ui</code>")
+}

@@ -319,7 +319,7 @@ func TestDialReachesPrivateMappingsOfTheSameAccountOnly(t *testing.T) {
 	c := hometest.Start(t, hometest.Options{})
 	u := c.CreateUser(t, "alice")
 	server, client := c.ClaimHome(t, u), c.ClaimHome(t, u)
-	private := server.Map(t, proto.MappingRequest{Scheme: "tcp", Private: true})
+	private := server.Map(t, proto.MappingRequest{Name: "private", Scheme: "tcp", Private: true})
 	public := server.Map(t, proto.MappingRequest{Scheme: "tcp", PublicPort: server.TCPPorts.First})
 	srv := startSupervisor(t, fastConfig(server, server.SSHAddr()))
 	srv.SetForwards([]tunnel.Forward{
