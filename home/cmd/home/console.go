@@ -86,11 +86,12 @@ func runAgentWith(cmd *cobra.Command, dir string, o agent.Options, serve func(co
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cmd.Context(), p.DBPath())
-	if err != nil {
+	db := store.Open(p)
+	// An invalid forwards: list stops the start here, naming the field; a
+	// running agent refuses such an edit and keeps serving.
+	if _, err := db.Entries(cmd.Context()); err != nil {
 		return err
 	}
-	defer db.Close()
 	a, err := agent.New(p, db, o)
 	if err != nil {
 		return err

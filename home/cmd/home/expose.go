@@ -112,7 +112,7 @@ func forwardsCmd() *cobra.Command {
 						return err
 					}
 				}
-				if err := s.db.Remove(ctx, e.ID); err != nil {
+				if err := s.db.Remove(ctx, e.Public()); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", e.Public())
@@ -125,8 +125,7 @@ func forwardsCmd() *cobra.Command {
 			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return entryCmd(cmd, args[0], func(ctx context.Context, s *session, e store.Entry) error {
-					e.Enabled = on
-					if err := s.db.Save(ctx, &e); err != nil {
+					if err := s.db.SetEnabled(ctx, e.Public(), on); err != nil {
 						return err
 					}
 					rep, err := entries.Sync(ctx, s.cloud, s.p.Cloud.Home, s.db, entries.Options{})

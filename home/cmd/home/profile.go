@@ -56,11 +56,7 @@ func withProfile(cmd *cobra.Command, fn func(ctx context.Context, s *session) er
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cmd.Context(), p.DBPath())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	db := store.Open(p)
 	client, err := p.CloudClient()
 	if err != nil {
 		return err

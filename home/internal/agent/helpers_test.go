@@ -78,11 +78,7 @@ func newEnv(t testing.TB, profiles map[string]time.Duration) *env {
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(context.Background(), p.DBPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := store.Open(p)
 	e := &env{cloud: c, ca: ca, p: p, db: db, stop: func() {}, app: helloApp(t), roots: ca.IssuingRoots(t)}
 	e.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -37,12 +37,18 @@ type Config struct {
 	Version  int      `yaml:"version"`
 	Name     string   `yaml:"name"`
 	Cloud    Cloud    `yaml:"cloud"`
-	Key      string   `yaml:"key"`
-	Database string   `yaml:"database"`
-	CertsDir string   `yaml:"certs_dir"`
-	Console  Console  `yaml:"console"`
-	ACME     ACME     `yaml:"acme"`
-	Features Features `yaml:"features"`
+	Key      string `yaml:"key"`
+	// LegacyDatabase is the entries database profiles kept before
+	// forwards: (database: home.db). Load converts it; nothing uses it.
+	LegacyDatabase string   `yaml:"database,omitempty"`
+	CertsDir       string   `yaml:"certs_dir"`
+	Console        Console  `yaml:"console"`
+	ACME           ACME     `yaml:"acme"`
+	Features       Features `yaml:"features"`
+	// Forwards is what the home exposes as the file held it at load;
+	// read the current list with ReadForwards (hand edits are picked up
+	// while the home runs), change it with EditForwards.
+	Forwards []Forward `yaml:"forwards,omitempty"`
 }
 
 // ACME CA shorthands accepted by acme.ca_url.
@@ -145,9 +151,6 @@ func (p *Profile) ConfigPath() string { return filepath.Join(p.Dir, FileName) }
 // KeyPath is the home's private key.
 func (p *Profile) KeyPath() string { return p.Path(p.Key) }
 
-// DBPath is the home's database.
-func (p *Profile) DBPath() string { return p.Path(p.Database) }
-
 // CertsPath is the certificates directory.
 func (p *Profile) CertsPath() string { return p.Path(p.CertsDir) }
 
@@ -235,9 +238,6 @@ func (c *Config) Defaults() {
 	if c.Key == "" {
 		c.Key = "id_ed25519"
 	}
-	if c.Database == "" {
-		c.Database = "home.db"
-	}
 	if c.CertsDir == "" {
 		c.CertsDir = "certs"
 	}
@@ -287,7 +287,7 @@ func (c *Config) Validate() error {
 	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.Cloud.SSH.HostKey)); err != nil {
 		bad("cloud.ssh.host_key", "is not an SSH public key (%v); copy ssh.host_key from GET /api/v1/homes/%s, or register again", err, c.Cloud.Home)
 	}
-	for field, p := range map[string]string{"key": c.Key, "database": c.Database, "certs_dir": c.CertsDir} {
+	for field, p := range map[string]string{"key": c.Key, "certs_dir": c.CertsDir} {
 		if p == "" || strings.ContainsRune(p, 0) {
 			bad(field, "must be a path (relative to the profile directory, or absolute)")
 		}
@@ -358,12 +358,21 @@ func Load(path string) (*Profile, error) {
 	}
 	legacy := c.Cloud.LegacyToken != ""
 	c.Cloud.LegacyToken = ""
+	legacyDB := c.LegacyDatabase
+	c.LegacyDatabase = ""
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s is invalid:\n%w", file, indent(err))
 	}
 	p := &Profile{Dir: dir, Config: c}
 	if legacy {
 		p.Notice = dropToken(p)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "home.db")); legacyDB != "" || err == nil {
+		notice, err := convertDatabase(p, legacyDB)
+		if err != nil {
+			return nil, err
+		}
+		p.Notice = strings.TrimPrefix(p.Notice+"\n"+notice, "\n")
 	}
 	return p, nil
 }
@@ -423,15 +432,53 @@ func indent(err error) error {
 	return errors.New(strings.Join(lines, "\n"))
 }
 
-// Save writes the config atomically with mode 0600.
+// Save writes the config atomically with mode 0600. The forwards: list is
+// kept as the file holds it now (the user's comments included), not as it
+// was loaded: it may have been edited since.
 func (p *Profile) Save() error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	b, err := yaml.Marshal(&p.Config)
+	c := p.Config
+	c.Forwards, c.LegacyDatabase = nil, ""
+	var root yaml.Node
+	if err := root.Encode(&c); err != nil {
+		return err
+	}
+	forwards := currentForwards(p.ConfigPath())
+	if forwards == nil && len(p.Forwards) > 0 {
+		forwards = &yaml.Node{}
+		if err := forwards.Encode(p.Forwards); err != nil {
+			return err
+		}
+	}
+	if forwards != nil {
+		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "forwards"}, forwards)
+	}
+	b, err := yaml.Marshal(&root)
 	if err != nil {
 		return err
 	}
 	header := []byte("# homeport home profile. Edit with care; `home` validates it at start.\n")
 	return atomicfile.Write(p.ConfigPath(), append(header, b...), 0o600)
+}
+
+// currentForwards is the forwards: node of the config.yaml at file, nil
+// when it has none (or cannot be read).
+func currentForwards(file string) *yaml.Node {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) != 1 {
+		return nil
+	}
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "forwards" {
+			return root.Content[i+1]
+		}
+	}
+	return nil
 }

@@ -18,7 +18,6 @@ cloud:
     user: abcdefgh
     host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo
 key: id_ed25519
-database: home.db
 certs_dir: certs
 console:
   listen: 127.0.0.1:8001
@@ -41,8 +40,8 @@ func TestLoadResolvesPathsAgainstTheProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.KeyPath() != filepath.Join(dir, "id_ed25519") || p.DBPath() != filepath.Join(dir, "home.db") || p.SSHAddr() != "127.0.0.1:8022" {
-		t.Errorf("paths: %s %s %s", p.KeyPath(), p.DBPath(), p.SSHAddr())
+	if p.KeyPath() != filepath.Join(dir, "id_ed25519") || p.CachePath() != filepath.Join(dir, "cache", "forwards.json") || p.SSHAddr() != "127.0.0.1:8022" {
+		t.Errorf("paths: %s %s %s", p.KeyPath(), p.CachePath(), p.SSHAddr())
 	}
 	if _, err := Load(filepath.Join(dir, FileName)); err != nil {
 		t.Errorf("loading by the file's path: %v", err)
@@ -77,7 +76,6 @@ func TestLoadNamesTheBadField(t *testing.T) {
 		"unknown key":    {"certs_dir: certs", "certs_dir: certs\ncert_dir: x", "field cert_dir not found"},
 		"wrong type":     {"lan_forwarding: false", "lan_forwarding: maybe", "cannot unmarshal"},
 		"not yaml":       {"version: 1", "version: [", "did not find"},
-		"database empty": {"database: home.db", "database: \"\"", "database:"},
 	}
 	for name, tt := range tests {
 		content := strings.Replace(goodYAML, tt.from, tt.to, 1)

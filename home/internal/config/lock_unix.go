@@ -1,6 +1,6 @@
 //go:build unix
 
-package store
+package config
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("another sync of this profile is still running: %w", ctx.Err())
+			return nil, fmt.Errorf("another change of this profile's forwards is still running: %w", ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -82,10 +82,15 @@ func (c *Console) entryAction(ctx context.Context, ec echo.Context) (string, err
 	if err != nil {
 		return "", err
 	}
+	// IDs are positions in config.yaml: after a hand edit the page's ID
+	// may name another forward.
+	if key := ec.FormValue("key"); key != "" && key != e.Public() {
+		return "", fmt.Errorf("config.yaml's forwards changed since this page was drawn (entry %d is %s now, not %s): nothing done; look again", id, e.Public(), key)
+	}
 	switch ec.Param("action") {
 	case "open", "close":
 		e.Enabled = ec.Param("action") == "open"
-		if err := c.a.DB.Save(ctx, &e); err != nil {
+		if err := c.a.DB.SetEnabled(ctx, e.Public(), e.Enabled); err != nil {
 			return "", err
 		}
 	case "sync":
@@ -95,7 +100,7 @@ func (c *Console) entryAction(ctx context.Context, ec echo.Context) (string, err
 				return "", err
 			}
 		}
-		if err := c.a.DB.Remove(ctx, e.ID); err != nil {
+		if err := c.a.DB.Remove(ctx, e.Public()); err != nil {
 			return "", err
 		}
 	default:

@@ -55,11 +55,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	web := httptest.NewServer(http.NotFoundHandler())
 	defer web.Close()
-	db, err := store.Open(ctx, p.DBPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := store.Open(p)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := agent.New(p, db, agent.Options{Log: log, Tunnel: tunnel.Config{MaxBackoff: time.Second}})
 	if err != nil {

@@ -66,11 +66,7 @@ func startSite(t *testing.T, o siteOptions) *site {
 		}
 	}
 	p.Console.AllowedHosts = o.allowedHosts
-	db, err := store.Open(ctx, p.DBPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := store.Open(p)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := agent.New(p, db, agent.Options{Log: log})
 	if err != nil {

@@ -27,11 +27,7 @@ func TestConsoleBeyondLoopbackNeedsAPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, p.DBPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := store.Open(p)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := agent.New(p, db, agent.Options{Log: log})
 	if err != nil {

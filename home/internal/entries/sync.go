@@ -75,25 +75,39 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 		rep.Changes = append(rep.Changes, c)
 	}
 	used := map[uint64]bool{}
+	found := make([]*proto.Mapping, len(es))
+	want := func(e store.Entry) bool { return o.covers(e.Host) && e.Enabled && !o.Disconnect }
+	claim := func(i int, ok func(proto.Mapping) bool) {
+		for j := range ms {
+			if found[i] == nil && !used[ms[j].ID] && ok(ms[j]) {
+				found[i] = &ms[j]
+				used[ms[j].ID] = true
+			}
+		}
+	}
+	for i, e := range es {
+		if want(e) {
+			claim(i, func(m proto.Mapping) bool { return matches(e, m) })
+		}
+	}
+	// The cloud has no names for private mappings: a private entry whose
+	// mapping the cache does not know (a profile copied without its cache)
+	// takes a private mapping no other entry claimed, rather than a new one.
+	for i, e := range es {
+		if want(e) && e.Private {
+			claim(i, func(m proto.Mapping) bool { return m.Private && m.Scheme == e.Scheme })
+		}
+	}
 	for i := range es {
 		e := &es[i]
 		if !o.covers(e.Host) {
 			continue
 		}
-		want := e.Enabled && !o.Disconnect
-		var found *proto.Mapping
-		for j := range ms {
-			if !used[ms[j].ID] && matches(*e, ms[j]) {
-				found = &ms[j]
-				break
-			}
-		}
 		switch {
-		case found != nil && want:
-			used[found.ID] = true
+		case found[i] != nil:
 			add("kept", e.Public(), nil)
-			e.MappingID, e.TunnelPort, e.SyncError = found.ID, found.TunnelPort, ""
-		case want:
+			e.MappingID, e.TunnelPort, e.SyncError = found[i].ID, found[i].TunnelPort, ""
+		case want(*e):
 			m, err := cloud.CreateMapping(ctx, slug, Request(*e))
 			add("created", e.Public(), err)
 			if err != nil {
@@ -105,7 +119,7 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 		default:
 			e.MappingID, e.TunnelPort = 0, 0
 		}
-		if err := db.SetSynced(ctx, e.ID, e.MappingID, e.TunnelPort, e.SyncError); err != nil {
+		if err := db.SetSynced(ctx, e.Public(), e.MappingID, e.TunnelPort, e.SyncError); err != nil {
 			return rep, err
 		}
 	}

@@ -2,11 +2,13 @@ package entries_test
 
 import (
 	"context"
-	"path/filepath"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"homeport.dev/home/internal/config/configtest"
 	"homeport.dev/home/internal/entries"
 	"homeport.dev/home/internal/store"
 	"homeport.dev/proto"
@@ -59,12 +61,7 @@ func (c *cloud) DeleteMapping(_ context.Context, _ string, id uint64) error {
 
 func openDB(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "home.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return store.Open(configtest.Profile(t, ""))
 }
 
 // TestConcurrentSyncsCreateOnce: the console's retry, a dashboard action and
@@ -95,22 +92,24 @@ func TestConcurrentSyncsCreateOnce(t *testing.T) {
 	}
 }
 
-// TestSyncDoesNotReopenAnEntryClosedMeanwhile: an entry closed while a
-// sync is talking to the cloud stays closed (the sync used to save the
-// whole row it had read before, Enabled=true included).
-func TestSyncDoesNotReopenAnEntryClosedMeanwhile(t *testing.T) {
+// TestSyncDoesNotUndoAHandEdit: a forward closed by hand in config.yaml
+// while a sync is talking to the cloud stays closed (a sync writes only the
+// cache, never config.yaml), and the next sync removes its mapping.
+func TestSyncDoesNotUndoAHandEdit(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
+	p := configtest.Profile(t, "")
+	db := store.Open(p)
 	e := store.Entry{Scheme: "http", Host: "web.example.com", Target: "localhost:3000", Enabled: true}
 	if err := db.Add(ctx, &e); err != nil {
 		t.Fatal(err)
 	}
 	c := &cloud{inCreate: func() {
-		closed := e
-		closed.Enabled = false
-		if err := db.Save(ctx, &closed); err != nil {
-			t.Error(err)
+		b, _ := os.ReadFile(p.ConfigPath())
+		closed := strings.Replace(string(b), "target: localhost:3000", "target: localhost:3000\n    enabled: false", 1)
+		if closed == string(b) {
+			t.Error("the test's hand edit did not apply:\n" + string(b))
 		}
+		os.WriteFile(p.ConfigPath(), []byte(closed), 0o600)
 	}}
 	if _, err := entries.Sync(ctx, c, "home", db, entries.Options{}); err != nil {
 		t.Fatal(err)
@@ -122,11 +121,59 @@ func TestSyncDoesNotReopenAnEntryClosedMeanwhile(t *testing.T) {
 	if got.Enabled {
 		t.Fatal("the sync re-opened an entry the user closed while it ran")
 	}
-	// The next sync (the close's own) removes the mapping.
 	if _, err := entries.Sync(ctx, c, "home", db, entries.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.ms) != 0 {
 		t.Fatalf("mappings left after the closed entry's sync: %+v", c.ms)
+	}
+}
+
+// TestSyncRebuildsAMissingCache: a profile copied without its cache (only
+// config.yaml's forwards) finds its mappings on the cloud by scheme and
+// host, public port, or (private) the private mappings no entry claims:
+// nothing is created or removed, and the cache has every ID and port again.
+func TestSyncRebuildsAMissingCache(t *testing.T) {
+	ctx := context.Background()
+	p := configtest.Profile(t, `forwards:
+  - scheme: https
+    host: app.example.com
+    target: localhost:3000
+  - scheme: tcp
+    public_port: 10001
+    target: localhost:22
+  - scheme: tcp
+    private: true
+    name: gpu-ui
+    target: localhost:7860
+`)
+	c := &cloud{next: 40, ms: []proto.Mapping{
+		{ID: 31, Scheme: "tcp", Private: true, TunnelPort: 20031},
+		{ID: 32, Scheme: "tcp", PublicPort: 10001, TunnelPort: 20032},
+		{ID: 33, Scheme: "https", Host: "app.example.com", TunnelPort: 20033},
+	}}
+	if _, err := os.Stat(p.CachePath()); err == nil {
+		t.Fatal("the test profile has a cache")
+	}
+	db := store.Open(p)
+	rep, err := entries.Sync(ctx, c, "home", db, entries.Options{})
+	if err != nil || !rep.InSync {
+		t.Fatalf("sync: %+v %v", rep, err)
+	}
+	if c.creates != 0 || len(c.ms) != 3 {
+		t.Fatalf("the sync made %d mappings and left %d of 3: it did not recognise the cloud's", c.creates, len(c.ms))
+	}
+	es, err := db.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int{"https://app.example.com": {33, 20033}, "tcp:10001": {32, 20032}, "private:gpu-ui": {31, 20031}}
+	for _, e := range es {
+		if w := want[e.Public()]; int(e.MappingID) != w[0] || e.TunnelPort != w[1] {
+			t.Errorf("%s: mapping %d port %d, want %v", e.Public(), e.MappingID, e.TunnelPort, w)
+		}
+	}
+	if _, err := os.Stat(p.CachePath()); err != nil {
+		t.Errorf("no cache written: %v", err)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/keys"
-	"homeport.dev/home/internal/store"
 	"homeport.dev/proto"
 	"homeport.dev/proto/atomicfile"
 )
@@ -460,11 +459,7 @@ func writeProfile(ctx context.Context, staging, final, cloudURL, caFile string, 
 	if err := os.MkdirAll(p.CertsPath(), 0o700); err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, p.DBPath())
-	if err != nil {
-		return nil, err
-	}
-	return p, db.Close()
+	return p, nil
 }
 
 // freeConsoleAddr gives a new profile the first console address from

@@ -1,158 +1,214 @@
-// Package store owns the home's database (SQLite in the profile): the local
-// entries — what to expose and where it goes at home — and what the cloud
-// assigned to each.
+// Package store owns the home's entries as the agent uses them: each
+// forward of config.yaml (the user's, read anew at every call so hand edits
+// count) joined with what the cloud assigned to it (the profile's cache).
+// Every write — CLI verbs, the console, syncs — goes through one writer lock
+// per profile.
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
-	"time"
 
-	"gorm.io/driver/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
+	"homeport.dev/home/internal/config"
 )
 
-// Entry kinds of https handling at home.
+// Https modes of an entry.
 const (
-	ModePassthrough = "passthrough" // TLS goes through to a local TLS service
-	ModeTerminate   = "terminate"   // the home terminates TLS with its own certificate
+	ModePassthrough = config.ModePassthrough
+	ModeTerminate   = config.ModeTerminate
 )
 
-// Entry is one thing the home exposes: a public name or port (or a private
-// mapping) and the local service behind it.
+// Entry is one forward of config.yaml and what the cloud assigned to it.
 type Entry struct {
-	ID         uint64 `gorm:"primaryKey" json:"id"`
-	Scheme     string `gorm:"size:8;not null;uniqueIndex:idx_entry_key" json:"scheme"`
-	Host       string `gorm:"size:253;not null;default:'';uniqueIndex:idx_entry_key" json:"host,omitempty"`
-	PublicPort int    `gorm:"not null;default:0;uniqueIndex:idx_entry_key" json:"public_port,omitempty"`
-	Private    bool   `gorm:"not null;default:false" json:"private"`
-	// Name tells private entries apart (they have neither host nor public port).
-	Name          string `gorm:"size:64;not null;default:'';uniqueIndex:idx_entry_key" json:"name,omitempty"`
-	Target        string `gorm:"size:300;not null" json:"target"`
-	Mode          string `gorm:"size:16;not null;default:''" json:"mode,omitempty"`
-	ProxyProtocol bool   `gorm:"not null;default:false" json:"proxy_protocol,omitempty"`
-	Enabled       bool   `gorm:"not null;default:true" json:"enabled"`
-	// DeployPath, for http and https entries, receives fullchain.pem and
-	// privkey.pem after every issuance of the name's certificate (for a
-	// local TLS service behind a passthrough entry, say).
-	DeployPath string `gorm:"size:1024;not null;default:''" json:"deploy_path,omitempty"`
-	// Set by a sync with the cloud.
-	MappingID  uint64    `gorm:"not null;default:0" json:"mapping_id,omitempty"`
-	TunnelPort int       `gorm:"not null;default:0" json:"tunnel_port,omitempty"`
-	SyncError  string    `gorm:"not null;default:''" json:"sync_error,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	// ID is the forward's position in config.yaml's forwards: list, from 1:
+	// `home forwards rm 2` is forwards[1]. Edits change it; Key does not.
+	ID            uint64 `json:"id"`
+	Scheme        string `json:"scheme"`
+	Host          string `json:"host,omitempty"`
+	PublicPort    int    `json:"public_port,omitempty"`
+	Private       bool   `json:"private"`
+	Name          string `json:"name,omitempty"`
+	Target        string `json:"target"`
+	Mode          string `json:"mode,omitempty"`
+	ProxyProtocol bool   `json:"proxy_protocol,omitempty"`
+	Enabled       bool   `json:"enabled"`
+	DeployPath    string `json:"deploy_path,omitempty"`
+	// From the cache, set by a sync with the cloud.
+	MappingID  uint64 `json:"mapping_id,omitempty"`
+	TunnelPort int    `json:"tunnel_port,omitempty"`
+	SyncError  string `json:"sync_error,omitempty"`
 }
 
-// Public is how the entry is reached: https://host, tcp port N, or private name.
-func (e Entry) Public() string {
-	switch {
-	case e.Private && e.Host == "":
-		return "private:" + e.Name
-	case e.Scheme == "tcp":
-		return fmt.Sprintf("tcp:%d", e.PublicPort)
+// Forward is the entry as config.yaml lists it.
+func (e Entry) Forward() config.Forward {
+	f := config.Forward{Scheme: e.Scheme, Host: e.Host, PublicPort: e.PublicPort, Private: e.Private, Name: e.Name,
+		Target: e.Target, Mode: e.Mode, ProxyProtocol: e.ProxyProtocol, DeployPath: e.DeployPath}
+	if !e.Enabled {
+		off := false
+		f.Enabled = &off
 	}
-	return e.Scheme + "://" + e.Host
+	return f
 }
 
-// DB is the home's database.
+// FromForward is the entry of forward f (ID and assignment left zero).
+func FromForward(f config.Forward) Entry {
+	return Entry{Scheme: f.Scheme, Host: f.Host, PublicPort: f.PublicPort, Private: f.Private, Name: f.Name,
+		Target: f.Target, Mode: f.Mode, ProxyProtocol: f.ProxyProtocol, Enabled: f.IsEnabled(), DeployPath: f.DeployPath}
+}
+
+// Public is how the entry is reached: https://host, tcp:N, or private:name.
+// It is the entry's key: unique in a profile, and how the cache finds it.
+func (e Entry) Public() string { return e.Forward().Key() }
+
+// DB is a profile's entries: config.yaml's forwards: and the cache.
 type DB struct {
-	*gorm.DB
-	path   string
-	syncMu sync.Mutex // see LockSync
+	p  *config.Profile
+	mu sync.Mutex // see LockSync
 }
 
-// Open opens (creating if needed) the database at path and migrates it.
-func Open(ctx context.Context, path string) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+// Open returns the entries of profile p.
+func Open(p *config.Profile) *DB { return &DB{p: p} }
+
+// Close is a no-op, left for callers that defer it.
+func (db *DB) Close() error { return nil }
+
+// Entries returns every entry in config.yaml's order. An invalid forwards:
+// list (a hand edit) is an error that names each bad field; callers keep
+// what they had.
+func (db *DB) Entries(ctx context.Context) ([]Entry, error) {
+	fs, err := config.ReadForwards(db.p.ConfigPath())
+	if err != nil {
 		return nil, err
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate"
-	g, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{TranslateError: true, Logger: logger.Discard})
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+	cache := config.ReadCache(db.p.CachePath())
+	es := make([]Entry, len(fs))
+	for i, f := range fs {
+		es[i] = FromForward(f)
+		es[i].ID = uint64(i + 1)
+		a := cache[f.Key()]
+		es[i].MappingID, es[i].TunnelPort, es[i].SyncError = a.MappingID, a.TunnelPort, a.SyncError
 	}
-	db := &DB{DB: g.WithContext(ctx), path: path}
-	if err := db.AutoMigrate(&Entry{}); err != nil {
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
-	}
-	return db, os.Chmod(path, 0o600)
+	return es, nil
 }
 
-// Close releases the database.
-func (db *DB) Close() error {
-	s, err := db.DB.DB()
+// Entry returns one entry by ID.
+func (db *DB) Entry(ctx context.Context, id uint64) (Entry, error) {
+	es, err := db.Entries(ctx)
 	if err != nil {
-		return err
+		return Entry{}, err
 	}
-	return s.Close()
+	if id < 1 || id > uint64(len(es)) {
+		return Entry{}, fmt.Errorf("no entry %d; `home forwards list` shows them", id)
+	}
+	return es[id-1], nil
 }
 
 // ErrDuplicate means an entry with the same public side exists.
-var ErrDuplicate = gorm.ErrDuplicatedKey
+var ErrDuplicate = errors.New("already exposed")
 
-// Entries returns every entry in creation order.
-func (db *DB) Entries(ctx context.Context) ([]Entry, error) {
-	var es []Entry
-	return es, db.WithContext(ctx).Order("id").Find(&es).Error
-}
-
-// Entry returns one entry.
-func (db *DB) Entry(ctx context.Context, id uint64) (Entry, error) {
-	var e Entry
-	err := db.WithContext(ctx).Take(&e, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return e, fmt.Errorf("no entry %d; `home forwards list` shows them", id)
-	}
-	return e, err
-}
-
-// Add stores a new entry.
+// Add appends e to config.yaml's forwards (comments and order of the file
+// kept) and records its mapping in the cache; e.ID is set.
 func (db *DB) Add(ctx context.Context, e *Entry) error {
-	err := db.WithContext(ctx).Create(e).Error
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return fmt.Errorf("%s is already exposed; remove it first (`home forwards rm`)", e.Public())
+	unlock, err := db.LockSync(ctx)
+	if err != nil {
+		return err
 	}
+	defer unlock()
+	es, err := db.Entries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range es {
+		if o.Public() == e.Public() {
+			return fmt.Errorf("%s is already exposed; remove it first (`home forwards rm %d`): %w", e.Public(), o.ID, ErrDuplicate)
+		}
+	}
+	if err := db.setAssigned(e.Public(), e.MappingID, e.TunnelPort, e.SyncError); err != nil {
+		return err
+	}
+	err = config.EditForwards(db.p.ConfigPath(), func(fe *config.ForwardsEdit) error {
+		e.ID = uint64(fe.Len() + 1)
+		return fe.Append(e.Forward())
+	})
 	return err
 }
 
-// Save updates an entry.
-func (db *DB) Save(ctx context.Context, e *Entry) error {
-	return db.WithContext(ctx).Save(e).Error
+// SetEnabled opens or closes the entry with key (Entry.Public) in
+// config.yaml.
+func (db *DB) SetEnabled(ctx context.Context, key string, on bool) error {
+	return db.edit(ctx, key, func(fe *config.ForwardsEdit, i int) { fe.SetEnabled(i, on) })
 }
 
-// SetSynced records what a sync with the cloud learned of an entry: only
-// those columns, so a sync that read the entry earlier never undoes a
-// change made meanwhile (an entry closed while the sync ran stays closed).
-func (db *DB) SetSynced(ctx context.Context, id, mappingID uint64, tunnelPort int, syncError string) error {
-	return db.WithContext(ctx).Model(&Entry{ID: id}).
-		Select("MappingID", "TunnelPort", "SyncError").
-		Updates(Entry{MappingID: mappingID, TunnelPort: tunnelPort, SyncError: syncError}).Error
-}
-
-// LockSync serialises syncs of this profile with the cloud: between the
-// goroutines of this process and, where the platform has file locks,
-// between processes (a CLI sync beside a running console). The returned
-// function unlocks.
-func (db *DB) LockSync(ctx context.Context) (unlock func(), err error) {
-	db.syncMu.Lock()
-	release, err := lockFile(ctx, db.path+".sync-lock")
+// Remove deletes the entry with key from config.yaml and the cache.
+func (db *DB) Remove(ctx context.Context, key string) error {
+	err := db.edit(ctx, key, func(fe *config.ForwardsEdit, i int) { fe.Remove(i) })
 	if err != nil {
-		db.syncMu.Unlock()
+		return err
+	}
+	cache := config.ReadCache(db.p.CachePath())
+	if _, ok := cache[key]; ok {
+		delete(cache, key)
+		return config.WriteCache(db.p.CachePath(), cache)
+	}
+	return nil
+}
+
+func (db *DB) edit(ctx context.Context, key string, fn func(*config.ForwardsEdit, int)) error {
+	unlock, err := db.LockSync(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Refuse to write on top of an invalid hand edit: the user fixes it.
+	if _, err := db.Entries(ctx); err != nil {
+		return err
+	}
+	return config.EditForwards(db.p.ConfigPath(), func(fe *config.ForwardsEdit) error {
+		i := fe.Index(key)
+		if i < 0 {
+			return fmt.Errorf("%s is not in config.yaml's forwards (edited meanwhile?); `home forwards list` shows them", key)
+		}
+		fn(fe, i)
+		return nil
+	})
+}
+
+// SetSynced records in the cache what a sync with the cloud learned of the
+// entry with key. The caller holds LockSync.
+func (db *DB) SetSynced(ctx context.Context, key string, mappingID uint64, tunnelPort int, syncError string) error {
+	return db.setAssigned(key, mappingID, tunnelPort, syncError)
+}
+
+func (db *DB) setAssigned(key string, mappingID uint64, tunnelPort int, syncError string) error {
+	cache := config.ReadCache(db.p.CachePath())
+	a := config.Assigned{MappingID: mappingID, TunnelPort: tunnelPort, SyncError: syncError}
+	if cache[key] == a {
+		return nil
+	}
+	if a == (config.Assigned{}) {
+		delete(cache, key)
+	} else {
+		cache[key] = a
+	}
+	return config.WriteCache(db.p.CachePath(), cache)
+}
+
+// LockSync takes the profile's single-writer lock: between the goroutines
+// of this process and, where the platform has file locks, between
+// processes (a CLI verb beside a running console). Syncs hold it for their
+// whole run, so an edit waits for the sync and the other way round. The
+// returned function unlocks.
+func (db *DB) LockSync(ctx context.Context) (unlock func(), err error) {
+	db.mu.Lock()
+	release, err := db.p.Lock(ctx)
+	if err != nil {
+		db.mu.Unlock()
 		return nil, err
 	}
 	return func() {
 		release()
-		db.syncMu.Unlock()
+		db.mu.Unlock()
 	}, nil
-}
-
-// Remove deletes an entry.
-func (db *DB) Remove(ctx context.Context, id uint64) error {
-	return db.WithContext(ctx).Delete(&Entry{}, id).Error
 }
