@@ -34,10 +34,10 @@ const Version = 1
 // Config is a home profile's configuration. Paths are as written in the
 // file; use the Profile methods for resolved paths.
 type Config struct {
-	Version  int      `yaml:"version"`
-	Name     string   `yaml:"name"`
-	Cloud    Cloud    `yaml:"cloud"`
-	Key      string `yaml:"key"`
+	Version int    `yaml:"version"`
+	Name    string `yaml:"name"`
+	Cloud   Cloud  `yaml:"cloud"`
+	Key     string `yaml:"key"`
 	// LegacyDatabase is the entries database profiles kept before
 	// forwards: (database: home.db). Load converts it; nothing uses it.
 	LegacyDatabase string   `yaml:"database,omitempty"`

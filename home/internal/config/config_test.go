@@ -62,20 +62,20 @@ func TestLoadResolvesPathsAgainstTheProfile(t *testing.T) {
 
 func TestLoadNamesTheBadField(t *testing.T) {
 	tests := map[string]struct{ from, to, want string }{
-		"version":        {"version: 1", "version: 7", "version:"},
-		"name":           {"name: test", "name: ../x", "name:"},
-		"url":            {"url: http://127.0.0.1:8000", "url: ftp://x", "cloud.url:"},
-		"home":           {"  home: abcdefgh", "  home: \"Bad Slug\"", "cloud.home:"},
-		"ssh host":       {"host: 127.0.0.1", "host: \"\"", "cloud.ssh.host:"},
-		"ssh port":       {"port: 8022", "port: 70000", "cloud.ssh.port:"},
-		"ssh user":       {"user: abcdefgh", "user: root", "cloud.ssh.user:"},
-		"host key":       {"host_key: ssh-ed25519 AAAAC3", "host_key: not-a-key AAAAC3", "cloud.ssh.host_key:"},
-		"console":        {"listen: 127.0.0.1:8001", "listen: everywhere", "console.listen:"},
-		"console hosts":  {"listen: 127.0.0.1:8001", "listen: 127.0.0.1:8001\n  allowed_hosts: [nas.lan, \"*.evil\"]", "console.allowed_hosts[1]:"},
-		"console port":   {"listen: 127.0.0.1:8001", "listen: 127.0.0.1:8001\n  allowed_hosts: [\"nas:80\"]", "console.allowed_hosts[0]:"},
-		"unknown key":    {"certs_dir: certs", "certs_dir: certs\ncert_dir: x", "field cert_dir not found"},
-		"wrong type":     {"lan_forwarding: false", "lan_forwarding: maybe", "cannot unmarshal"},
-		"not yaml":       {"version: 1", "version: [", "did not find"},
+		"version":       {"version: 1", "version: 7", "version:"},
+		"name":          {"name: test", "name: ../x", "name:"},
+		"url":           {"url: http://127.0.0.1:8000", "url: ftp://x", "cloud.url:"},
+		"home":          {"  home: abcdefgh", "  home: \"Bad Slug\"", "cloud.home:"},
+		"ssh host":      {"host: 127.0.0.1", "host: \"\"", "cloud.ssh.host:"},
+		"ssh port":      {"port: 8022", "port: 70000", "cloud.ssh.port:"},
+		"ssh user":      {"user: abcdefgh", "user: root", "cloud.ssh.user:"},
+		"host key":      {"host_key: ssh-ed25519 AAAAC3", "host_key: not-a-key AAAAC3", "cloud.ssh.host_key:"},
+		"console":       {"listen: 127.0.0.1:8001", "listen: everywhere", "console.listen:"},
+		"console hosts": {"listen: 127.0.0.1:8001", "listen: 127.0.0.1:8001\n  allowed_hosts: [nas.lan, \"*.evil\"]", "console.allowed_hosts[1]:"},
+		"console port":  {"listen: 127.0.0.1:8001", "listen: 127.0.0.1:8001\n  allowed_hosts: [\"nas:80\"]", "console.allowed_hosts[0]:"},
+		"unknown key":   {"certs_dir: certs", "certs_dir: certs\ncert_dir: x", "field cert_dir not found"},
+		"wrong type":    {"lan_forwarding: false", "lan_forwarding: maybe", "cannot unmarshal"},
+		"not yaml":      {"version: 1", "version: [", "did not find"},
 	}
 	for name, tt := range tests {
 		content := strings.Replace(goodYAML, tt.from, tt.to, 1)
