@@ -64,6 +64,10 @@ type ProcessConfig struct {
 	// map files, so this is where a reconciler re-pushes anything newer.
 	// It runs on the supervising goroutine and should return promptly.
 	OnReady func(restarts int)
+	// BeforeStart, if set, is called before each start of haproxy, on the
+	// supervising goroutine: where the map files are brought up to date,
+	// since haproxy loads its routes from them.
+	BeforeStart func()
 }
 
 // Process runs haproxy in master-worker mode as a child, restarts it when it
@@ -201,6 +205,9 @@ func (p *Process) Run(ctx context.Context) error {
 // it ran and why) or, once ctx ends, when it has been stopped.
 func (p *Process) runOnce(ctx context.Context, bin string) (time.Duration, error) {
 	p.setState(StateStarting)
+	if p.cfg.BeforeStart != nil {
+		p.cfg.BeforeStart()
+	}
 	inst, err := p.start(bin)
 	if err != nil {
 		return 0, err

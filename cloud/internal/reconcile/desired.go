@@ -57,6 +57,37 @@ func Desired(ms []store.Mapping) State {
 	return s
 }
 
+// Key names one entry of one routing map.
+type Key struct {
+	Map haproxy.Map
+	Key string
+}
+
+// Touched lists the entries a created or deleted mapping may change: its
+// route, and its tunnel port in the raw map. Private mappings touch none.
+func Touched(ms ...store.Mapping) []Key {
+	var out []Key
+	for _, m := range ms {
+		if name, e, ok := route(m); ok {
+			out = append(out, Key{name, e.Key}, Key{haproxy.MapRaw, e.Value})
+		}
+	}
+	return out
+}
+
+// Clone returns a deep copy of s.
+func (s State) Clone() State {
+	out := make(State, len(s))
+	for m, kv := range s {
+		c := make(map[string]string, len(kv))
+		for k, v := range kv {
+			c[k] = v
+		}
+		out[m] = c
+	}
+	return out
+}
+
 // Op is one runtime-API change.
 type Op struct {
 	Map   haproxy.Map

@@ -73,3 +73,18 @@ func TestDiffAndReport(t *testing.T) {
 		t.Errorf("Report drift = %v, want %v", drift, wantDrift)
 	}
 }
+
+func TestTouchedNamesTheRouteAndTheRawEntry(t *testing.T) {
+	got := Touched(
+		store.Mapping{Scheme: "https", Host: ptr("app.example.com"), TunnelPort: 20000},
+		store.Mapping{Scheme: "tcp", PublicPort: ptr(10001), TunnelPort: 20002},
+		store.Mapping{Scheme: "tcp", Private: true, TunnelPort: 20003}, // never routed
+	)
+	want := []Key{
+		{haproxy.MapHTTPS, "app.example.com"}, {haproxy.MapRaw, "20000"},
+		{haproxy.MapTCP, "10001"}, {haproxy.MapRaw, "20002"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Touched = %v, want %v", got, want)
+	}
+}

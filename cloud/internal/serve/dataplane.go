@@ -32,6 +32,13 @@ func (a *App) buildDataPlane(reg prometheus.Registerer) {
 				}
 				a.Routes.Kick()
 			},
+			// Route changes reach the map files within a moment; a restart
+			// of HAProxy must not wait for that moment to load them.
+			BeforeStart: func() {
+				if err := a.Routes.Flush(); err != nil {
+					a.log.Warn("map files not up to date before starting haproxy; the reconcile pushes the rest once it answers", "err", err)
+				}
+			},
 		})
 	case config.HAProxyExternal:
 		client = &haproxy.Client{SocketPath: cfg.HAProxySocketPath()}
