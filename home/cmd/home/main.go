@@ -32,7 +32,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&configFlag, "config", "", "profile directory or its config.yaml (default: $HOME_CONFIG, or the only profile)")
-	root.AddCommand(keygenCmd(), registerCmd(), upCmd(), consoleCmd(), syncCmd(), statusCmd(), domainsCmd(), exposeCmd(), forwardsCmd(), limitCmd(), connectCmd(), certsCmd(), importCmd(), releaseCmd(), rotateKeyCmd())
+	root.AddCommand(keygenCmd(), registerCmd(), upCmd(), consoleCmd(), syncCmd(), statusCmd(), domainsCmd(), exposeCmd(), forwardsCmd(), limitCmd(), connectCmd(), certsCmd(), importCmd(), releaseCmd(), rotateKeyCmd(), reloadCmd())
 	return root
 }
 

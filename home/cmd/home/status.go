@@ -169,6 +169,9 @@ func statusCmd() *cobra.Command {
 					fmt.Fprintf(out, " (%s)", st.Tunnel.LastError)
 				}
 				fmt.Fprintln(out)
+				if st.ConfigError != "" {
+					fmt.Fprintf(out, "config.yaml refused, the forwards below run as before the edit:\n%s\n", st.ConfigError)
+				}
 				w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "ENTRY\tPUBLIC\tTARGET\tTUNNEL\tLOCAL\tLAST ERROR")
 				for _, f := range st.Forwards {
@@ -181,10 +184,7 @@ func statusCmd() *cobra.Command {
 				if err := printCerts(out, st.Certificates); err != nil {
 					return err
 				}
-				es, err := s.db.Entries(ctx)
-				if err != nil {
-					return err
-				}
+				es, _ := s.db.Entries(ctx) // refused: ConfigError says why
 				printPending(out, es, st.Certificates, time.Now())
 				return nil
 			})

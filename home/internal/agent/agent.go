@@ -49,6 +49,8 @@ type Agent struct {
 	entries  []store.Entry      // as last loaded
 	lastSync entries.Report
 	syncErr  error
+	// configErr is why the last read of config.yaml's forwards was refused.
+	configErr error
 	subs     map[chan struct{}]struct{}
 	stopSub  func()
 }
@@ -191,11 +193,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.manual {
 		go a.certs.Run(ctx)
 	}
+	configSeen := stampOf(a.Profile.ConfigPath())
 	if err := a.Reload(ctx); err != nil {
 		a.log.Warn("initial sync failed; retrying in the background", "err", err)
 	}
 	retry := time.NewTicker(30 * time.Second)
 	defer retry.Stop()
+	// Hand edits of config.yaml are picked up by polling its time and size
+	// (a dependency-free file watch; `home reload` does it at once).
+	configPoll := time.NewTicker(ConfigPollInterval)
+	defer configPoll.Stop()
 	defer a.Disconnect(context.Background())
 	defer a.gw.Close()
 	for {
@@ -206,6 +213,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		case <-certChanges:
 			a.notify()
+		case <-configPoll.C:
+			if now := stampOf(a.Profile.ConfigPath()); now != configSeen {
+				configSeen = now
+				if err := a.reload(ctx, false); err != nil {
+					a.log.Warn("config.yaml changed; reloading", "err", err)
+				}
+			}
 		case <-retry.C:
 			a.mu.Lock()
 			failed := a.syncErr != nil || !a.lastSync.InSync
@@ -226,6 +240,16 @@ func (a *Agent) Reload(ctx context.Context) error { return a.reload(ctx, true) }
 // profile took over starts again (the periodic retry must not: the two
 // copies would take the tunnel from each other).
 func (a *Agent) reload(ctx context.Context, takeBack bool) error {
+	// An invalid forwards: list (a hand edit) is refused before anything
+	// changes: the running forwards stay, and the status says why.
+	_, configErr := a.DB.Entries(ctx)
+	a.mu.Lock()
+	a.configErr = configErr
+	a.mu.Unlock()
+	if configErr != nil {
+		a.notify()
+		return fmt.Errorf("%w\n(refused: the running forwards stay as they were)", configErr)
+	}
 	rep, syncErr := entries.Sync(ctx, a.Cloud, a.Profile.Cloud.Home, a.DB, entries.Options{})
 	es, err := a.DB.Entries(ctx)
 	if err != nil {
@@ -421,6 +445,14 @@ func (a *Agent) IssueCertificate(ctx context.Context, domain string, renew bool,
 	return a.certs.Issue(ctx, domain, progress)
 }
 
+// Entries are the entries the agent runs, as last read from config.yaml
+// (a refused edit leaves them as they were).
+func (a *Agent) Entries() []store.Entry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]store.Entry(nil), a.entries...)
+}
+
 // Certificates is the state of every certificate, by name.
 func (a *Agent) Certificates() []certs.Info { return a.certs.Status() }
 
@@ -519,10 +551,13 @@ func (a *Agent) notify() {
 // Status is the truth about the tunnel and every entry.
 func (a *Agent) Status() control.Status {
 	a.mu.Lock()
-	sup, es, syncErr := a.sup, a.entries, a.syncErr
+	sup, es, syncErr, configErr := a.sup, a.entries, a.syncErr, a.configErr
 	a.mu.Unlock()
 	st := control.Status{Profile: a.Profile.Dir, Home: a.Profile.Cloud.Home, Cloud: a.Profile.Cloud.URL,
 		Tunnel: control.TunnelStatus{State: "stopped", LastError: "disconnected"}}
+	if configErr != nil {
+		st.ConfigError = configErr.Error()
+	}
 	var ts tunnel.Status
 	if sup != nil {
 		ts = sup.Status()
@@ -563,4 +598,23 @@ func listening(target string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// ConfigPollInterval is how often a running agent looks for hand edits of
+// config.yaml.
+const ConfigPollInterval = time.Second
+
+// fileStamp tells two versions of a file apart: an edit, or an atomic
+// replace, changes its modification time or size.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) fileStamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{st.ModTime(), st.Size()}
 }

@@ -290,7 +290,9 @@ func (c *Console) show(ec echo.Context, status int, notice, errText string, form
 	}
 	es, err := c.a.DB.Entries(ctx)
 	if err != nil {
-		return err
+		// A refused hand edit: show what runs, and why the edit did not.
+		es = c.a.Entries()
+		v.Status.ConfigError = err.Error()
 	}
 	v.Entries = es
 	v.States = map[uint64]control.ForwardStatus{}

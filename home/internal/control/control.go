@@ -55,6 +55,9 @@ type Status struct {
 	Forwards []ForwardStatus `json:"forwards"`
 	// Certificates of the exposed names, by name.
 	Certificates []certs.Info `json:"certificates"`
+	// ConfigError is why config.yaml's forwards, as edited last, were
+	// refused (the forwards running stay as they were), naming the field.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // IssueEvent is one line of the answer to POST /certs/issue (JSON lines):
