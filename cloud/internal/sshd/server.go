@@ -34,6 +34,11 @@ type Options struct {
 	// OwnerActive reports whether a user's account is active; a home of an
 	// inactive account is refused at login (see accounts.go).
 	OwnerActive func(ctx context.Context, userID uint64) (bool, error)
+	// Edge is this node's edge name: only homes assigned to it may log in
+	// ("" serves every home). EdgeWhere names an edge and its address for
+	// the refusal (see edge.go).
+	Edge      string
+	EdgeWhere func(ctx context.Context, edge string) string
 	Log         *slog.Logger
 	Registry    prometheus.Registerer
 	// Keepalive is the interval of server keepalives; a peer that answers
@@ -166,6 +171,9 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 		s.auditRefusal(meta, h, err.Error())
 		return nil, err
 	}
+	if err := s.ownEdge(ctx, meta, h); err != nil {
+		return nil, err
+	}
 	if n := s.connsOf(h.ID); n >= s.o.ConnsPerHome {
 		s.refuse(h.Slug, "home_conns", "ssh login refused: the home has too many connections", "conns", n)
 		s.auditRefusal(meta, h, "too many connections for this home")
@@ -216,8 +224,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		wg.Add(1)
 		defer wg.Done()
-		defer s.release(ip)
-		s.handle(ctx, c)
+		// The address's budget holds logins in progress only: homes behind
+		// one carrier-grade NAT must all be able to stay connected. Once
+		// logged in, a connection counts against its home (ConnsPerHome).
+		released := false
+		loggedIn := func() {
+			if !released {
+				released = true
+				s.release(ip)
+			}
+		}
+		defer loggedIn()
+		s.handle(ctx, c, loggedIn)
 	})
 }
 
@@ -254,9 +272,10 @@ func (s *Server) release(ip string) {
 	}
 }
 
-// handle runs one connection: handshake under a deadline, takeover of the
-// home's previous connection, then requests and channels until it ends.
-func (s *Server) handle(ctx context.Context, c net.Conn) {
+// handle runs one connection: handshake under a deadline (loggedIn is
+// called once it succeeded), takeover of the home's previous connection,
+// then requests and channels until it ends.
+func (s *Server) handle(ctx context.Context, c net.Conn, loggedIn func()) {
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetKeepAlive(true)
@@ -278,6 +297,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	loggedIn()
 	id, _ := strconv.ParseUint(conn.Permissions.Extensions[extHomeID], 10, 64)
 	fingerprint := conn.Permissions.Extensions[extFingerprint]
 	connID, _ := strconv.ParseUint(conn.Permissions.Extensions[extConnID], 10, 64)
@@ -415,6 +435,10 @@ func (s *Server) stillValid(ctx context.Context, sess *session) bool {
 	h, err := s.o.Homes.ByID(ctx, sess.home.ID)
 	if err != nil || h.KeyFingerprint != sess.fingerprint {
 		s.o.Log.Info("closing home connection: home released or key changed", "home", sess.home.Slug)
+		return false
+	}
+	if !s.servedHere(h) {
+		s.o.Log.Info("closing home connection: the home moved to another edge", "home", sess.home.Slug, "edge", h.Edge)
 		return false
 	}
 	return true
