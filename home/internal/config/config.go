@@ -45,10 +45,11 @@ type Config struct {
 	Console        Console  `yaml:"console"`
 	ACME           ACME     `yaml:"acme"`
 	Features       Features `yaml:"features"`
-	// Forwards is what the home exposes as the file held it at load;
-	// read the current list with ReadForwards (hand edits are picked up
-	// while the home runs), change it with EditForwards.
-	Forwards []Forward `yaml:"forwards,omitempty"`
+	// Forwards is what the home exposes, as written in the file at load
+	// (unchecked here: a bad forward must not stop `home status`). Read
+	// the current list, validated, with ReadForwards (hand edits are picked
+	// up while the home runs); change it with EditForwards.
+	Forwards yaml.Node `yaml:"forwards,omitempty"`
 }
 
 // ACME CA shorthands accepted by acme.ca_url.
@@ -440,17 +441,14 @@ func (p *Profile) Save() error {
 		return err
 	}
 	c := p.Config
-	c.Forwards, c.LegacyDatabase = nil, ""
+	c.Forwards, c.LegacyDatabase = yaml.Node{}, ""
 	var root yaml.Node
 	if err := root.Encode(&c); err != nil {
 		return err
 	}
 	forwards := currentForwards(p.ConfigPath())
-	if forwards == nil && len(p.Forwards) > 0 {
-		forwards = &yaml.Node{}
-		if err := forwards.Encode(p.Forwards); err != nil {
-			return err
-		}
+	if forwards == nil && !p.Forwards.IsZero() {
+		forwards = &p.Forwards
 	}
 	if forwards != nil {
 		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "forwards"}, forwards)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,7 +100,14 @@ func NormalizeForward(f Forward, allowLAN bool) (Forward, error) {
 		if err := proto.ValidateHostname(f.Host); err != nil {
 			return bad("host", err)
 		}
-		f.PublicPort, f.Name = 0, ""
+		if f.Private && f.Name != "" && !forwardNameRE.MatchString(f.Name) {
+			// The cloud's name for it (it requires one): home connect finds it by that.
+			return bad("name", fmt.Errorf("a private entry's name is 1-32 characters a-z, 0-9 and -, like gpu-ui (got %s)", proto.Printable(f.Name)))
+		}
+		if !f.Private {
+			f.Name = ""
+		}
+		f.PublicPort = 0
 	}
 	switch {
 	case f.Scheme != proto.SchemeHTTPS:
@@ -198,17 +206,17 @@ func ReadForwards(file string) ([]Forward, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Unknown keys inside a forward are typos that would silently change
+	// what is exposed: refuse them, naming the forward.
+	if err := strictForwards(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
 	var c struct {
 		Forwards []Forward `yaml:"forwards"`
 		Features Features  `yaml:"features"`
 	}
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("%s: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	// Unknown keys inside a forward are typos that would silently change
-	// what is exposed: refuse them, naming the forward.
-	if err := strictForwards(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	fs, err := ValidateForwards(c.Forwards, c.Features.LANForwarding)
 	if err != nil {
@@ -217,24 +225,46 @@ func ReadForwards(file string) ([]Forward, error) {
 	return fs, nil
 }
 
+// strictForwards checks each key of each forward on its own, so a typo or
+// a value of the wrong type is named as forwards[I].KEY with its line.
 func strictForwards(b []byte) error {
 	var c struct {
-		Forwards []yaml.Node `yaml:"forwards"`
+		Forwards yaml.Node `yaml:"forwards"`
 	}
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		return err
 	}
-	for i, n := range c.Forwards {
-		var f Forward
-		var buf bytes.Buffer
-		enc := yaml.NewEncoder(&buf)
-		if err := enc.Encode(&n); err != nil {
-			return err
+	switch c.Forwards.Kind {
+	case 0:
+		return nil
+	case yaml.SequenceNode:
+	default:
+		if c.Forwards.Tag == "!!null" {
+			return nil
 		}
-		dec := yaml.NewDecoder(&buf)
-		dec.KnownFields(true)
-		if err := dec.Decode(&f); err != nil {
-			return fmt.Errorf("forwards[%d] (line %d): %v", i, n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+		return fmt.Errorf("forwards (line %d): must be a list of forwards", c.Forwards.Line)
+	}
+	known := map[string]bool{}
+	ft := reflect.TypeOf(Forward{})
+	for i := 0; i < ft.NumField(); i++ {
+		known[strings.Split(ft.Field(i).Tag.Get("yaml"), ",")[0]] = true
+	}
+	for i, n := range c.Forwards.Content {
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("forwards[%d] (line %d): must be a mapping (scheme:, host:, target: ...)", i, n.Line)
+		}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			k, v := n.Content[j], n.Content[j+1]
+			if !known[k.Value] {
+				return fmt.Errorf("forwards[%d].%s (line %d): unknown field; a forward has scheme, host, public_port, private, name, target, mode, proxy_protocol, deploy_path and enabled", i, k.Value, k.Line)
+			}
+			var f Forward
+			one := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{k, v}}
+			if err := one.Decode(&f); err != nil {
+				msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n")
+				msg = regexp.MustCompile(`^\s*line \d+: `).ReplaceAllString(msg, "")
+				return fmt.Errorf("forwards[%d].%s (line %d): %s", i, k.Value, v.Line, msg)
+			}
 		}
 	}
 	return nil
