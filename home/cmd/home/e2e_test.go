@@ -32,7 +32,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	homeBin = filepath.Join(dir, "home")
-	if out, err := exec.Command("go", "build", "-o", homeBin, "homeport.dev/home/cmd/home").CombinedOutput(); err != nil {
+	// The static build (no cgo) is the one users get from `make dist`.
+	build := exec.Command("go", "build", "-o", homeBin, "homeport.dev/home/cmd/home")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building home: %v\n%s", err, out)
 		os.Exit(1)
 	}
