@@ -68,7 +68,7 @@ func exposeCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printExposed(cmd, e, note)
+				printExposed(cmd, s.p.Cloud.Home, e, note)
 				notifyConsole(cmd, s)
 				return nil
 			})
@@ -225,9 +225,12 @@ func exposeEntry(ctx context.Context, s *session, e store.Entry) (store.Entry, s
 	return e, note, nil
 }
 
-func printExposed(cmd *cobra.Command, e store.Entry, note string) {
+func printExposed(cmd *cobra.Command, slug string, e store.Entry, note string) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "exposed %s -> %s (entry %d, tunnel port %d)\n", e.Public(), e.Target, e.ID, e.TunnelPort)
+	if e.Private && e.Name != "" {
+		fmt.Fprintf(out, "reach it with: home connect %s (on this home), home connect %s/%s (on another home of your account)\n", e.Name, slug, e.Name)
+	}
 	if note != "" {
 		fmt.Fprintln(out, note)
 	}

@@ -386,7 +386,7 @@ func TestConnectFindsPrivateMappingsWithTheHomesKey(t *testing.T) {
 	}
 
 	local := fmt.Sprintf("127.0.0.1:%d", hometest.FreePort(t))
-	cmd := exec.Command(homeBin, "--config", laptop, "connect", fmt.Sprint(ms[0].ID), "--local", local)
+	cmd := exec.Command(homeBin, "--config", laptop, "connect", gp.Cloud.Home+"/gpu-ui", "--local", local)
 	cmd.Env = append(os.Environ(), "HOMEPORT_PROFILES="+u.profiles)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -411,7 +411,7 @@ func TestConnectFindsPrivateMappingsWithTheHomesKey(t *testing.T) {
 	if !strings.HasPrefix(string(body), "gpu-ui") {
 		t.Errorf("through home connect: %q", body)
 	}
-	u.fails("no home of yours has a private mapping", "--config", laptop, "connect", "999999", "--local", "127.0.0.1:0")
+	u.fails("no private mapping named 999999; your account has: "+gp.Cloud.Home+"/gpu-ui", "--config", laptop, "connect", "999999", "--local", "127.0.0.1:0")
 }
 
 // downloadClientConfig logs in to the cloud's web UI as u and downloads

@@ -182,7 +182,7 @@ func upEntry(ctx context.Context, cmd *cobra.Command, s *session, want store.Ent
 	if err != nil {
 		return want, err
 	}
-	printExposed(cmd, e, note)
+	printExposed(cmd, s.p.Cloud.Home, e, note)
 	return e, nil
 }
 

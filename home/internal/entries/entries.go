@@ -30,20 +30,28 @@ func CheckTarget(target string, allowLAN bool) (string, error) {
 // IsLocal reports whether host names this machine.
 func IsLocal(host string) bool { return config.IsLocal(host) }
 
-// Request is the cloud mapping an entry needs.
+// Request is the cloud mapping an entry needs. A private entry's name is
+// its mapping's name: `home connect NAME` finds it by that, and so does
+// the next sync, whatever ID the cloud gives it.
 func Request(e store.Entry) proto.MappingRequest {
-	return proto.MappingRequest{Scheme: e.Scheme, Host: e.Host, PublicPort: e.PublicPort, Private: e.Private}
+	r := proto.MappingRequest{Scheme: e.Scheme, Host: e.Host, PublicPort: e.PublicPort, Private: e.Private}
+	if e.Private {
+		r.Name = e.Name
+	}
+	return r
 }
 
-// matches reports whether a cloud mapping serves entry e. The cloud knows
-// no names of private mappings: the cached mapping ID finds one (Sync
-// pairs the rest).
+// matches reports whether a cloud mapping serves entry e: a private one by
+// its name (a cloud from before mapping names gives none; the cached
+// mapping ID finds those), a public one by its host or public port.
 func matches(e store.Entry, m proto.Mapping) bool {
 	if m.Scheme != e.Scheme || m.Private != e.Private {
 		return false
 	}
 	switch {
-	case e.Scheme == proto.SchemeTCP && e.Private:
+	case e.Private && m.Name != "":
+		return m.Name == e.Name
+	case e.Private:
 		return m.ID == e.MappingID
 	case e.Scheme == proto.SchemeTCP:
 		return m.PublicPort == e.PublicPort

@@ -90,12 +90,13 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 			claim(i, func(m proto.Mapping) bool { return matches(e, m) })
 		}
 	}
-	// The cloud has no names for private mappings: a private entry whose
-	// mapping the cache does not know (a profile copied without its cache)
-	// takes a private mapping no other entry claimed, rather than a new one.
+	// A cloud from before mapping names has none for private mappings: a
+	// private entry whose mapping the cache does not know (a profile copied
+	// without its cache) takes an unnamed private mapping no other entry
+	// claimed, rather than a new one.
 	for i, e := range es {
 		if want(e) && e.Private {
-			claim(i, func(m proto.Mapping) bool { return m.Private && m.Scheme == e.Scheme })
+			claim(i, func(m proto.Mapping) bool { return m.Private && m.Name == "" && m.Scheme == e.Scheme })
 		}
 	}
 	for i := range es {
@@ -135,6 +136,8 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 
 func describe(m proto.Mapping) string {
 	switch {
+	case m.Private && m.Name != "":
+		return "private:" + m.Name
 	case m.Scheme == proto.SchemeTCP && m.Private:
 		return fmt.Sprintf("private mapping %d", m.ID)
 	case m.Scheme == proto.SchemeTCP:

@@ -42,7 +42,7 @@ func (c *cloud) CreateMapping(_ context.Context, _ string, req proto.MappingRequ
 	defer c.mu.Unlock()
 	c.creates++
 	c.next++
-	m := proto.Mapping{ID: c.next, Scheme: req.Scheme, Host: req.Host, TunnelPort: 20000 + int(c.next)}
+	m := proto.Mapping{ID: c.next, Name: req.Name, Scheme: req.Scheme, Host: req.Host, PublicPort: req.PublicPort, Private: req.Private, TunnelPort: 20000 + int(c.next)}
 	c.ms = append(c.ms, m)
 	return m, nil
 }
@@ -131,7 +131,7 @@ func TestSyncDoesNotUndoAHandEdit(t *testing.T) {
 
 // TestSyncRebuildsAMissingCache: a profile copied without its cache (only
 // config.yaml's forwards) finds its mappings on the cloud by scheme and
-// host, public port, or (private) the private mappings no entry claims:
+// host, public port, or (private) name:
 // nothing is created or removed, and the cache has every ID and port again.
 func TestSyncRebuildsAMissingCache(t *testing.T) {
 	ctx := context.Background()
@@ -148,7 +148,7 @@ func TestSyncRebuildsAMissingCache(t *testing.T) {
     target: localhost:7860
 `)
 	c := &cloud{next: 40, ms: []proto.Mapping{
-		{ID: 31, Scheme: "tcp", Private: true, TunnelPort: 20031},
+		{ID: 31, Name: "gpu-ui", Scheme: "tcp", Private: true, TunnelPort: 20031},
 		{ID: 32, Scheme: "tcp", PublicPort: 10001, TunnelPort: 20032},
 		{ID: 33, Scheme: "https", Host: "app.example.com", TunnelPort: 20033},
 	}}
@@ -175,5 +175,61 @@ func TestSyncRebuildsAMissingCache(t *testing.T) {
 	}
 	if _, err := os.Stat(p.CachePath()); err != nil {
 		t.Errorf("no cache written: %v", err)
+	}
+}
+
+// TestPrivateEntriesPairByName: private entries find their mappings by
+// name, whatever order the cloud lists them in and whatever the cache
+// says; a private mapping no entry names (one an older cloud named
+// private-ID) is removed, and a new entry's mapping carries its name.
+func TestPrivateEntriesPairByName(t *testing.T) {
+	ctx := context.Background()
+	p := configtest.Profile(t, `forwards:
+  - scheme: tcp
+    private: true
+    name: gpu-ui
+    target: localhost:7860
+  - scheme: tcp
+    private: true
+    name: jupyter
+    target: localhost:8888
+  - scheme: tcp
+    private: true
+    name: ollama
+    target: localhost:11434
+`)
+	c := &cloud{next: 40, ms: []proto.Mapping{
+		{ID: 31, Name: "jupyter", Scheme: "tcp", Private: true, TunnelPort: 20031},
+		{ID: 32, Name: "private-32", Scheme: "tcp", Private: true, TunnelPort: 20032},
+		{ID: 33, Name: "gpu-ui", Scheme: "tcp", Private: true, TunnelPort: 20033},
+	}}
+	db := store.Open(p)
+	rep, err := entries.Sync(ctx, c, "home", db, entries.Options{})
+	if err != nil || !rep.InSync {
+		t.Fatalf("sync: %+v %v", rep, err)
+	}
+	es, err := db.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"private:gpu-ui": 33, "private:jupyter": 31, "private:ollama": 41}
+	for _, e := range es {
+		if e.MappingID != want[e.Public()] {
+			t.Errorf("%s: mapping %d, want %d", e.Public(), e.MappingID, want[e.Public()])
+		}
+	}
+	names := map[string]bool{}
+	for _, m := range c.ms {
+		names[m.Name] = true
+	}
+	if len(c.ms) != 3 || !names["gpu-ui"] || !names["jupyter"] || !names["ollama"] {
+		t.Errorf("the cloud's private mappings after the sync: %+v, want gpu-ui, jupyter and ollama", c.ms)
+	}
+	var removed bool
+	for _, ch := range rep.Changes {
+		removed = removed || ch.Action == "removed" && ch.What == "private:private-32"
+	}
+	if !removed {
+		t.Errorf("the report does not say private:private-32 was removed: %+v", rep.Changes)
 	}
 }
