@@ -6,12 +6,22 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/proto"
 )
 
 func (s *Server) adminListUsers(c echo.Context) error {
-	us, err := s.Accounts.List(c.Request().Context())
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	active, err := boolQuery(c, "active")
+	if err != nil {
+		return err
+	}
+	us, next, err := s.Accounts.Find(c.Request().Context(), account.Filter{Role: c.QueryParam("role"), Active: active, Page: page})
 	if err != nil {
 		return err
 	}
@@ -19,7 +29,7 @@ func (s *Server) adminListUsers(c echo.Context) error {
 	for _, u := range us {
 		out = append(out, account.ToProto(u))
 	}
-	return c.JSON(http.StatusOK, out)
+	return pageJSON(c, out, next)
 }
 
 func (s *Server) setActive(c echo.Context, active bool) error {
@@ -34,7 +44,11 @@ func (s *Server) adminApprove(c echo.Context) error    { return s.setActive(c, t
 func (s *Server) adminDeactivate(c echo.Context) error { return s.setActive(c, false) }
 
 func (s *Server) adminListHomes(c echo.Context) error {
-	hs, err := s.Homes.ListAll(c.Request().Context())
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	hs, next, err := s.Homes.Find(c.Request().Context(), homes.Filter{Owner: c.QueryParam("owner"), Page: page})
 	if err != nil {
 		return err
 	}
@@ -42,7 +56,7 @@ func (s *Server) adminListHomes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return pageJSON(c, out, next)
 }
 
 func (s *Server) adminReleaseHome(c echo.Context) error {
@@ -63,7 +77,11 @@ type adminMapping struct {
 }
 
 func (s *Server) adminListMappings(c echo.Context) error {
-	ms, err := s.Mappings.ListAll(c.Request().Context())
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	ms, next, err := s.Mappings.Find(c.Request().Context(), mappings.Filter{Home: c.QueryParam("home"), Scheme: c.QueryParam("scheme"), Page: page})
 	if err != nil {
 		return err
 	}
@@ -71,7 +89,7 @@ func (s *Server) adminListMappings(c echo.Context) error {
 	for _, m := range ms {
 		out = append(out, adminMapping{Mapping: s.Mappings.ToProto(m), Home: m.Home.Slug})
 	}
-	return c.JSON(http.StatusOK, out)
+	return pageJSON(c, out, next)
 }
 
 func (s *Server) adminRoutes(c echo.Context) error {

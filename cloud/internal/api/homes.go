@@ -3,10 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -55,18 +55,23 @@ func (s *Server) homesToProto(ctx context.Context, hs []store.Home) ([]proto.Hom
 }
 
 func (s *Server) listHomes(c echo.Context) error {
-	hs, err := s.Homes.List(c.Request().Context(), caller(c))
+	page, err := pageOf(c)
 	if err != nil {
 		return err
 	}
+	f := homes.Filter{OwnerID: caller(c).ID, Page: page}
 	if own, ok := callingHome(c); ok { // a home sees only itself
-		hs = slices.DeleteFunc(hs, func(h store.Home) bool { return h.ID != own.ID })
+		f.ID = own.ID
+	}
+	hs, next, err := s.Homes.Find(c.Request().Context(), f)
+	if err != nil {
+		return err
 	}
 	out, err := s.homesToProto(c.Request().Context(), hs)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return pageJSON(c, out, next)
 }
 
 func (s *Server) claimHome(c echo.Context) error {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/proto"
 )
 
@@ -13,7 +14,11 @@ func (s *Server) listMappings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.Mappings.List(c.Request().Context(), h.ID)
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	ms, next, err := s.Mappings.Find(c.Request().Context(), mappings.Filter{HomeID: h.ID, Scheme: c.QueryParam("scheme"), Page: page})
 	if err != nil {
 		return err
 	}
@@ -21,7 +26,7 @@ func (s *Server) listMappings(c echo.Context) error {
 	for _, m := range ms {
 		out = append(out, s.Mappings.ToProto(m))
 	}
-	return c.JSON(http.StatusOK, out)
+	return pageJSON(c, out, next)
 }
 
 // listPrivateMappings lists the private mappings of every home of the

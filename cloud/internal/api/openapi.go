@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,11 @@ func (s *Server) openAPIDoc() map[string]any {
 		var params []any
 		for _, m := range pathParam.FindAllStringSubmatch(r.path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		if filters, paged := listQueries[r.path]; paged && r.method == http.MethodGet {
+			for _, q := range append(slices.Clone(pageParams), filters...) {
+				params = append(params, map[string]any{"name": q[0], "in": "query", "description": q[1], "schema": map[string]any{"type": "string"}})
+			}
 		}
 		if params != nil {
 			op["parameters"] = params
