@@ -203,20 +203,3 @@ type GuardRow struct {
 
 // TableName keeps the table named after what it holds.
 func (GuardRow) TableName() string { return "guards" }
-
-func (db *DB) migrate() error {
-	if err := db.AutoMigrate(&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{},
-		&Invitation{}, &PasswordReset{}, &DeletedUser{}, &AuditRecord{}); err != nil {
-		return err
-	}
-	return db.nameOldPrivateMappings()
-}
-
-// nameOldPrivateMappings gives each private mapping stored before mappings
-// had names the name private-ID (unless its home already uses that name),
-// so `home connect` reaches every private mapping by a name.
-func (db *DB) nameOldPrivateMappings() error {
-	return db.Exec(`UPDATE mappings SET name = 'private-' || CAST(id AS TEXT)
-		WHERE private = ? AND name IS NULL AND NOT EXISTS (
-			SELECT 1 FROM mappings other WHERE other.home_id = mappings.home_id AND other.name = 'private-' || CAST(mappings.id AS TEXT))`, true).Error
-}
