@@ -141,6 +141,10 @@ type Home struct {
 	// owning a domain.
 	SharedDomain string    `json:"shared_domain,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
+
+	// Edge names the cloud node that serves the home (SSH is that edge's
+	// endpoint) when several share one database; empty on a single cloud.
+	Edge string `json:"edge,omitempty"`
 }
 
 // ClaimHomeRequest claims a free home slot for the caller.

@@ -132,6 +132,7 @@ var adminActions = map[string]account.Capability{
 	"DELETE /admin/invitations/:id":              account.ManageUsers,
 	"DELETE /admin/homes/:slug":                  account.ReleaseAny,
 	"POST /admin/reconcile":                      account.ReleaseAny,
+	"POST /admin/homes/:slug/edge":               account.ReleaseAny,
 }
 
 // needs is the capability a route asks of its caller ("" for anonymous

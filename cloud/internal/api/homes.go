@@ -33,12 +33,10 @@ func (s *Server) homeToProto(ctx context.Context, h store.Home) (proto.Home, err
 		names = append(names, d.Domain)
 	}
 	layout := s.Homes.Layout()
-	ssh := s.SSH
-	ssh.User = h.Slug
 	return proto.Home{
 		Slug: h.Slug, Owner: h.User.Username, PublicKey: h.PublicKey, BandwidthLimitKbps: h.BandwidthLimitKbps,
-		BaseDomains: names, SSH: ssh, TunnelPorts: layout.TunnelPorts(h.Slot), TCPPorts: layout.TCPPorts(h.Slot),
-		SharedDomain: s.Domains.SharedDomain(), CreatedAt: h.CreatedAt,
+		BaseDomains: names, SSH: s.endpoint(ctx, h), TunnelPorts: layout.TunnelPorts(h.Slot), TCPPorts: layout.TCPPorts(h.Slot),
+		SharedDomain: s.Domains.SharedDomain(), CreatedAt: h.CreatedAt, Edge: h.Edge,
 	}, nil
 }
 

@@ -62,6 +62,8 @@ func (s *Server) table() []route {
 		{http.MethodGet, v + "/admin/mappings", "All mappings", authAdmin, nil, []adminMapping{}, 200, s.adminListMappings},
 		{http.MethodGet, v + "/admin/routes", "Live HAProxy maps next to the database's desired routes, drift marked", authAdmin, nil, proto.RoutesReport{}, 200, s.adminRoutes},
 		{http.MethodGet, v + "/admin/audit", "The audit log: who changed what, when, from where; newest first (filters: actor, home, kind, since, until; cursor, limit)", authAdmin, nil, proto.AuditPage{}, 200, s.adminAudit},
+		{http.MethodGet, v + "/admin/edges", "The cloud's edges (nodes sharing the database): SSH endpoint, load, homes, up or down (no heartbeat for 10 s)", authAdmin, nil, []proto.Edge{}, 200, s.adminListEdges},
+		{http.MethodPost, v + "/admin/homes/:slug/edge", "Move a home to another edge: the old edge drops its connection and routes, the home's agent reconnects to the new one", authAdmin, proto.MoveHomeRequest{}, proto.Home{}, 200, s.adminMoveHome},
 		{http.MethodPost, v + "/admin/reconcile", "Compare HAProxy with the database now and repair drift", authAdmin, nil, proto.ReconcileResult{}, 200, s.adminReconcile},
 
 		{http.MethodGet, "/api/openapi.json", "This document", authNone, nil, nil, 200, s.openAPI},

@@ -16,6 +16,7 @@ import (
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/certorders"
 	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/edges"
 	"homeport.dev/cloud/internal/homeauth"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
@@ -38,6 +39,9 @@ type Deps struct {
 	Certificates *certorders.Service
 	// SSH is the endpoint homes connect to (User is filled per home).
 	SSH proto.SSHEndpoint
+	// Edges, when the cloud has several nodes, gives each home its edge's
+	// endpoint and lists the edges; nil serves SSH for every home.
+	Edges *edges.Registry
 	// Checks are extra readiness checks by name (haproxy, shaper, ...); a
 	// failing one makes /readyz report degraded.
 	Checks map[string]func(context.Context) error

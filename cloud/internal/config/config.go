@@ -25,6 +25,7 @@ import (
 	"homeport.dev/cloud/internal/audit"
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/edges"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/shaper"
 	"homeport.dev/cloud/internal/store"
@@ -42,6 +43,7 @@ const (
 type Config struct {
 	Data              string
 	DB                string // the database: a SQLite file (default DATA/cloud.db) or a postgres:// URL
+	Edge              string // this node's edge name when several share one PostgreSQL; "" for a single cloud
 	APIAddr           string
 	SSHAddr           string
 	HTTPAddr          string
@@ -183,7 +185,7 @@ func (c Config) SSHPort() int {
 // raw holds flag values before validation.
 type raw struct {
 	data, apiAddr, sshAddr, httpAddr, httpsAddr, tcpPorts, publicHost string
-	db                                                                string
+	db, edge                                                          string
 	haproxy, haproxySocket, haproxyMaps, configFile, logLevel         string
 	shapeDev, apiHost                                                 string
 	tlsAddr, acmeCA, acmeEmail, acmeProfile, acmeRoots, tlsCert       string
@@ -209,6 +211,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	r := &raw{}
 	fs.StringVar(&r.data, "data", "./cloud-data", "state directory (database, SSH host key, HAProxy map files)")
 	fs.StringVar(&r.db, "db", "", "database: a SQLite file or postgres://USER@HOST/DATABASE for several cloud nodes (password: PGPASSWORD or ~/.pgpass) (default DATA/cloud.db)")
+	fs.StringVar(&r.edge, "edge", "", "this node's edge name when several cloud nodes share one PostgreSQL (--db postgres://...): it serves the homes assigned to it (default: none, a single cloud serving every home)")
 	fs.StringVar(&r.apiAddr, "api-addr", "127.0.0.1:8000", "plain-HTTP REST API and web UI listen address: loopback, for the cloud CLI and health checks (the world reaches them over HTTPS at --api-host); set it to serve them in clear beyond this machine")
 	fs.StringVar(&r.sshAddr, "ssh-addr", ":8022", "SSH endpoint listen address (homes connect here)")
 	fs.StringVar(&r.httpAddr, "http-addr", ":80", "public HTTP listen address (HAProxy)")
@@ -381,6 +384,14 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if err := c.setDB(r.db); err != nil {
 		bad("db", err)
+	}
+	if r.edge != "" {
+		if err := edges.ValidName(r.edge); err != nil {
+			bad("edge", err)
+		} else if !store.IsPostgres(c.DB) {
+			bad("edge", fmt.Errorf("edges share one PostgreSQL database: give --db postgres://... too"))
+		}
+		c.Edge = r.edge
 	}
 	for flag, addr := range map[string]string{"api-addr": c.APIAddr, "ssh-addr": c.SSHAddr, "http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr} {
 		if err := validateAddr(addr); err != nil {

@@ -28,6 +28,8 @@ type Service struct {
 	homesPerUser int
 	changed      func(store.Home) // called after a committed change; never nil
 	canLimit     func() error     // nil when limits can be enforced; never nil
+	pickEdge     func(tx *gorm.DB) (string, error)
+	edgeUp       func(ctx context.Context, edge string) error
 }
 
 // Options configure a Service.
@@ -41,6 +43,12 @@ type Options struct {
 	// enforced right now (nil when they can). Patch then refuses a new limit
 	// rather than store one nothing enforces; clearing a limit always works.
 	LimitsAvailable func() error
+	// PickEdge, if set, chooses a new home's edge inside the claim's
+	// transaction (edges.Registry.Pick); EdgeUp refuses a move to an edge
+	// that is unknown or down. Without them every home is the single
+	// cloud's (edge "").
+	PickEdge func(tx *gorm.DB) (string, error)
+	EdgeUp   func(ctx context.Context, edge string) error
 }
 
 // New returns a home service over db.
@@ -57,7 +65,16 @@ func New(db *store.DB, o Options) (*Service, error) {
 	if o.LimitsAvailable == nil {
 		o.LimitsAvailable = func() error { return nil }
 	}
-	return &Service{db: db, layout: o.Layout, homesPerUser: o.HomesPerUser, changed: o.Changed, canLimit: o.LimitsAvailable}, nil
+	if o.PickEdge == nil {
+		o.PickEdge = func(*gorm.DB) (string, error) { return "", nil }
+	}
+	if o.EdgeUp == nil {
+		o.EdgeUp = func(_ context.Context, edge string) error {
+			return problem.New(problem.Invalid, "this cloud has no edges (cloud serve --edge NAME on a shared PostgreSQL)")
+		}
+	}
+	return &Service{db: db, layout: o.Layout, homesPerUser: o.HomesPerUser, changed: o.Changed, canLimit: o.LimitsAvailable,
+		pickEdge: o.PickEdge, edgeUp: o.EdgeUp}, nil
 }
 
 // Layout returns the slot layout.
@@ -116,11 +133,19 @@ func (s *Service) claim(tx *gorm.DB, h *store.Home) error {
 		return problem.New(problem.NoCapacity, "all %d home slots of this cloud are taken; ask the admin to add slots", s.layout.Slots)
 	}
 	h.Slot = slot
+	edge, err := s.pickEdge(tx)
+	if err != nil {
+		return err
+	}
+	h.Edge = edge
 	if err := tx.Create(h).Error; err != nil {
 		return err
 	}
-	return audit.Record(tx, audit.Entry{Kind: "home.claim", Home: h.Slug, Target: h.Slug, OwnerID: h.UserID,
-		After: map[string]any{"slot": h.Slot, "key_fingerprint": h.KeyFingerprint}})
+	after := map[string]any{"slot": h.Slot, "key_fingerprint": h.KeyFingerprint}
+	if h.Edge != "" {
+		after["edge"] = h.Edge
+	}
+	return audit.Record(tx, audit.Entry{Kind: "home.claim", Home: h.Slug, Target: h.Slug, OwnerID: h.UserID, After: after})
 }
 
 func (s *Service) keyFree(tx *gorm.DB, fingerprint string, self uint64) error {
@@ -242,6 +267,35 @@ func (s *Service) Patch(ctx context.Context, h store.Home, req proto.PatchHomeRe
 	if err := s.db.WithContext(ctx).Preload("User").Take(&h, h.ID).Error; err != nil {
 		return h, err
 	}
+	s.changed(h)
+	return h, nil
+}
+
+// Move assigns h to another edge (an admin's choice): the old edge drops its
+// connection and routes, the new one takes them, and the home's agent, told
+// the new endpoint by the API, reconnects there.
+func (s *Service) Move(ctx context.Context, h store.Home, edge string) (store.Home, error) {
+	if err := s.edgeUp(ctx, edge); err != nil {
+		return h, &problem.Error{Kind: problem.Invalid, Field: "edge", Message: err.Error()}
+	}
+	if h.Edge == edge {
+		return h, nil
+	}
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&store.Home{}).Where("id = ?", h.ID).Update("edge", edge)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return problem.New(problem.NotFound, "home %s was released meanwhile", h.Slug)
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		return audit.Record(tx, audit.Entry{Kind: "home.move", Home: h.Slug, Target: h.Slug, OwnerID: h.UserID,
+			Before: map[string]any{"edge": h.Edge}, After: map[string]any{"edge": edge}})
+	})
+	if err != nil {
+		return h, err
+	}
+	h.Edge = edge
 	s.changed(h)
 	return h, nil
 }

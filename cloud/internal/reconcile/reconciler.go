@@ -33,6 +33,10 @@ type Options struct {
 	Mode     string
 	Log      *slog.Logger
 	Registry prometheus.Registerer
+	// Edge limits the routes to the homes of this edge (cloud serve
+	// --edge): each edge's HAProxy holds its own homes' routes only. ""
+	// routes every home.
+	Edge string
 }
 
 // flushDelay is how long a change may wait before its map file is
@@ -382,11 +386,15 @@ func (r *Reconciler) Check(ctx context.Context) error {
 // again. Every route the cloud pushes is derived from this query and
 // Desired, in full (desired) or for a few entries (desiredAt).
 func (r *Reconciler) routed(ctx context.Context) *gorm.DB {
-	return r.o.DB.WithContext(ctx).Model(&store.Mapping{}).
+	q := r.o.DB.WithContext(ctx).Model(&store.Mapping{}).
 		Select("mappings.scheme", "mappings.host", "mappings.public_port", "mappings.tunnel_port", "mappings.private", "mappings.proxy_protocol").
 		Joins("JOIN homes ON homes.id = mappings.home_id").
 		Joins("JOIN users ON users.id = homes.user_id").
 		Where("users.active = ?", true)
+	if r.o.Edge != "" {
+		q = q.Where("homes.edge = ?", r.o.Edge)
+	}
+	return q
 }
 
 // desired derives every route from the database.

@@ -45,6 +45,7 @@ func (a *App) buildDataPlane(reg prometheus.Registerer) {
 	}
 	a.Routes = reconcile.New(reconcile.Options{
 		DB: a.DB, MapDir: cfg.HAProxyMapDir(), Client: client, Mode: cfg.HAProxy, Log: a.log, Registry: reg,
+		Edge: cfg.Edge, // an edge's HAProxy holds its own homes' routes only
 	})
 }
 

@@ -25,6 +25,7 @@ import (
 	"homeport.dev/cloud/internal/certorders"
 	"homeport.dev/cloud/internal/config"
 	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/edges"
 	"homeport.dev/cloud/internal/haproxy"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
@@ -49,6 +50,8 @@ type App struct {
 	SSH      *sshd.Server
 	Traffic  *traffic.Recorder // the recent history of SSH's counters, for dashboards and /metrics
 	Routes   *reconcile.Reconciler
+	Edges    *edges.Registry  // this node's edge and the others (edges.go)
+	Bus      *edges.Bus       // changes to and from the other nodes
 	HAProxy  *haproxy.Process // nil unless managed
 	Shaper   *shaper.Shaper
 	API      *api.Server
@@ -89,7 +92,9 @@ func (a *App) build() error {
 	if a.Accounts, err = account.New(a.DB); err != nil {
 		return err
 	}
-	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged, LimitsAvailable: a.limitsAvailable}); err != nil {
+	a.buildEdges(sshd.AuthorizedKey(hostKey))
+	if a.Homes, err = homes.New(a.DB, homes.Options{Layout: cfg.Layout, HomesPerUser: cfg.HomesPerUser, Changed: a.homeChanged, LimitsAvailable: a.limitsAvailable,
+		PickEdge: a.Edges.Pick, EdgeUp: a.Edges.Check}); err != nil {
 		return err
 	}
 	a.Domains = domains.New(a.DB, domains.NewReserved(cfg.PublicHost, cfg.APIHost, cfg.SharedDomain, cfg.ReservedDomains), cfg.DomainsPerHome)
@@ -105,6 +110,7 @@ func (a *App) build() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			a.Routes.Changed(ctx, added, removed)
+			a.publishRoutes(ctx, added, removed)
 		},
 	}); err != nil {
 		return err
@@ -113,8 +119,8 @@ func (a *App) build() error {
 		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
 		Budget: a.edgeBudget(), ConnsPerHome: cfg.Limits.ConnsPerHome, MaxConnsPerIP: cfg.Limits.ConnsPerIP,
 		RequestRate: cfg.Limits.RequestRate, OpenRate: cfg.Limits.OpenRate,
-		OwnerActive: a.Accounts.Active,
-		Audit:       audit.NewEvents(a.DB, time.Minute, a.log),
+		OwnerActive: a.Accounts.Active, Edge: cfg.Edge, EdgeWhere: a.Edges.Where,
+		Audit: audit.NewEvents(a.DB, time.Minute, a.log),
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
@@ -125,8 +131,8 @@ func (a *App) build() error {
 	certs := certorders.New(a.DB, certorders.Options{Shared: cfg.SharedDomain, Log: a.log, Registry: reg})
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings, Certificates: certs,
-		SSH:     proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
-		Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
+		SSH:   proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
+		Edges: a.Edges, Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
 		Signup: cfg.Signup, PublicURL: a.PublicURL(),
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},
 	})
@@ -171,14 +177,23 @@ func (a *App) edgeBudget() *budget.Ledger {
 func (a *App) homeChanged(h store.Home) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	a.followHome(ctx, h)
+	a.publishHome(ctx, h)
+}
+
+// followHome is homeChanged on this node (the change may come from another:
+// edges.go).
+func (a *App) followHome(ctx context.Context, h store.Home) {
+	// A release (or a move to another edge) removes many routes at once:
+	// repair by full comparison, before the connection goes, so no visitor
+	// is routed to a tunnel port nothing serves.
+	if _, err := a.Routes.Full(ctx); err != nil {
+		a.log.Warn("routes of a changed home not applied yet", "home", h.Slug, "err", err)
+	}
 	if a.SSH != nil {
 		a.SSH.Revalidate(ctx, h.ID)
 	}
 	a.shapeHome(ctx, h)
-	// A release removes many routes at once: repair by full comparison.
-	if _, err := a.Routes.Full(ctx); err != nil {
-		a.log.Warn("routes of a changed home not applied yet", "home", h.Slug, "err", err)
-	}
 }
 
 // mappingState is a mapping's live state: up when its home is connected and
@@ -251,6 +266,11 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	a.startShaping(ctx, &wg)
+	if err := a.startEdges(ctx, &wg, sshLn.Addr()); err != nil {
+		ln.Close()
+		sshLn.Close()
+		return err
+	}
 	context.AfterFunc(ctx, a.endStreams)
 	wg.Add(1)
 	go func() {

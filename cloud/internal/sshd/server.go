@@ -34,6 +34,11 @@ type Options struct {
 	// OwnerActive reports whether a user's account is active; a home of an
 	// inactive account is refused at login (see accounts.go).
 	OwnerActive func(ctx context.Context, userID uint64) (bool, error)
+	// Edge is this node's edge name: only homes assigned to it may log in
+	// ("" serves every home). EdgeWhere names an edge and its address for
+	// the refusal (see edge.go).
+	Edge      string
+	EdgeWhere func(ctx context.Context, edge string) string
 	Log         *slog.Logger
 	Registry    prometheus.Registerer
 	// Keepalive is the interval of server keepalives; a peer that answers
@@ -164,6 +169,9 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 	}
 	if err := s.ownerActive(ctx, meta, h); err != nil {
 		s.auditRefusal(meta, h, err.Error())
+		return nil, err
+	}
+	if err := s.ownEdge(ctx, meta, h); err != nil {
 		return nil, err
 	}
 	if n := s.connsOf(h.ID); n >= s.o.ConnsPerHome {
@@ -427,6 +435,10 @@ func (s *Server) stillValid(ctx context.Context, sess *session) bool {
 	h, err := s.o.Homes.ByID(ctx, sess.home.ID)
 	if err != nil || h.KeyFingerprint != sess.fingerprint {
 		s.o.Log.Info("closing home connection: home released or key changed", "home", sess.home.Slug)
+		return false
+	}
+	if !s.servedHere(h) {
+		s.o.Log.Info("closing home connection: the home moved to another edge", "home", sess.home.Slug, "edge", h.Edge)
 		return false
 	}
 	return true

@@ -5,5 +5,5 @@ package store
 // checks that the two agree.
 func Models() []any {
 	return []any{&User{}, &Token{}, &Session{}, &Home{}, &BaseDomain{}, &Mapping{}, &CertificateOrder{}, &GuardRow{},
-		&Invitation{}, &PasswordReset{}, &DeletedUser{}, &AuditRecord{}}
+		&Invitation{}, &PasswordReset{}, &DeletedUser{}, &AuditRecord{}, &Edge{}}
 }

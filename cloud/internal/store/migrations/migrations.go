@@ -27,6 +27,7 @@ func All() []Migration {
 	return []Migration{
 		{1, "baseline", baseline},
 		{2, "mapping_names", mappingNames},
+		{3, "edges", edges},
 	}
 }
 
