@@ -8,6 +8,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"homeport.dev/cloud/internal/account"
+	"homeport.dev/cloud/internal/homes"
+	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/problem"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
@@ -16,19 +18,25 @@ import (
 func (w *ui) adminUsers(c echo.Context) error { return w.showUsers(c, http.StatusOK, nil) }
 
 func (w *ui) showUsers(c echo.Context, status int, fe *formError) error {
-	us, err := w.Accounts.List(ctx(c))
+	p, err := listPage(c)
+	if err != nil {
+		return err
+	}
+	us, next, err := w.Accounts.Find(ctx(c), account.Filter{Page: p})
 	if err != nil {
 		return err
 	}
 	// Pending accounts first: approving them is why an admin comes here.
 	sort.SliceStable(us, func(i, j int) bool { return !us[i].Active && us[j].Active })
-	return w.render(c, status, "admin_users", page{Title: "Users", Err: fe, Data: usersView{Users: us, Roles: proto.Roles}})
+	return w.render(c, status, "admin_users", page{Title: "Users", Err: fe, Data: usersView{Users: us, Roles: proto.Roles, Next: nextLink(c, next)}})
 }
 
-// usersView is the users page: the accounts and the roles to choose from.
+// usersView is the users page: one page of accounts, the roles to choose
+// from, and the link to the next page.
 type usersView struct {
 	Users []store.User
 	Roles []string
+	Next  string
 }
 
 func (w *ui) setActive(c echo.Context, active bool, notice string) error {
@@ -60,7 +68,11 @@ type adminHome struct {
 func (w *ui) adminHomes(c echo.Context) error { return w.showHomes(c, http.StatusOK, nil) }
 
 func (w *ui) showHomes(c echo.Context, status int, fe *formError) error {
-	hs, err := w.Homes.ListAll(ctx(c))
+	p, err := listPage(c)
+	if err != nil {
+		return err
+	}
+	hs, next, err := w.Homes.Find(ctx(c), homes.Filter{Page: p})
 	if err != nil {
 		return err
 	}
@@ -72,7 +84,7 @@ func (w *ui) showHomes(c echo.Context, status int, fe *formError) error {
 			TunnelPorts: layout.TunnelPorts(h.Slot), TCPPorts: layout.TCPPorts(h.Slot), Created: h.CreatedAt,
 		})
 	}
-	return w.render(c, status, "admin_homes", page{Title: "Homes", Err: fe, Data: rows})
+	return w.render(c, status, "admin_homes", page{Title: "Homes", Err: fe, Data: listView[adminHome]{Rows: rows, Next: nextLink(c, next)}})
 }
 
 func (w *ui) adminRelease(c echo.Context) error {
@@ -87,7 +99,11 @@ func (w *ui) adminRelease(c echo.Context) error {
 }
 
 func (w *ui) adminMappings(c echo.Context) error {
-	ms, err := w.Mappings.ListAll(ctx(c))
+	p, err := listPage(c)
+	if err != nil {
+		return err
+	}
+	ms, next, err := w.Mappings.Find(ctx(c), mappings.Filter{Page: p})
 	if err != nil {
 		return err
 	}
@@ -95,5 +111,11 @@ func (w *ui) adminMappings(c echo.Context) error {
 	for _, m := range ms {
 		rows = append(rows, mappingView{Mapping: w.Mappings.ToProto(m), Home: m.Home.Slug})
 	}
-	return w.render(c, http.StatusOK, "admin_mappings", page{Title: "Mappings", Data: rows})
+	return w.render(c, http.StatusOK, "admin_mappings", page{Title: "Mappings", Data: listView[mappingView]{Rows: rows, Next: nextLink(c, next)}})
+}
+
+// listView is one page of an admin list and the link to the next page.
+type listView[T any] struct {
+	Rows []T
+	Next string
 }
