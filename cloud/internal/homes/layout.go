@@ -29,8 +29,8 @@ var DefaultLayout = Layout{Slots: 10, TunnelBase: 20000, TunnelBlock: 16, TCPBas
 // with one value/mask pair (the bandwidth shaper relies on it).
 func (l Layout) Validate() error {
 	switch {
-	case l.Slots < 1 || l.Slots > 4096:
-		return fmt.Errorf("home slots must be 1..4096, got %d", l.Slots)
+	case l.Slots < 1 || l.Slots > 0xffff: // a bandwidth class each (shaper); the port space bounds them too
+		return fmt.Errorf("home slots must be 1..65535, got %d", l.Slots)
 	case l.TunnelBlock < 1 || bits.OnesCount(uint(l.TunnelBlock)) != 1:
 		return fmt.Errorf("tunnel block size must be a power of two, got %d", l.TunnelBlock)
 	case l.TunnelBase%l.TunnelBlock != 0:

@@ -21,7 +21,6 @@ import (
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/store"
-	"homeport.dev/proto/batchconn"
 )
 
 // Options configure the SSH endpoint.
@@ -39,8 +38,8 @@ type Options struct {
 	// the refusal (see edge.go).
 	Edge      string
 	EdgeWhere func(ctx context.Context, edge string) string
-	Log         *slog.Logger
-	Registry    prometheus.Registerer
+	Log       *slog.Logger
+	Registry  prometheus.Registerer
 	// Keepalive is the interval of server keepalives; a peer that answers
 	// none for two intervals more is dropped (15 s -> gone within 45 s).
 	Keepalive        time.Duration
@@ -77,6 +76,7 @@ type Server struct {
 	metrics *metrics
 
 	accept     acceptloop.Loop
+	ports      *ports              // the homes' tunnel ports (ports.go)
 	handshakes *semaphore.Weighted // logins in progress, all addresses together
 	budget     *budget.Ledger
 	refusal    *refusalLog
@@ -136,6 +136,10 @@ func New(o Options) *Server {
 		s.metrics.acceptErrors.Inc()
 		s.refusal.log("", "accept", "SSH endpoint cannot accept connections, retrying", "err", err, "retry_in", retry)
 	}}
+	s.ports = newPorts(func(err error, retry time.Duration) {
+		s.metrics.acceptErrors.Inc()
+		s.refusal.log("", "accept_ports", "tunnel ports cannot accept connections, retrying", "err", err, "retry_in", retry)
+	})
 	s.config = &ssh.ServerConfig{
 		PublicKeyCallback: s.authenticate,
 		MaxAuthTries:      3,
@@ -214,6 +218,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() {
 		s.closeAll()
 		wg.Wait()
+		s.ports.stop()
 	}()
 	return s.accept.Serve(ctx, ln, func(c net.Conn) {
 		ip := remoteIP(c)
@@ -281,16 +286,16 @@ func (s *Server) handle(ctx context.Context, c net.Conn, loggedIn func()) {
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(s.o.Keepalive)
 	}
-	// Batch the system calls under the SSH transport (see batchconn); the
-	// handshake deadline still applies to the connection underneath.
-	bc := batchconn.New(c)
-	defer bc.Close()
+	// No buffer or goroutine under the transport: the patched x/crypto
+	// writes each packet at once and reads bulk data straight into pooled
+	// buffers, and an idle home must cost little (issue 16: batchconn held
+	// a 256 KiB read buffer and a flusher goroutine per connection).
 	if !s.handshakes.TryAcquire(1) {
 		s.refuse("", "handshakes", "ssh connection refused: too many logins in progress", "remote", c.RemoteAddr().String())
 		return
 	}
 	c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
-	conn, chans, reqs, err := ssh.NewServerConn(bc, s.config)
+	conn, chans, reqs, err := ssh.NewServerConn(c, s.config)
 	s.handshakes.Release(1)
 	if err != nil {
 		s.o.Log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
@@ -350,9 +355,10 @@ func (s *Server) handle(ctx context.Context, c net.Conn, loggedIn func()) {
 		s.o.Log.Info("home disconnected", "home", h.Slug, "remote", c.RemoteAddr().String())
 		s.auditConn("ssh.disconnect", h, c.RemoteAddr(), nil)
 	}()
-	go sess.keepalive(s.o.Keepalive)
-	go sess.channels(ctx, chans)
-	sess.serveRequests(reqs)
+	// This goroutine and x/crypto's three are all an idle home costs: the
+	// keepalive is a timer, requests and channels share one loop.
+	sess.keepalive(s.o.Keepalive)
+	sess.serve(ctx, chans, reqs)
 }
 
 // takeOver registers sess as its home's connection, closing the previous one

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 
-	"homeport.dev/cloud/internal/acceptloop"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
 )
@@ -28,7 +27,8 @@ type session struct {
 	stats       *homeStats    // the home's counters and facts (stats.go)
 
 	mu        sync.Mutex
-	listeners map[int]net.Listener // by tunnel port
+	listeners map[int]*portListener // by tunnel port
+	ping      *time.Timer           // the next keepalive
 	closed    bool
 	done      chan struct{}
 }
@@ -37,7 +37,7 @@ func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ss
 	return &session{srv: s, home: h, fingerprint: fingerprint, id: id, conn: conn, since: time.Now(), stats: st,
 		requests:  rate.NewLimiter(rate.Limit(s.o.RequestRate), s.o.RequestBurst),
 		opens:     rate.NewLimiter(rate.Limit(s.o.OpenRate), 2*int(s.o.OpenRate)),
-		listeners: map[int]net.Listener{}, done: make(chan struct{})}
+		listeners: map[int]*portListener{}, done: make(chan struct{})}
 }
 
 // close ends the connection and frees every port it listened on. It is
@@ -57,8 +57,11 @@ func (s *session) closeListeners() bool {
 		return false
 	}
 	s.closed = true
+	if s.ping != nil {
+		s.ping.Stop()
+	}
 	ls := s.listeners
-	s.listeners = map[int]net.Listener{}
+	s.listeners = map[int]*portListener{}
 	close(s.done)
 	s.mu.Unlock()
 	for _, l := range ls {
@@ -118,35 +121,36 @@ func (s *session) listening(port int) bool {
 }
 
 // keepalive sends a keepalive every interval and closes the connection when
-// a reply does not come within two more intervals.
+// a reply does not come within two more intervals. It is a timer, not a
+// goroutine: between keepalives an idle home costs none.
 func (s *session) keepalive(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		}
-		replied := make(chan error, 1)
-		go func() {
-			_, _, err := s.conn.SendRequest("keepalive@openssh.com", true, nil)
-			replied <- err
-		}()
-		select {
-		case err := <-replied:
-			if err != nil {
-				s.close()
-				return
-			}
-			s.srv.seen(s.stats)
-		case <-time.After(2 * interval):
-			s.srv.o.Log.Info("home silent: dropping its connection", "home", s.home.Slug)
-			s.close()
-			return
-		case <-s.done:
-			return
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.ping = time.AfterFunc(interval, func() { s.keepaliveOnce(interval) })
+	}
+}
+
+// keepaliveOnce runs in the timer's goroutine: one keepalive and its reply,
+// then the timer is set for the next one.
+func (s *session) keepaliveOnce(interval time.Duration) {
+	silent := time.AfterFunc(2*interval, func() {
+		s.srv.o.Log.Info("home silent: dropping its connection", "home", s.home.Slug)
+		s.close()
+	})
+	_, _, err := s.conn.SendRequest("keepalive@openssh.com", true, nil)
+	if !silent.Stop() {
+		return // closed for silence
+	}
+	if err != nil {
+		s.close()
+		return
+	}
+	s.srv.seen(s.stats)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.ping.Reset(interval)
 	}
 }
 
@@ -155,30 +159,49 @@ type forwardRequest struct {
 	Port uint32
 }
 
-// serveRequests answers every global request that wants a reply; beyond
-// the connection's request rate, requests are refused unread.
-func (s *session) serveRequests(reqs <-chan *ssh.Request) {
-	for req := range reqs {
-		if !s.requests.Allow() {
-			s.srv.refuse(s.home.Slug, "request_rate", "global request refused: over the request rate", "type", req.Type)
-			req.Reply(false, nil)
-			continue
-		}
-		switch req.Type {
-		case "tcpip-forward":
-			err := s.forward(req.Payload)
-			if err != nil {
-				s.srv.o.Log.Info("forward refused", "home", s.home.Slug, "err", err)
+// serve answers the connection's global requests and channel opens, in
+// one goroutine, until the connection ends.
+func (s *session) serve(ctx context.Context, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	for chans != nil || reqs != nil {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
 			}
-			req.Reply(err == nil, nil)
-		case "cancel-tcpip-forward":
-			f, err := parseForward(req.Payload)
-			ok := err == nil && s.cancel(int(f.Port))
-			req.Reply(ok, nil)
-		default:
-			// streamlocal-forward@openssh.com, no-more-sessions@openssh.com, ...
-			req.Reply(false, nil)
+			s.request(req)
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			s.channel(ctx, nc)
 		}
+	}
+}
+
+// request answers a global request that wants a reply; beyond the
+// connection's request rate, requests are refused unread.
+func (s *session) request(req *ssh.Request) {
+	if !s.requests.Allow() {
+		s.srv.refuse(s.home.Slug, "request_rate", "global request refused: over the request rate", "type", req.Type)
+		req.Reply(false, nil)
+		return
+	}
+	switch req.Type {
+	case "tcpip-forward":
+		err := s.forward(req.Payload)
+		if err != nil {
+			s.srv.o.Log.Info("forward refused", "home", s.home.Slug, "err", err)
+		}
+		req.Reply(err == nil, nil)
+	case "cancel-tcpip-forward":
+		f, err := parseForward(req.Payload)
+		ok := err == nil && s.cancel(int(f.Port))
+		req.Reply(ok, nil)
+	default:
+		// streamlocal-forward@openssh.com, no-more-sessions@openssh.com, ...
+		req.Reply(false, nil)
 	}
 }
 
@@ -201,13 +224,12 @@ func (s *session) forward(payload []byte) error {
 	if s.listeners[port] != nil {
 		return nil // asked twice: already forwarding
 	}
-	ln, err := net.Listen("tcp", hostPort("127.0.0.1", f.Port))
+	ln, err := s.srv.ports.listen(port, func(c net.Conn) { s.visitor(f, c) })
 	if err != nil {
 		return err
 	}
 	s.listeners[port] = ln
 	s.srv.metrics.forwards.Inc()
-	go s.accept(ln, f)
 	return nil
 }
 
@@ -239,31 +261,31 @@ type forwardedPayload struct {
 	OriginPort uint32
 }
 
-// accept hands every connection to the listener to the home over a
+// visitor hands a connection to the home's tunnel port to the home over a
 // forwarded-tcpip channel naming the address exactly as the client asked.
 // A visitor over the home's channel budget is hung up on at once.
-func (s *session) accept(ln net.Listener, f forwardRequest) {
-	loop := acceptloop.Loop{Name: "tunnel port " + itoa(int(f.Port))}
-	loop.Serve(context.Background(), ln, func(c net.Conn) {
-		releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
-		if err != nil {
-			s.srv.refuse(s.home.Slug, reasonOf(err), "visitor connection refused", "port", f.Port, "err", err)
-			c.Close()
-			return
-		}
-		defer releaseChannel()
-		// The open waits for the home's answer: the channel budget bounds
-		// how many visitors can wait for a home that never answers.
-		origin := c.RemoteAddr().(*net.TCPAddr)
-		ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(forwardedPayload{
-			Addr: f.Addr, Port: f.Port, OriginAddr: origin.IP.String(), OriginPort: uint32(origin.Port),
-		}))
-		if err != nil {
-			c.Close()
-			return
-		}
-		s.carry(ch, reqs, c)
-	})
+func (s *session) visitor(f forwardRequest, c net.Conn) {
+	releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
+	if err != nil {
+		s.srv.refuse(s.home.Slug, reasonOf(err), "visitor connection refused", "port", f.Port, "err", err)
+		c.Close()
+		return
+	}
+	defer releaseChannel()
+	// The open waits for the home's answer: the channel budget bounds
+	// how many visitors can wait for a home that never answers.
+	origin, _ := c.RemoteAddr().(*net.TCPAddr)
+	if origin == nil {
+		origin = &net.TCPAddr{IP: net.IPv4zero}
+	}
+	ch, reqs, err := s.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(forwardedPayload{
+		Addr: f.Addr, Port: f.Port, OriginAddr: origin.IP.String(), OriginPort: uint32(origin.Port),
+	}))
+	if err != nil {
+		c.Close()
+		return
+	}
+	s.carry(ch, reqs, c)
 }
 
 // carry pipes an open channel and its local connection until both ends
@@ -283,62 +305,60 @@ type directPayload struct {
 	OriginPort uint32
 }
 
-// channels accepts direct-tcpip to private mappings of the same account and
+// channel accepts direct-tcpip to private mappings of the same account and
 // refuses sessions (shell, exec, pty, subsystems) and everything else.
-func (s *session) channels(ctx context.Context, chans <-chan ssh.NewChannel) {
-	for nc := range chans {
-		if nc.ChannelType() != "direct-tcpip" {
-			nc.Reject(ssh.Prohibited, "homeport allows only port forwarding; no shell, exec or other channels")
-			continue
-		}
-		d, err := parseDirect(nc.ExtraData())
-		if err != nil {
-			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
-			continue
-		}
-		// Each open that passes costs a database lookup: their rate is
-		// bounded before anything else.
-		if !s.opens.Allow() {
-			s.srv.refuse(s.home.Slug, "open_rate", "channel refused: over the channel-open rate")
-			nc.Reject(ssh.ResourceShortage, "too many channel opens per second; slow down")
-			continue
-		}
-		// Budgets first: the flood this guards against is thousands of
-		// opens to a mapping that is allowed.
-		releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
-		if err != nil {
-			s.srv.refuse(s.home.Slug, reasonOf(err), "channel refused", "err", err)
-			nc.Reject(ssh.ResourceShortage, err.Error())
-			continue
-		}
-		releasePending, err := s.srv.budget.Pending(s.home.ID)
-		if err != nil {
-			releaseChannel()
-			s.srv.refuse(s.home.Slug, reasonOf(err), "channel refused", "err", err)
-			nc.Reject(ssh.ResourceShortage, err.Error())
-			continue
-		}
-		if (d.Host != "127.0.0.1" && d.Host != "localhost") || !s.srv.o.AllowDirect(ctx, s.home, int(d.Port)) {
-			releasePending()
-			releaseChannel()
-			nc.Reject(ssh.Prohibited, "only private mappings of your account can be reached")
-			continue
-		}
-		go func() {
-			defer releaseChannel()
-			target, err := net.DialTimeout("tcp", hostPort("127.0.0.1", d.Port), 5*time.Second)
-			if err != nil {
-				releasePending()
-				nc.Reject(ssh.ConnectionFailed, "the private mapping's home is not connected")
-				return
-			}
-			ch, reqs, err := nc.Accept()
-			releasePending()
-			if err != nil {
-				target.Close()
-				return
-			}
-			s.carry(ch, reqs, target)
-		}()
+func (s *session) channel(ctx context.Context, nc ssh.NewChannel) {
+	if nc.ChannelType() != "direct-tcpip" {
+		nc.Reject(ssh.Prohibited, "homeport allows only port forwarding; no shell, exec or other channels")
+		return
 	}
+	d, err := parseDirect(nc.ExtraData())
+	if err != nil {
+		nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	// Each open that passes costs a database lookup: their rate is
+	// bounded before anything else.
+	if !s.opens.Allow() {
+		s.srv.refuse(s.home.Slug, "open_rate", "channel refused: over the channel-open rate")
+		nc.Reject(ssh.ResourceShortage, "too many channel opens per second; slow down")
+		return
+	}
+	// Budgets first: the flood this guards against is thousands of
+	// opens to a mapping that is allowed.
+	releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
+	if err != nil {
+		s.srv.refuse(s.home.Slug, reasonOf(err), "channel refused", "err", err)
+		nc.Reject(ssh.ResourceShortage, err.Error())
+		return
+	}
+	releasePending, err := s.srv.budget.Pending(s.home.ID)
+	if err != nil {
+		releaseChannel()
+		s.srv.refuse(s.home.Slug, reasonOf(err), "channel refused", "err", err)
+		nc.Reject(ssh.ResourceShortage, err.Error())
+		return
+	}
+	if (d.Host != "127.0.0.1" && d.Host != "localhost") || !s.srv.o.AllowDirect(ctx, s.home, int(d.Port)) {
+		releasePending()
+		releaseChannel()
+		nc.Reject(ssh.Prohibited, "only private mappings of your account can be reached")
+		return
+	}
+	go func() {
+		defer releaseChannel()
+		target, err := net.DialTimeout("tcp", hostPort("127.0.0.1", d.Port), 5*time.Second)
+		if err != nil {
+			releasePending()
+			nc.Reject(ssh.ConnectionFailed, "the private mapping's home is not connected")
+			return
+		}
+		ch, reqs, err := nc.Accept()
+		releasePending()
+		if err != nil {
+			target.Close()
+			return
+		}
+		s.carry(ch, reqs, target)
+	}()
 }

@@ -1,0 +1,226 @@
+package sshd
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ports listens on the homes' tunnel ports and accepts their visitors, all
+// ports of the endpoint in one goroutine blocked in epoll_wait. A goroutine
+// blocked in Accept per forwarded port was the largest share of what an
+// idle home cost (issue 16: with one forward, 5 goroutines per home instead
+// of 4; a home with ten mappings held ten). Each accepted visitor is handed
+// over as a net.Conn, in a goroutine of its own, as an accept loop would.
+type ports struct {
+	onError func(err error, retryIn time.Duration) // a temporary accept error (EMFILE...)
+
+	mu      sync.Mutex
+	epfd    int                   // -1 until the first listen
+	wake    [2]int                // a pipe that ends the loop (stop)
+	byFD    map[int]*portListener // the open listeners, by descriptor
+	stopped bool
+	done    chan struct{} // closed when the loop has returned
+}
+
+// portListener is one listening tunnel port.
+type portListener struct {
+	p      *ports
+	fd     int
+	port   int
+	handle func(net.Conn)
+	closed bool
+}
+
+func newPorts(onError func(error, time.Duration)) *ports {
+	return &ports{onError: onError, epfd: -1, byFD: map[int]*portListener{}}
+}
+
+// listen listens on 127.0.0.1:port and hands each visitor to handle.
+func (p *ports) listen(port int, handle func(net.Conn)) (*portListener, error) {
+	fail := func(op string, err error) (*portListener, error) {
+		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, Err: os.NewSyscallError(op, err)}
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail("socket", err)
+	}
+	// As net.Listen: a port whose last visitors are in TIME_WAIT is free.
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		return fail("setsockopt", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		return fail("bind", err)
+	}
+	if err := syscall.Listen(fd, 4096); err != nil { // the kernel caps it at somaxconn
+		syscall.Close(fd)
+		return fail("listen", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.start(); err != nil {
+		syscall.Close(fd)
+		return fail("epoll", err)
+	}
+	l := &portListener{p: p, fd: fd, port: port, handle: handle}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}); err != nil {
+		syscall.Close(fd)
+		return fail("epoll_ctl", err)
+	}
+	p.byFD[fd] = l
+	return l, nil
+}
+
+// start makes the epoll set and its goroutine at the first listen. Call
+// with p.mu held.
+func (p *ports) start() error {
+	if p.stopped {
+		return net.ErrClosed
+	}
+	if p.epfd >= 0 {
+		return nil
+	}
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return err
+	}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(p.wake[0])
+		syscall.Close(p.wake[1])
+		return err
+	}
+	p.epfd = epfd
+	p.done = make(chan struct{})
+	go p.loop(epfd, p.wake[0])
+	return nil
+}
+
+// Close stops listening; visitors already handed over are not affected.
+func (l *portListener) Close() error {
+	p := l.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l.closed {
+		return net.ErrClosed
+	}
+	l.closed = true
+	delete(p.byFD, l.fd)
+	if p.epfd >= 0 {
+		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, l.fd, nil)
+	}
+	return syscall.Close(l.fd)
+}
+
+// stop closes every listener and ends the loop; later listens fail.
+func (p *ports) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	var ls []*portListener
+	for _, l := range p.byFD {
+		ls = append(ls, l)
+	}
+	started := p.epfd >= 0
+	p.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	if started {
+		syscall.Write(p.wake[1], []byte{0})
+		<-p.done
+	}
+}
+
+func (p *ports) loop(epfd, wake int) {
+	defer func() {
+		p.mu.Lock()
+		syscall.Close(epfd)
+		syscall.Close(p.wake[0])
+		syscall.Close(p.wake[1])
+		p.epfd = -1
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	events := make([]syscall.EpollEvent, 64)
+	var delay time.Duration
+	for {
+		n, err := syscall.EpollWait(epfd, events, -1)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			p.onError(os.NewSyscallError("epoll_wait", err), time.Second)
+			time.Sleep(time.Second)
+			continue
+		}
+		for _, ev := range events[:n] {
+			if int(ev.Fd) == wake {
+				return
+			}
+			if err := p.accept(int(ev.Fd)); err != nil {
+				// Out of descriptors or memory: every port waits (the
+				// events stay pending), 5 ms doubling to 1 s, as the SSH
+				// endpoint's accept loop does.
+				if delay = 2 * delay; delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay > time.Second {
+					delay = time.Second
+				}
+				p.onError(err, delay)
+				time.Sleep(delay)
+				break
+			}
+			delay = 0
+		}
+	}
+}
+
+// accept takes the visitors waiting on the listener of fd (if it is still
+// one: it may have closed since epoll_wait returned) and reports an error
+// worth a pause.
+func (p *ports) accept(fd int) error {
+	for range 64 { // then the other ports get their turn
+		p.mu.Lock()
+		l := p.byFD[fd]
+		if l == nil {
+			p.mu.Unlock()
+			return nil
+		}
+		// Under the lock: the descriptor cannot be closed and reused meanwhile.
+		nfd, _, err := syscall.Accept4(fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		p.mu.Unlock()
+		switch {
+		case err == syscall.EAGAIN:
+			return nil
+		case err == syscall.EINTR || err == syscall.ECONNABORTED:
+			continue
+		case err != nil:
+			return os.NewSyscallError("accept4", err)
+		}
+		c, err := fileConn(nfd, l.port)
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			return err
+		}
+		if err == nil {
+			go l.handle(c)
+		}
+	}
+	return nil
+}
+
+// fileConn turns an accepted descriptor into a net.Conn on Go's poller.
+func fileConn(fd, port int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "tunnel port "+strconv.Itoa(port))
+	defer f.Close() // FileConn holds a duplicate
+	return net.FileConn(f)
+}

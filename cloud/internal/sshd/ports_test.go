@@ -1,0 +1,89 @@
+package sshd
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"homeport.dev/proto/testnet"
+)
+
+// TestTunnelPortsShareOneGoroutine listens on 200 tunnel ports: visitors of
+// every port are handed over, the ports cost one goroutine together (not
+// one each), a closed port refuses visitors and can be listened on again at
+// once, and after stop every port is closed and listening fails.
+func TestTunnelPortsShareOneGoroutine(t *testing.T) {
+	const n = 200
+	r := testnet.FreeRange(t, n, 16)
+	p := newPorts(func(err error, retry time.Duration) { t.Errorf("accept error: %v", err) })
+	echo := func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+	}
+	before := runtime.NumGoroutine()
+	ls := make([]*portListener, n)
+	for i := range ls {
+		l, err := p.listen(r.First+i, echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = l
+	}
+	if g := runtime.NumGoroutine() - before; g > 1 {
+		t.Errorf("%d listening ports cost %d goroutines, want 1", n, g)
+	}
+	visit := func(port int) error {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "port %d", port)
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if want := fmt.Sprintf("port %d", port); string(got) != want {
+			return fmt.Errorf("port %d echoed %q (%v), want %q", port, got, err, want)
+		}
+		return nil
+	}
+	for i := range ls {
+		if err := visit(r.First + i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.listen(r.First, echo); err == nil {
+		t.Fatal("a second listen on a port in use succeeded")
+	}
+	// Closed: refused; listened on again (its last visitor's socket is in
+	// TIME_WAIT): served again.
+	if err := ls[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := visit(r.First); err == nil {
+		t.Fatal("a closed port still took a visitor")
+	}
+	l, err := p.listen(r.First, echo)
+	if err != nil {
+		t.Fatalf("listen again on a closed port: %v", err)
+	}
+	ls[0] = l
+	if err := visit(r.First); err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+	if g := runtime.NumGoroutine() - before; g > 0 {
+		t.Errorf("%d goroutines left after stop", g)
+	}
+	for i := range ls {
+		if err := visit(r.First + i); err == nil {
+			t.Fatalf("port %d still took a visitor after stop", r.First+i)
+		}
+	}
+	if _, err := p.listen(r.First, echo); err == nil {
+		t.Fatal("listen after stop succeeded")
+	}
+}
