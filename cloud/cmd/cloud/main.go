@@ -328,7 +328,7 @@ maps now (a running cloud also does this at start and every
 func checkCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check",
-		Short: "Check file modes, that the runtime socket is not network-exposed, the HAProxy config, and stored names that break the naming rules; non-zero on problems",
+		Short: "Check file modes, that the runtime socket is not network-exposed, the HAProxy config, and stored names that break the naming rules; non-zero on problems. Warns of tunnel and TCP ports in the kernel's ephemeral range or held by another process",
 		Args:  cobra.NoArgs,
 	}
 	load := config.Flags(c.Flags())
@@ -340,6 +340,12 @@ func checkCmd() *cobra.Command {
 		findings := check.Run(cmd.Context(), cfg)
 		for _, f := range findings {
 			fmt.Fprintf(cmd.OutOrStdout(), "PROBLEM %s\n        fix: %s\n", f.What, f.Fix)
+		}
+		// Port conflicts are warnings: the cloud runs, some homes may not.
+		if host, err := check.ReadHost(cfg.Layout.TunnelRange(), cfg.TCPPorts); err == nil {
+			for _, f := range check.Ports(cfg, host) {
+				fmt.Fprintf(cmd.OutOrStdout(), "WARNING %s\n        fix: %s\n", f.What, f.Fix)
+			}
 		}
 		if len(findings) > 0 {
 			return fmt.Errorf("%d problem(s) found", len(findings))

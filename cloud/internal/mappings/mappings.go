@@ -48,6 +48,10 @@ const (
 	StateUp        = "up"         // the home is connected and forwards the tunnel port
 	StateNoForward = "no_forward" // the home is connected but does not forward this port
 	StateNoTunnel  = "no_tunnel"  // the home is not connected
+	// StatePortInUse: the home is connected, but another process on the
+	// cloud's machine holds the tunnel port, so the cloud refuses its
+	// forward (`cloud check` names the process).
+	StatePortInUse = "port_in_use"
 )
 
 // New returns a mapping service.

@@ -53,6 +53,7 @@ func (a *App) buildDataPlane(reg prometheus.Registerer) {
 // and the reconcile loop. Both stop when ctx ends; wg waits for them.
 func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
 	cfg := a.Config
+	a.warnPorts()
 	if err := a.Routes.WriteFiles(ctx); err != nil {
 		return fmt.Errorf("write HAProxy map files: %w", err)
 	}

@@ -197,13 +197,16 @@ func (a *App) followHome(ctx context.Context, h store.Home) {
 }
 
 // mappingState is a mapping's live state: up when its home is connected and
-// forwards the mapping's tunnel port.
+// forwards the mapping's tunnel port; port_in_use when it cannot, because
+// another process holds that port.
 func (a *App) mappingState(m store.Mapping) string {
 	switch {
 	case a.SSH == nil || !a.SSH.Connected(m.HomeID):
 		return mappings.StateNoTunnel
 	case a.SSH.ForwardUp(m.HomeID, m.TunnelPort):
 		return mappings.StateUp
+	case portHeld(m.TunnelPort):
+		return mappings.StatePortInUse
 	}
 	return mappings.StateNoForward
 }
