@@ -51,8 +51,8 @@ type Agent struct {
 	syncErr  error
 	// configErr is why the last read of config.yaml's forwards was refused.
 	configErr error
-	subs     map[chan struct{}]struct{}
-	stopSub  func()
+	subs      map[chan struct{}]struct{}
+	stopSub   func()
 }
 
 // Options tune an agent; zero values are the production defaults.
