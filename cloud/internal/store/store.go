@@ -39,6 +39,12 @@ type DB struct {
 // PostgreSQL's default max_connections (100).
 const postgresConns = 20
 
+// sqliteConns caps the SQLite connections: unbounded, a reconnect storm of
+// 10,000 homes opened one per login in flight (9,267: two descriptors, a
+// page cache and a thread blocked in cgo each; 2.8 GiB RSS), and they
+// stayed open.
+const sqliteConns = 16
+
 // IsPostgres reports whether dsn names a PostgreSQL database
 // (postgres://... or postgresql://...) rather than a SQLite file.
 func IsPostgres(dsn string) bool {
@@ -99,9 +105,11 @@ func OpenUnmigrated(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", name, err)
 	}
-	if IsPostgres(dsn) {
-		if sqlDB, err := g.DB(); err == nil {
+	if sqlDB, err := g.DB(); err == nil {
+		if IsPostgres(dsn) {
 			sqlDB.SetMaxOpenConns(postgresConns)
+		} else {
+			sqlDB.SetMaxOpenConns(sqliteConns)
 		}
 	}
 	return &DB{g.WithContext(ctx)}, nil
