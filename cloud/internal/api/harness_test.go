@@ -38,8 +38,9 @@ type option func(*config.Config)
 func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Parse([]string{"--data", dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
-		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)})
+	cfg, err := config.Parse(append([]string{"--data", dir, "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
+		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)},
+		cloudtest.DBArgs(t)...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -258,6 +258,8 @@ func TestHomeCredentialMatrix(t *testing.T) {
 		"GET /api/v1/admin/mappings":                         {admins, nil},
 		"GET /api/v1/admin/routes":                           {admins, nil},
 		"POST /api/v1/admin/reconcile":                       {admins, nil},
+		"GET /api/v1/admin/edges":                            {admins, nil},
+		"POST /api/v1/admin/homes/{slug}/edge":               {admins, `{"edge":"east"}`},
 		"GET /api/v1/admin/audit":                            {admins, nil},
 		"GET /api/openapi.json":                              {anyone, nil},
 		"GET /healthz":                                       {anyone, nil},

@@ -57,12 +57,14 @@ var roleDecisions = map[string][]string{
 	"GET /api/v1/admin/homes":                            readers,
 	"GET /api/v1/admin/mappings":                         readers,
 	"GET /api/v1/admin/routes":                           readers,
+	"GET /api/v1/admin/edges":                            readers,
 	"GET /api/v1/admin/invitations":                      readers,
 	"GET /api/v1/admin/audit":                            readers,
 	"POST /api/v1/admin/users/{username}/approve":        operators,
 	"POST /api/v1/admin/users/{username}/deactivate":     operators,
 	"DELETE /api/v1/admin/homes/{slug}":                  operators,
 	"POST /api/v1/admin/reconcile":                       operators,
+	"POST /api/v1/admin/homes/{slug}/edge":               operators,
 	"POST /api/v1/admin/users/{username}/role":           adminsOnly,
 	"POST /api/v1/admin/users/{username}/password-reset": adminsOnly,
 	"DELETE /api/v1/admin/users/{username}":              adminsOnly,
@@ -149,6 +151,8 @@ func (m member) body(t *testing.T, route string) any {
 		return proto.RoleRequest{Role: proto.RoleViewer}
 	case "POST /api/v1/admin/invitations":
 		return proto.InvitationRequest{Role: proto.RoleUser}
+	case "POST /api/v1/admin/homes/{slug}/edge":
+		return proto.MoveHomeRequest{Edge: "east"} // e.liveEdge
 	}
 	if strings.HasPrefix(route, "POST /api/v1/auth/") {
 		return `{}`
@@ -201,6 +205,7 @@ func checkRoles(t *testing.T, route string, allowed []string, success int) {
 	for _, r := range everyRole {
 		members[r] = e.member(r)
 	}
+	e.liveEdge("east") // after the claims: their homes stay on no edge
 	if allowed == nil { // anonymous: a credential changes nothing
 		m := members[proto.RoleUser]
 		anon, _ := e.do(method, m.concrete(tmpl), "", m.body(t, route))

@@ -71,6 +71,9 @@ func Start(t testing.TB, o Options) *Cloud {
 	}
 	c := &Cloud{Dir: o.Dir}
 	if !o.restart {
+		if !hasDB(o.Args) { // kept in o: a restart reopens the same database
+			o.Args = append(slices.Clip(o.Args), DBArgs(t)...)
+		}
 		tunnels, tcp := testnet.CloudPorts(t, o.Slots, 16, 2)
 		o.ports = []string{"--tunnel-port-base", fmt.Sprint(tunnels.First), "--tcp-ports", tcp.String()}
 		if o.HAProxy {

@@ -22,7 +22,12 @@ import (
 
 var pg = pgtest.New()
 
-func TestMain(m *testing.M) { pg.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	cloudtest.StopPostgres() // HOMEPORT_TEST_DB=postgres
+	os.Exit(code)
+}
 
 // TestTheCloudRunsOnPostgreSQL: with --db postgres://... the whole cloud
 // keeps its state in PostgreSQL: a home claimed and mapped through the API

@@ -138,7 +138,7 @@ func (a *App) build() error {
 	})
 	if err := web.Register(a.API.Echo(), web.Deps{
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
-		SSH: a.API.SSH, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
+		SSH: a.API.SSH, Edges: a.Edges, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(), SharedDomain: cfg.SharedDomain,
 		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available, Certificates: certs.RecentByHome, Done: a.streams.Done(),
 		Signup: cfg.Signup, DB: a.DB,

@@ -104,12 +104,6 @@ func (w *ui) homeView(c echo.Context, h store.Home) (homeView, error) {
 	return v, nil
 }
 
-func (w *ui) endpoint(h store.Home) proto.SSHEndpoint {
-	ssh := w.SSH
-	ssh.User = h.Slug
-	return ssh
-}
-
 // failed shows the dashboard again with err beside form, when err is a
 // problem the user can fix.
 func (w *ui) failed(c echo.Context, form string, err error) error {

@@ -33,7 +33,8 @@ type env struct {
 func newEnv(t *testing.T, flags ...string) *env {
 	t.Helper()
 	cfg, err := config.Parse(append([]string{"--data", t.TempDir(), "--api-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:8022",
-		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)}, flags...))
+		"--public-host", "cloud.example.net", "--haproxy", "off", "--auth-rate", "1000", "--log-level", "error", "--shape-dev", cloudtest.ShapeDev(t)},
+		append(cloudtest.DBArgs(t), flags...)...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"homeport.dev/cloud/internal/account"
 	"homeport.dev/cloud/internal/domains"
+	"homeport.dev/cloud/internal/edges"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/problem"
@@ -51,6 +52,9 @@ type Deps struct {
 	Mappings *mappings.Service
 	// SSH is the public SSH endpoint homes connect to (User is filled per home).
 	SSH proto.SSHEndpoint
+	// Edges, when several cloud nodes share the database, gives each home
+	// its edge's endpoint and lists the edges (/admin/edges); nil: one node.
+	Edges *edges.Registry
 	// Secure marks the session and CSRF cookies Secure. Requests that arrive
 	// over HTTPS (directly or per X-Forwarded-Proto) get Secure cookies anyway.
 	Secure bool
@@ -198,6 +202,7 @@ func (w *ui) routes(e *echo.Echo) {
 	admin(get, "/admin/homes", w.adminHomes)
 	can(account.ReleaseAny, post, "/admin/homes/:slug/release", w.adminRelease)
 	admin(get, "/admin/mappings", w.adminMappings)
+	admin(get, "/admin/edges", w.adminEdges) // edges.go
 	admin(get, "/admin/audit", w.adminAudit) // audit.go
 }
 
