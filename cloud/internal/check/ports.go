@@ -95,7 +95,7 @@ func Ports(cfg config.Config, h Host) []Finding {
 		for p := rg.r.First; p <= rg.r.Last; p++ {
 			if who, ok := h.Listeners[p]; ok {
 				if who == "" {
-					who = "a process this user cannot inspect"
+					who = "a process this user cannot inspect: the running cloud's own forward if it runs as another user"
 				}
 				held = append(held, fmt.Sprintf("%d (%s)", p, who))
 			}
