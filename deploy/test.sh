@@ -26,6 +26,10 @@ export HOMEPORT_TEST_SKIPLOG
 trap 'rm -f "$HOMEPORT_TEST_SKIPLOG"' EXIT
 status=0
 go test -count=1 -timeout 20m "${mods[@]}" golang.org/x/crypto/ssh || status=$?
+# The API, web and serve suites once more with every test cloud on a
+# PostgreSQL database (cloudtest.DBArgs); the store-level tests ran both
+# engines above.
+HOMEPORT_TEST_DB=postgres go test -count=1 -timeout 20m homeport.dev/cloud/internal/api homeport.dev/cloud/internal/web homeport.dev/cloud/internal/serve || status=$?
 if [ -s "$HOMEPORT_TEST_SKIPLOG" ]; then
 	echo "!!! $(wc -l <"$HOMEPORT_TEST_SKIPLOG") tests were SKIPPED, NOT RUN (run as root to run them):" >&2
 	sort "$HOMEPORT_TEST_SKIPLOG" | sed 's/^/!!!   /' >&2
