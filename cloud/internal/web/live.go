@@ -12,12 +12,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"homeport.dev/cloud/internal/account"
-	"homeport.dev/cloud/internal/chart"
 	"homeport.dev/cloud/internal/mappings"
 	"homeport.dev/cloud/internal/sshd"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/cloud/internal/traffic"
 	"homeport.dev/proto"
+	"homeport.dev/proto/chart"
 )
 
 // liveHome is a home as the SSH endpoint and the traffic recorder see it.

@@ -1,7 +1,8 @@
 // Package chart draws time series as small SVG charts on the server, for
 // pages that embed them inline: no script and no build step. Colours come
 // from the page's stylesheet (by class), so the markup carries no style
-// attribute for the CSP to refuse.
+// attribute for the CSP to refuse. The cloud's web UI and the home's console
+// both draw with it.
 package chart
 
 import (
