@@ -102,11 +102,13 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		Profile: p, DB: db, Cloud: client, log: log.With("home", p.Cloud.Home), tcfg: tcfg, certs: cm, manual: o.ManualCerts,
+		Profile: p, DB: db, Cloud: client, log: log.With("home", p.Cloud.Home), certs: cm, manual: o.ManualCerts,
 		gw: gateway.New(gateway.Options{Home: p.Cloud.Home, AllowLAN: p.Features.LANForwarding, Log: log,
 			WrapHTTP: cm.HTTPHandler, ChallengeCert: cm.ChallengeCert}),
 		subs: map[chan struct{}]struct{}{},
 	}
+	tcfg.Relocate = a.relocate // relocate.go
+	a.tcfg = tcfg
 	return a, nil
 }
 

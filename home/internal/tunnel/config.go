@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,10 @@ type Config struct {
 	StableAfter time.Duration
 	// ConnectTimeout bounds the TCP dial plus the SSH handshake.
 	ConnectTimeout time.Duration
+	// Relocate, if set, is asked after a refused login where the cloud
+	// serves the home now (its API's answer, pinned by the caller): an
+	// endpoint other than Addr is dialled at once (relocate.go).
+	Relocate func(ctx context.Context) (Endpoint, error)
 
 	// Log receives connection events with the keys home, port and err.
 	Log *slog.Logger

@@ -206,6 +206,9 @@ func (s *Supervisor) run(ctx context.Context) {
 			s.log.Warn("tunnel: another copy of this profile took the tunnel over; not reconnecting", "by", replaced.By, "since", replaced.Since)
 			return
 		}
+		if upFor == 0 && s.relocate(ctx, err) {
+			continue // moved to another edge: dial it now
+		}
 		if upFor >= s.cfg.StableAfter {
 			failures = 0
 		}
@@ -292,7 +295,7 @@ func handshakeError(addr, home string, err error) error {
 		return mismatch
 	}
 	if strings.Contains(err.Error(), "unable to authenticate") {
-		return fmt.Errorf("the cloud at %s refused the home's key for %q (home released, key replaced, account deactivated, or wrong slug): %w", addr, home, err)
+		return fmt.Errorf("the cloud at %s refused the home's key for %q (home released, key replaced, account deactivated, wrong slug, or the home moved to another edge): %w", addr, home, loginRefused{err})
 	}
 	return unreachableError{fmt.Errorf("SSH handshake with %s: %w", addr, err)}
 }
