@@ -36,6 +36,11 @@ func (a *App) startEdges(ctx context.Context, wg *sync.WaitGroup, ssh net.Addr) 
 	if err := a.Edges.Register(ctx, p); err != nil {
 		return err
 	}
+	if a.Edges.Name() == "" && a.Bus.On() {
+		if list, err := a.Edges.List(ctx); err == nil && len(list) > 0 {
+			a.log.Warn("this database has edges but this node runs without --edge: it routes and accepts every home; give it --edge NAME", "edges", len(list))
+		}
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
