@@ -205,7 +205,8 @@ func checkRoles(t *testing.T, route string, allowed []string, success int) {
 	for _, r := range everyRole {
 		members[r] = e.member(r)
 	}
-	e.liveEdge("east") // after the claims: their homes stay on no edge
+	// After the claims: their homes stay on no edge.
+	e.liveEdge("east")
 	if allowed == nil { // anonymous: a credential changes nothing
 		m := members[proto.RoleUser]
 		anon, _ := e.do(method, m.concrete(tmpl), "", m.body(t, route))
