@@ -43,6 +43,10 @@ type Entry struct {
 	// of the same account rather than through the cloud's HAProxy: its
 	// connections carry no PROXY header.
 	Private bool
+	// Count, if set, counts the bytes of the entry's connections (the
+	// console's traffic figures); it may be shared by the handlers of
+	// successive versions of the entry.
+	Count *Counter
 }
 
 // ErrLANForwarding is wrapped by the error of an entry whose target is not

@@ -47,7 +47,7 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n"))
 	g := &Gateway{o: Options{HeaderTimeout: time.Second}}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, hdr, err := g.readHeader(context.Background(), newBytesConn(data), false)
+		c, hdr, err := g.readHeader(context.Background(), newBytesConn(data), false, new(Counter))
 		if err != nil {
 			return
 		}
@@ -109,7 +109,7 @@ func FuzzSniff(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		conn := newBytesConn(data)
 		br := bufio.NewReader(conn)
-		c := &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr()}
+		c := &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr(), count: new(Counter)}
 		h, plain, err := g.sniff(context.Background(), c)
 		if err != nil {
 			return

@@ -134,6 +134,7 @@ type route struct {
 	tls     *tls.Config  // terminated https
 	handler http.Handler // http and terminated https: the reverse proxy, maybe wrapped
 	plain   *route       // https: plain HTTP on this port, ACME challenges only
+	count   *Counter     // Entry.Count, or one nobody reads
 }
 
 // Handler validates e and returns the function that serves the connections
@@ -143,7 +144,10 @@ func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), er
 	if err := e.Validate(g.o.AllowLAN); err != nil {
 		return nil, err
 	}
-	r := &route{Entry: e}
+	r := &route{Entry: e, count: e.Count}
+	if r.count == nil {
+		r.count = new(Counter) // every connection takes the same path
+	}
 	if e.Kind == HTTP || e.TLS != nil {
 		r.handler = g.reverseProxy(e.Target)
 	}
@@ -154,7 +158,7 @@ func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), er
 		r.tls = e.TLS.Clone()
 	}
 	if e.Kind == HTTPS {
-		r.plain = &route{Entry: e, handler: g.acmeOnly}
+		r.plain = &route{Entry: e, handler: g.acmeOnly, count: r.count}
 	}
 	return func(ctx context.Context, conn net.Conn) { g.serve(ctx, conn, r) }, nil
 }
@@ -163,7 +167,7 @@ func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), er
 func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 	defer conn.Close()
 	log := g.log.With("port", portOf(conn.LocalAddr()), "target", r.Target)
-	c, hdr, err := g.readHeader(ctx, conn, r.Private)
+	c, hdr, err := g.readHeader(ctx, conn, r.Private, r.count)
 	if err != nil {
 		log.Info("gateway: connection refused", "err", err)
 		return
@@ -200,21 +204,42 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 
 // proxiedConn is a forwarded connection after its PROXY header: reads
 // continue from the buffer that held the header, and RemoteAddr is the
-// internet client's address.
+// internet client's address. Every byte read from it or written to it is
+// counted in count.
 type proxiedConn struct {
 	net.Conn
 	br     *bufio.Reader // the connection's buffer, for peeking
 	r      io.Reader     // what Read returns: br, after replayed bytes
 	remote net.Addr
+	count  *Counter
 }
 
-func (c *proxiedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-func (c *proxiedConn) RemoteAddr() net.Addr       { return c.remote }
+func (c *proxiedConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.count.in.Add(uint64(n))
+	return n, err
+}
+
+func (c *proxiedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.count.out.Add(uint64(n))
+	return n, err
+}
+
+func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
 
 // WriteTo copies the connection's data to w: what the header's buffer still
 // holds, then the connection's own WriteTo (bufio.Reader.WriteTo uses it),
-// which for a tunnel channel hands over the received packets uncopied.
-func (c *proxiedConn) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, c.r) }
+// which for a tunnel channel hands over the received packets uncopied, up
+// to 8 in one writev. The bytes are counted when it returns: a counting
+// writer in between would hide the socket's writev and split each batch
+// into a write per packet (measured by BenchmarkDataPath: 80 -> 103 system
+// calls and 0.77 -> 0.87 s of CPU per GB uploaded).
+func (c *proxiedConn) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.Copy(w, c.r)
+	c.count.in.Add(uint64(n))
+	return n, err
+}
 
 // CloseWrite half-closes, when the underlying connection can.
 func (c *proxiedConn) CloseWrite() error {
@@ -226,11 +251,12 @@ func (c *proxiedConn) CloseWrite() error {
 
 // readHeader reads the PROXY header of a public entry's connection within
 // HeaderTimeout. A connection without one did not come through the cloud's
-// HAProxy and is refused. Private entries have no header.
-func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool) (*proxiedConn, *proxyproto.Header, error) {
+// HAProxy and is refused. Private entries have no header. The bytes after
+// the header are counted in count.
+func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool, count *Counter) (*proxiedConn, *proxyproto.Header, error) {
 	br := bufio.NewReader(conn)
 	if private {
-		return &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr()}, nil, nil
+		return &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr(), count: count}, nil, nil
 	}
 	// Forwarded channels have no deadlines: closing the connection is what
 	// interrupts a read that waits too long.
@@ -248,7 +274,7 @@ func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool) (
 	if hdr.Command.IsProxy() && hdr.SourceAddr != nil {
 		remote = hdr.SourceAddr
 	}
-	return &proxiedConn{Conn: conn, br: br, r: br, remote: remote}, hdr, nil
+	return &proxiedConn{Conn: conn, br: br, r: br, remote: remote, count: count}, hdr, nil
 }
 
 // servePipe connects to the target and copies both ways.
