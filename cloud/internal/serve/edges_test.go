@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,4 +200,82 @@ func visit(t *testing.T, c *cloudtest.Cloud, host, home string) {
 	if err != nil || st != 200 || body != "hello from "+home {
 		t.Fatalf("visitor of %s through %s: %d %q %v, want home %s's answer", host, c.HTTPAddr, st, body, err, home)
 	}
+}
+
+// TestKilledEdgeIsMarkedDown: edge b, a separate `cloud serve --edge b`
+// process, is killed with SIGKILL. Edge a keeps serving its home and its
+// API answers at once; within a few heartbeats /admin/edges shows b down,
+// and a new home goes to a although b has fewer homes.
+func TestKilledEdgeIsMarkedDown(t *testing.T) {
+	dsn := pg.DB(t)
+	a := cloudtest.Start(t, cloudtest.Options{HAProxy: true, Args: []string{"--db", dsn, "--edge", "a"}})
+	l := a.App.Config.Layout
+	tcp := cloudtest.FreePort(t)
+	bAPI := fmt.Sprintf("127.0.0.1:%d", cloudtest.FreePort(t))
+	b := exec.Command(cloudtest.Binary(t), "serve", "--db", dsn, "--edge", "b", "--data", t.TempDir(),
+		"--api-addr", bAPI, "--ssh-addr", fmt.Sprintf("127.0.0.1:%d", cloudtest.FreePort(t)), "--public-host", "127.0.0.1",
+		"--haproxy", "off", "--shape-dev", "off", "--metrics-addr", "off", "--log-level", "error",
+		"--home-slots", fmt.Sprint(l.Slots), "--tunnel-port-base", fmt.Sprint(l.TunnelBase), "--tcp-ports", fmt.Sprintf("%d-%d", tcp, tcp+2*l.Slots-1), "--tcp-block", "2")
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			b.Process.Kill()
+			b.Wait()
+		}
+	})
+	admin := a.Token(t, adminUser(t, a))
+	edgesNow := func() []proto.Edge {
+		t.Helper()
+		var list []proto.Edge
+		mustStatus(t, 200, api(t, a, admin, "GET", "/api/v1/admin/edges", nil, &list))
+		return list
+	}
+	for i := 0; ; i++ {
+		if list := edgesNow(); len(list) == 2 && list[1].Up {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("edge b never registered: %+v", edgesNow())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	h1 := a.NewHome(t, "alice") // both up, no homes: a
+	if h1.Edge != "a" {
+		t.Fatalf("first home on edge %q, want a", h1.Edge)
+	}
+	tok := a.Token(t, h1.User)
+	var p1 proto.Home
+	api(t, a, tok, "GET", "/api/v1/homes/"+h1.Slug, nil, &p1)
+	mustStatus(t, 201, api(t, a, tok, "POST", "/api/v1/homes/"+h1.Slug+"/base-domains", proto.BaseDomainRequest{Domain: "example.com"}, nil))
+	var m1 proto.Mapping
+	mustStatus(t, 201, api(t, a, tok, "POST", "/api/v1/homes/"+h1.Slug+"/mappings", proto.MappingRequest{Scheme: "http", Host: "web.example.com"}, &m1))
+	cloudtest.Forward(t, dialEdge(t, a, h1, p1.SSH), m1.TunnelPort, hello(h1.Slug))
+	visit(t, a, "web.example.com", h1.Slug)
+
+	if err := b.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b.Wait()
+	killed = true
+	visit(t, a, "web.example.com", h1.Slug)
+	start := time.Now()
+	for i := 0; ; i++ {
+		list := edgesNow() // the API answers throughout
+		if len(list) == 2 && list[0].Up && !list[1].Up {
+			t.Logf("killed edge b shown down after %v", time.Since(start).Round(100*time.Millisecond))
+			break
+		}
+		if i == 400 {
+			t.Fatalf("edge b still up 20 s after it was killed: %+v", list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h2 := a.NewHome(t, "bob"); h2.Edge != "a" {
+		t.Errorf("a home claimed while b is down went to edge %q, want a", h2.Edge)
+	}
+	visit(t, a, "web.example.com", h1.Slug)
 }

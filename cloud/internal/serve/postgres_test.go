@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	pg.Stop()
 	cloudtest.StopPostgres() // HOMEPORT_TEST_DB=postgres
+	cloudtest.RemoveBinary()
 	os.Exit(code)
 }
 
