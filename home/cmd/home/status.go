@@ -80,14 +80,18 @@ an account token).`,
 func syncCmd() *cobra.Command {
 	var o entries.Options
 	var foreground bool
+	o.Connect = true // the user's say: entries an earlier --disconnect left are mapped again
 	c := &cobra.Command{
 		Use:   "sync-tunnels [--domain NAME] [--disconnect]",
 		Short: "Make the cloud's mappings match the local entries, then (re)connect the tunnel",
 		Long: `Make the cloud's mappings match the local entries: create missing mappings,
 remove stale ones of this home, record tunnel ports; then ask the running
 console to (re)connect. --disconnect removes the mappings and closes the
-tunnel instead. Idempotent; prints what it changed; exits 0 only when
-everything is in sync.`,
+tunnel instead; with --domain, only the mappings and forwards of that
+domain's entries (the tunnel carries the others on), and they stay
+unmapped until a sync-tunnels without --disconnect. A --domain that
+matches no entry is an error. Idempotent; prints what it changed; exits 0
+only when everything is in sync.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withProfile(cmd, func(ctx context.Context, s *session) error {
@@ -97,9 +101,14 @@ everything is in sync.`,
 				}
 				printReport(cmd, rep)
 				running := control.NewClient(s.p.SocketPath())
-				if o.Disconnect {
+				switch {
+				case o.Disconnect && o.Domain != "":
+					// Only the domain's entries: the running agent drops
+					// their forwards; the tunnel carries the others on.
+					err = running.Reload(ctx)
+				case o.Disconnect:
 					err = running.Disconnect(ctx)
-				} else {
+				default:
 					err = running.Reload(ctx)
 				}
 				switch {
@@ -126,7 +135,7 @@ everything is in sync.`,
 		},
 	}
 	c.Flags().StringVar(&o.Domain, "domain", "", "only entries at or under this domain")
-	c.Flags().BoolVar(&o.Disconnect, "disconnect", false, "remove the mappings and close the tunnel")
+	c.Flags().BoolVar(&o.Disconnect, "disconnect", false, "remove the mappings and close the tunnel (with --domain: only that domain's)")
 	c.Flags().BoolVar(&foreground, "foreground", false, "when no console runs, run the tunnel here until Ctrl-C")
 	return c
 }
@@ -139,16 +148,13 @@ func statusCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withProfile(cmd, func(ctx context.Context, s *session) error {
-				st, err := control.NewClient(s.p.SocketPath()).Status(ctx)
+				st, err := control.NewClient(s.p.SocketPath()).FreshStatus(ctx)
 				if errors.Is(err, control.ErrNotRunning) {
-					st = control.Status{Profile: s.p.Dir, Home: s.p.Cloud.Home, Cloud: s.p.Cloud.URL, Tunnel: control.TunnelStatus{State: "stopped", LastError: "no console runs for this profile"}}
 					es, err := s.db.Entries(ctx)
 					if err != nil {
 						return err
 					}
-					for _, e := range es {
-						st.Forwards = append(st.Forwards, control.ForwardStatus{Entry: e.ID, Public: e.Public(), Target: e.Target, TunnelPort: e.TunnelPort, Error: e.SyncError})
-					}
+					st = agent.OfflineStatus(ctx, s.p, es, s.cloud)
 					if st.Certificates, err = storedCertificates(s.p.CertsPath(), es); err != nil {
 						fmt.Fprintf(cmd.ErrOrStderr(), "certificates: %v\n", err)
 					}
@@ -166,16 +172,19 @@ func statusCmd() *cobra.Command {
 					fmt.Fprintf(out, " since %s", st.Tunnel.Since.Format(time.RFC3339))
 				}
 				if st.Tunnel.LastError != "" {
-					fmt.Fprintf(out, " (%s)", st.Tunnel.LastError)
+					fmt.Fprintf(out, " (%s%s)", st.Tunnel.LastError, sinceText(st.Tunnel.ErrorSince))
 				}
 				fmt.Fprintln(out)
+				if st.MappingsError != "" {
+					fmt.Fprintf(out, "%s%s\n", st.MappingsError, sinceText(st.MappingsErrorSince))
+				}
 				if st.ConfigError != "" {
 					fmt.Fprintf(out, "config.yaml refused, the forwards below run as before the edit:\n%s\n", st.ConfigError)
 				}
 				w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(w, "ENTRY\tPUBLIC\tTARGET\tTUNNEL\tLOCAL\tLAST ERROR")
+				fmt.Fprintln(w, "ENTRY\tPUBLIC\tTARGET\tSTATE\tLOCAL\tSINCE\tWHY")
 				for _, f := range st.Forwards {
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", f.Entry, f.Public, f.Target, upDown(f.Up), upDown(f.LocalUp), dash(f.Error))
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Entry, f.Public, f.Target, forwardState(f), upDown(f.LocalUp), stamp(f.Since), dash(whyText(f)))
 				}
 				if err := w.Flush(); err != nil {
 					return err
@@ -210,6 +219,39 @@ func printPending(out io.Writer, es []store.Entry, infos []certs.Info, now time.
 			fmt.Fprintf(out, "%s: %s\n", e.Public(), notice)
 		}
 	}
+}
+
+// forwardState is a forward's state in a word: up, down or closed.
+func forwardState(f control.ForwardStatus) string {
+	switch {
+	case f.Up:
+		return "up"
+	case f.State == control.ForwardClosed:
+		return "closed"
+	}
+	return "down"
+}
+
+// whyText is what is wrong with a forward, empty when up or closed.
+func whyText(f control.ForwardStatus) string {
+	if f.Up || f.State == control.ForwardClosed {
+		return ""
+	}
+	return f.Error
+}
+
+func sinceText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return ", since " + stamp(t)
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
 }
 
 func upDown(b bool) string {

@@ -236,14 +236,14 @@ func summarize(st control.Status) string {
 		certOf[c.Domain] = c
 	}
 	for _, f := range st.Forwards {
+		// Up only when visitors reach the service; otherwise the layer
+		// that fails, in the agent's words.
 		state := "up"
 		switch {
-		case f.Error != "":
-			state = "down: " + oneLine(f.Error, 60)
+		case f.State == control.ForwardClosed:
+			state = "closed"
 		case !f.Up:
-			state = "waiting for the tunnel"
-		case !f.LocalUp:
-			state = "up, but nothing listens on " + f.Target
+			state = "down: " + oneLine(f.Error, 90)
 		}
 		if host, ok := strings.CutPrefix(f.Public, "https://"); ok {
 			if c, ok := certOf[host]; ok && c.State != certs.Valid && c.State != certs.Renewing {

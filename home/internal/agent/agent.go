@@ -28,6 +28,7 @@ import (
 	"homeport.dev/home/internal/gateway"
 	"homeport.dev/home/internal/profile"
 	"homeport.dev/home/internal/store"
+	"homeport.dev/home/internal/traffic"
 	"homeport.dev/home/internal/tunnel"
 	"homeport.dev/proto"
 )
@@ -42,6 +43,8 @@ type Agent struct {
 	certs   *certs.Manager
 	tcfg    tunnel.Config
 	manual  bool // certificates only when asked (Options.ManualCerts)
+	// traffic counts each forward's bytes, for the console (traffic.go).
+	traffic *traffic.Recorder
 
 	mu       sync.Mutex
 	sup      *tunnel.Supervisor // nil while disconnected
@@ -49,6 +52,12 @@ type Agent struct {
 	entries  []store.Entry      // as last loaded
 	lastSync entries.Report
 	syncErr  error
+	// syncErrAt is when syncErr began.
+	syncErrAt time.Time
+	// mappings is what the cloud said of the home's mappings (health.go).
+	mappings mappingCheck
+	recheck  chan struct{} // asks for a mapping check now (mappingKick)
+	local    localProbe    // whether each local service answers
 	// configErr is why the last read of config.yaml's forwards was refused.
 	configErr error
 	subs      map[chan struct{}]struct{}
@@ -66,6 +75,9 @@ type Options struct {
 	// ManualCerts obtains certificates only when asked (IssueCertificate),
 	// never on its own: for a one-off `home certs issue` without a console.
 	ManualCerts bool
+	// TrafficStep is the time between samples of the forwards' traffic;
+	// default traffic.DefaultStep.
+	TrafficStep time.Duration
 }
 
 // New prepares an agent for profile p.
@@ -102,6 +114,7 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
+		traffic: traffic.New(o.TrafficStep, 0),
 		Profile: p, DB: db, Cloud: client, log: log.With("home", p.Cloud.Home), certs: cm, manual: o.ManualCerts,
 		gw: gateway.New(gateway.Options{Home: p.Cloud.Home, AllowLAN: p.Features.LANForwarding, Log: log,
 			WrapHTTP: cm.HTTPHandler, ChallengeCert: cm.ChallengeCert}),
@@ -195,6 +208,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.manual {
 		go a.certs.Run(ctx)
 	}
+	go a.traffic.Run(ctx)
+	go a.checkMappingsLoop(ctx, MappingCheckInterval)
 	configSeen := stampOf(a.Profile.ConfigPath())
 	if err := a.Reload(ctx); err != nil {
 		a.log.Warn("initial sync failed; retrying in the background", "err", err)
@@ -242,6 +257,12 @@ func (a *Agent) Reload(ctx context.Context) error { return a.reload(ctx, true) }
 // profile took over starts again (the periodic retry must not: the two
 // copies would take the tunnel from each other).
 func (a *Agent) reload(ctx context.Context, takeBack bool) error {
+	return a.reloadWith(ctx, takeBack, false)
+}
+
+// reloadWith is reload; connect maps again the entries `home sync-tunnels
+// --disconnect` left unmapped (Connect all: the user's say).
+func (a *Agent) reloadWith(ctx context.Context, takeBack, connect bool) error {
 	// An invalid forwards: list (a hand edit) is refused before anything
 	// changes: the running forwards stay, and the status says why.
 	_, configErr := a.DB.Entries(ctx)
@@ -252,13 +273,25 @@ func (a *Agent) reload(ctx context.Context, takeBack bool) error {
 		a.notify()
 		return fmt.Errorf("%w\n(refused: the running forwards stay as they were)", configErr)
 	}
-	rep, syncErr := entries.Sync(ctx, a.Cloud, a.Profile.Cloud.Home, a.DB, entries.Options{})
+	rep, syncErr := entries.Sync(ctx, a.Cloud, a.Profile.Cloud.Home, a.DB, entries.Options{Connect: connect})
 	es, err := a.DB.Entries(ctx)
 	if err != nil {
 		return err
 	}
+	// What the cloud has now, recorded with the entries that name it (an
+	// older answer would miss the mappings this sync made).
+	checked := time.Now()
+	mctx, cancel := context.WithTimeout(ctx, mappingCheckTimeout)
+	ms, msErr := a.Cloud.Mappings(mctx, a.Profile.Cloud.Home)
+	cancel()
 	a.mu.Lock()
+	if syncErr == nil {
+		a.syncErrAt = time.Time{}
+	} else if a.syncErr == nil {
+		a.syncErrAt = time.Now()
+	}
 	a.entries, a.lastSync, a.syncErr = es, rep, syncErr
+	a.mappings.apply(checked, ms, msErr, es)
 	a.mu.Unlock()
 	defer a.notify()
 	if err := a.connect(takeBack); err != nil {
@@ -284,6 +317,7 @@ func (a *Agent) connect(takeBack bool) error {
 		a.sup.Stop() // it has ended already: returns at once
 		a.sup, a.stopSub = nil, nil
 	}
+	a.keepTraffic()
 	var fs []tunnel.Forward
 	for _, e := range a.entries {
 		if !e.Enabled || e.TunnelPort == 0 {
@@ -326,7 +360,12 @@ func (a *Agent) watch(sup *tunnel.Supervisor) {
 	ch, stop := sup.Subscribe()
 	a.stopSub = stop
 	go func() {
+		connects := 0
 		for st := range ch {
+			if st.Connects > connects && connects > 0 {
+				a.kickMappingCheck() // reconnected: the cloud may have changed meanwhile
+			}
+			connects = st.Connects
 			a.mu.Lock()
 			es := a.entries
 			a.mu.Unlock()
@@ -337,7 +376,7 @@ func (a *Agent) watch(sup *tunnel.Supervisor) {
 }
 
 func (a *Agent) gatewayEntry(e store.Entry) gateway.Entry {
-	g := gateway.Entry{Target: e.Target, SendProxy: e.ProxyProtocol, Private: e.Private}
+	g := gateway.Entry{Target: e.Target, SendProxy: e.ProxyProtocol, Private: e.Private, Count: a.traffic.Counter(e.Public())}
 	switch e.Scheme {
 	case proto.SchemeHTTP:
 		g.Kind = gateway.HTTP
@@ -458,8 +497,9 @@ func (a *Agent) Entries() []store.Entry {
 // Certificates is the state of every certificate, by name.
 func (a *Agent) Certificates() []certs.Info { return a.certs.Status() }
 
-// Connect brings the tunnel up (Connect all).
-func (a *Agent) Connect(ctx context.Context) error { return a.Reload(ctx) }
+// Connect brings the tunnel up with every open entry mapped (Connect all),
+// those `home sync-tunnels --disconnect` unmapped too.
+func (a *Agent) Connect(ctx context.Context) error { return a.reloadWith(ctx, true, true) }
 
 // Disconnect closes the tunnel (Disconnect all); the mappings stay.
 func (a *Agent) Disconnect(context.Context) error {
@@ -550,22 +590,28 @@ func (a *Agent) notify() {
 	}
 }
 
-// Status is the truth about the tunnel and every entry.
+// Status is the truth about the tunnel and every entry: a forward is up
+// only when its visitors reach the local service (health.go).
 func (a *Agent) Status() control.Status {
 	a.mu.Lock()
-	sup, es, syncErr, configErr := a.sup, a.entries, a.syncErr, a.configErr
+	sup, es, syncErr, syncErrAt, configErr := a.sup, a.entries, a.syncErr, a.syncErrAt, a.configErr
+	mappings := a.mappings // apply replaces its maps, never changes them
 	a.mu.Unlock()
 	st := control.Status{Profile: a.Profile.Dir, Home: a.Profile.Cloud.Home, Cloud: a.Profile.Cloud.URL,
 		Tunnel: control.TunnelStatus{State: "stopped", LastError: "disconnected"}}
 	if configErr != nil {
 		st.ConfigError = configErr.Error()
 	}
-	var ts tunnel.Status
+	l := layers{mappings: &mappings, running: sup != nil, tunnelWhy: "disconnected (Connect all, or home sync-tunnels)",
+		local: a.local.states(targets(es))}
 	if sup != nil {
-		ts = sup.Status()
+		ts := sup.Status()
+		l.tunnel = ts
 		st.Tunnel = control.TunnelStatus{State: ts.State.String(), Since: ts.Since, Attempts: ts.Attempts}
-		if ts.LastError != nil {
-			st.Tunnel.LastError = ts.LastError.Error()
+		// The tunnel keeps its last error as history; once connected it
+		// is no longer true, and is not shown.
+		if ts.LastError != nil && ts.State != tunnel.StateConnected {
+			st.Tunnel.LastError, st.Tunnel.ErrorSince = ts.LastError.Error(), ts.Since
 		}
 		var replaced *tunnel.ReplacedError
 		if ts.State == tunnel.StateReplaced && errors.As(ts.LastError, &replaced) {
@@ -573,33 +619,14 @@ func (a *Agent) Status() control.Status {
 		}
 	}
 	if syncErr != nil {
-		st.Tunnel.LastError = "sync: " + syncErr.Error()
+		st.Tunnel.LastError, st.Tunnel.ErrorSince = "sync: "+syncErr.Error(), syncErrAt
 	}
+	mappingsReport(&st, &mappings)
 	for _, e := range es {
-		f := control.ForwardStatus{Entry: e.ID, Public: e.Public(), Target: e.Target, TunnelPort: e.TunnelPort, Error: e.SyncError, LocalUp: listening(e.Target)}
-		if fs, ok := ts.Forward(e.TunnelPort); ok && sup != nil {
-			f.Up = fs.Up
-			if fs.LastError != nil && f.Error == "" {
-				f.Error = fs.LastError.Error()
-			}
-		}
-		if !e.Enabled {
-			f.Error = "closed"
-		}
-		st.Forwards = append(st.Forwards, f)
+		st.Forwards = append(st.Forwards, forwardStatus(e, l))
 	}
 	st.Certificates = a.certs.Status()
 	return st
-}
-
-// listening reports whether something accepts connections at target.
-func listening(target string) bool {
-	c, err := net.DialTimeout("tcp", target, 300*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // ConfigPollInterval is how often a running agent looks for hand edits of

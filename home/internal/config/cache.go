@@ -22,6 +22,10 @@ type Assigned struct {
 	MappingID  uint64 `json:"mapping_id,omitempty"`
 	TunnelPort int    `json:"tunnel_port,omitempty"`
 	SyncError  string `json:"sync_error,omitempty"`
+	// Disconnected: `home sync-tunnels --disconnect` removed its mapping;
+	// the home's own syncs leave it unmapped until the user's sync-tunnels
+	// (or Connect all) maps it again.
+	Disconnected bool `json:"disconnected,omitempty"`
 }
 
 type cacheFile struct {

@@ -28,23 +28,50 @@ type TunnelStatus struct {
 	State     string    `json:"state"` // connecting, connected, backoff, stopped, replaced
 	Since     time.Time `json:"since"`
 	LastError string    `json:"last_error,omitempty"`
-	Attempts  int       `json:"attempts"`
+	// ErrorSince is when LastError began. A connected tunnel shows no
+	// error from before it connected.
+	ErrorSince time.Time `json:"error_since,omitzero"`
+	Attempts   int       `json:"attempts"`
 	// RunningOn and RunningSince, in state replaced, say where the copy of
 	// the profile that took the tunnel over connects from, and since when.
 	RunningOn    string    `json:"running_on,omitempty"`
 	RunningSince time.Time `json:"running_since,omitzero"`
 }
 
-// ForwardStatus is one entry's live state.
+// ForwardStatus is one entry's live state: what its visitors experience.
 type ForwardStatus struct {
 	Entry      uint64 `json:"entry"`
 	Public     string `json:"public"`
 	Target     string `json:"target"`
 	TunnelPort int    `json:"tunnel_port"`
-	Up         bool   `json:"up"`
-	Error      string `json:"error,omitempty"`
-	LocalUp    bool   `json:"local_listening"`
+	// Up: visitors reach the local service. Only when CloudMapping, Bound
+	// and LocalUp all hold.
+	Up bool `json:"up"`
+	// Error says, in words, which layer fails (State), empty when up;
+	// "closed" for a closed entry.
+	Error   string `json:"error,omitempty"`
+	LocalUp bool   `json:"local_listening"` // the local service answers a TCP connect
+	// State is up, or the first layer that fails: closed, no_mapping,
+	// not_bound, local_down.
+	State string `json:"state"`
+	// Since is when the forward entered State (zero when unknown).
+	Since time.Time `json:"since,omitzero"`
+	// CloudMapping: the cloud has the forward's mapping (the route its
+	// visitors hit), as of Status.MappingsChecked.
+	CloudMapping bool `json:"cloud_mapping"`
+	// Bound: the cloud listens on the forward's tunnel port for this home
+	// on the live connection.
+	Bound bool `json:"bound"`
 }
+
+// Forward states (ForwardStatus.State).
+const (
+	ForwardUp        = "up"
+	ForwardClosed    = "closed"
+	ForwardNoMapping = "no_mapping" // the cloud has no mapping: visitors get 503
+	ForwardNotBound  = "not_bound"  // the tunnel forward is not bound: the cloud's offline page
+	ForwardLocalDown = "local_down" // nothing answers on the target: the gateway's 502
+)
 
 // Status is what a running agent reports.
 type Status struct {
@@ -58,6 +85,12 @@ type Status struct {
 	// ConfigError is why config.yaml's forwards, as edited last, were
 	// refused (the forwards running stay as they were), naming the field.
 	ConfigError string `json:"config_error,omitempty"`
+	// MappingsChecked is when the cloud last listed the home's mappings
+	// (ForwardStatus.CloudMapping); MappingsError why it could not since
+	// MappingsErrorSince.
+	MappingsChecked    time.Time `json:"mappings_checked,omitzero"`
+	MappingsError      string    `json:"mappings_error,omitempty"`
+	MappingsErrorSince time.Time `json:"mappings_error_since,omitzero"`
 }
 
 // IssueEvent is one line of the answer to POST /certs/issue (JSON lines):
@@ -159,6 +192,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, c.do(ctx, http.MethodGet, "/status", &s)
 }
 
+// FreshStatus asks for the live status after the agent has asked the
+// cloud whether it still has the home's mappings (`home status`).
+func (c *Client) FreshStatus(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/status?fresh=1", &s)
+}
+
 // Reload asks the agent to re-read the entries and (re)connect the tunnel.
 func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/reload", nil)
@@ -236,6 +276,9 @@ func (e *RemoteError) Error() string { return e.Msg }
 // Agent is what a running agent offers over the socket.
 type Agent interface {
 	Status() Status
+	// FreshStatus is Status after asking the cloud for the home's
+	// mappings.
+	FreshStatus(ctx context.Context) Status
 	// IssueCertificate obtains (renew: replaces) the certificate of domain,
 	// reporting its steps to progress.
 	IssueCertificate(ctx context.Context, domain string, renew bool, progress certs.Progress) (certs.Info, error)
@@ -267,6 +310,10 @@ func Serve(ctx context.Context, path string, a Agent) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("fresh") != "" {
+			json.NewEncoder(w).Encode(a.FreshStatus(r.Context()))
+			return
+		}
 		json.NewEncoder(w).Encode(a.Status())
 	})
 	action := func(fn func(context.Context) error) http.HandlerFunc {

@@ -17,7 +17,7 @@ func Normalize(e store.Entry, allowLAN bool) (store.Entry, error) {
 		return e, err
 	}
 	n := store.FromForward(f)
-	n.ID, n.Enabled, n.MappingID, n.TunnelPort, n.SyncError = e.ID, e.Enabled, e.MappingID, e.TunnelPort, e.SyncError
+	n.ID, n.Enabled, n.MappingID, n.TunnelPort, n.SyncError, n.Disconnected = e.ID, e.Enabled, e.MappingID, e.TunnelPort, e.SyncError, e.Disconnected
 	return n, nil
 }
 

@@ -3,9 +3,11 @@ package entries
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"homeport.dev/home/internal/cloudapi"
+	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/store"
 	"homeport.dev/proto"
 )
@@ -36,12 +38,47 @@ type Report struct {
 type Options struct {
 	// Domain limits the sync to entries (and mappings) at or under it.
 	Domain string
-	// Disconnect removes the mappings instead of creating them.
+	// Disconnect removes the mappings instead of creating them, and marks
+	// the entries disconnected: later syncs leave them unmapped.
 	Disconnect bool
+	// Connect maps entries an earlier Disconnect left unmapped again (the
+	// user's sync-tunnels, or Connect all); without it a sync (the
+	// running agent's own) leaves them as they are.
+	Connect bool
 }
 
 func (o Options) covers(host string) bool {
 	return o.Domain == "" || host == o.Domain || strings.HasSuffix(host, "."+o.Domain)
+}
+
+// checkDomain refuses a --domain filter that covers no entry and no
+// mapping of the home: it would change nothing and say "in sync". The
+// error lists the names there are.
+func (o Options) checkDomain(es []store.Entry, ms []proto.Mapping) error {
+	if o.Domain == "" {
+		return nil
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range es {
+		if e.Host != "" && o.covers(e.Host) {
+			return nil
+		}
+		if e.Host != "" && !seen[e.Host] {
+			seen[e.Host] = true
+			names = append(names, e.Host)
+		}
+	}
+	for _, m := range ms {
+		if m.Host != "" && o.covers(m.Host) {
+			return nil
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("--domain %s matches no forward: this home has no forward with a host name (tcp and private forwards have none)", o.Domain)
+	}
+	slices.Sort(names)
+	return fmt.Errorf("--domain %s matches no forward; the forwards' names are: %s", o.Domain, strings.Join(names, ", "))
 }
 
 // Sync makes the cloud's mappings of home slug match the enabled local
@@ -65,6 +102,10 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 	if err != nil {
 		return Report{}, err
 	}
+	o.Domain = strings.TrimSuffix(proto.NormalizeHostname(o.Domain), ".")
+	if err := o.checkDomain(es, ms); err != nil {
+		return Report{}, err
+	}
 	rep := Report{InSync: true}
 	add := func(action, what string, err error) {
 		c := Change{Action: action, What: what}
@@ -76,7 +117,9 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 	}
 	used := map[uint64]bool{}
 	found := make([]*proto.Mapping, len(es))
-	want := func(e store.Entry) bool { return o.covers(e.Host) && e.Enabled && !o.Disconnect }
+	want := func(e store.Entry) bool {
+		return o.covers(e.Host) && e.Enabled && !o.Disconnect && (!e.Disconnected || o.Connect)
+	}
 	claim := func(i int, ok func(proto.Mapping) bool) {
 		for j := range ms {
 			if found[i] == nil && !used[ms[j].ID] && ok(ms[j]) {
@@ -105,6 +148,12 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 			continue
 		}
 		switch {
+		case o.Disconnect:
+			e.Disconnected = true
+		case o.Connect:
+			e.Disconnected = false
+		}
+		switch {
 		case found[i] != nil:
 			add("kept", e.Public(), nil)
 			e.MappingID, e.TunnelPort, e.SyncError = found[i].ID, found[i].TunnelPort, ""
@@ -120,7 +169,8 @@ func Sync(ctx context.Context, cloud Cloud, slug string, db *store.DB, o Options
 		default:
 			e.MappingID, e.TunnelPort = 0, 0
 		}
-		if err := db.SetSynced(ctx, e.Public(), e.MappingID, e.TunnelPort, e.SyncError); err != nil {
+		a := config.Assigned{MappingID: e.MappingID, TunnelPort: e.TunnelPort, SyncError: e.SyncError, Disconnected: e.Disconnected}
+		if err := db.SetSynced(ctx, e.Public(), a); err != nil {
 			return rep, err
 		}
 	}

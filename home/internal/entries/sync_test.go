@@ -2,6 +2,7 @@ package entries_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -231,5 +232,77 @@ func TestPrivateEntriesPairByName(t *testing.T) {
 	}
 	if !removed {
 		t.Errorf("the report does not say private:private-32 was removed: %+v", rep.Changes)
+	}
+}
+
+// TestDisconnectByDomainTouchesOnlyItsEntries: --domain X --disconnect
+// removes X's mappings only, the home's own syncs leave them unmapped
+// (a console's reload used to map them again), and the user's sync maps
+// them again; a filter that matches nothing is refused and changes nothing.
+func TestDisconnectByDomainTouchesOnlyItsEntries(t *testing.T) {
+	ctx := context.Background()
+	p := configtest.Profile(t, `forwards:
+  - scheme: https
+    host: app.example.com
+    target: localhost:3000
+  - scheme: http
+    host: www.example.org
+    target: localhost:3001
+  - scheme: tcp
+    public_port: 10001
+    target: localhost:22
+  - scheme: tcp
+    private: true
+    name: gpu-ui
+    target: localhost:7860
+`)
+	db := store.Open(p)
+	c := &cloud{}
+	if rep, err := entries.Sync(ctx, c, "home", db, entries.Options{}); err != nil || !rep.InSync || len(c.ms) != 4 {
+		t.Fatalf("first sync: %+v %v, %d mappings", rep, err, len(c.ms))
+	}
+	mapped := func() map[string]bool {
+		es, err := db.Entries(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, e := range es {
+			m[e.Public()] = e.TunnelPort != 0
+		}
+		return m
+	}
+	_, err := entries.Sync(ctx, c, "home", db, entries.Options{Domain: "nomatch.net", Disconnect: true})
+	if err == nil || !strings.Contains(err.Error(), "matches no forward") || !strings.Contains(err.Error(), "app.example.com, www.example.org") {
+		t.Fatalf("--domain nomatch.net: %v, want a refusal listing the names there are", err)
+	}
+	if len(c.ms) != 4 {
+		t.Fatalf("a refused filter removed mappings: %+v", c.ms)
+	}
+
+	rep, err := entries.Sync(ctx, c, "home", db, entries.Options{Domain: "Example.COM", Disconnect: true})
+	if err != nil || !rep.InSync {
+		t.Fatalf("--domain example.com --disconnect: %+v %v", rep, err)
+	}
+	want := map[string]bool{"https://app.example.com": false, "http://www.example.org": true, "tcp:10001": true, "private:gpu-ui": true}
+	if got := mapped(); !maps.Equal(got, want) {
+		t.Fatalf("after disconnecting example.com, mapped: %v, want %v", got, want)
+	}
+	if len(c.ms) != 3 {
+		t.Fatalf("the cloud kept %d mappings, want 3 (only app.example.com's removed): %+v", len(c.ms), c.ms)
+	}
+	// The running agent's own sync (a reload) leaves it unmapped.
+	if _, err := entries.Sync(ctx, c, "home", db, entries.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mapped(); got["https://app.example.com"] || len(c.ms) != 3 {
+		t.Fatalf("the home's own sync mapped a disconnected entry again: %v %+v", got, c.ms)
+	}
+	// The user's sync-tunnels maps it again.
+	if _, err := entries.Sync(ctx, c, "home", db, entries.Options{Connect: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mapped(); !got["https://app.example.com"] || len(c.ms) != 4 {
+		t.Fatalf("sync-tunnels did not map the entry again: %v %+v", got, c.ms)
 	}
 }

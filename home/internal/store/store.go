@@ -39,6 +39,9 @@ type Entry struct {
 	MappingID  uint64 `json:"mapping_id,omitempty"`
 	TunnelPort int    `json:"tunnel_port,omitempty"`
 	SyncError  string `json:"sync_error,omitempty"`
+	// Disconnected: `home sync-tunnels --disconnect` removed its mapping
+	// (config.Assigned.Disconnected).
+	Disconnected bool `json:"disconnected,omitempty"`
 }
 
 // Forward is the entry as config.yaml lists it.
@@ -88,7 +91,7 @@ func (db *DB) Entries(ctx context.Context) ([]Entry, error) {
 		es[i] = FromForward(f)
 		es[i].ID = uint64(i + 1)
 		a := cache[f.Key()]
-		es[i].MappingID, es[i].TunnelPort, es[i].SyncError = a.MappingID, a.TunnelPort, a.SyncError
+		es[i].MappingID, es[i].TunnelPort, es[i].SyncError, es[i].Disconnected = a.MappingID, a.TunnelPort, a.SyncError, a.Disconnected
 	}
 	return es, nil
 }
@@ -125,7 +128,7 @@ func (db *DB) Add(ctx context.Context, e *Entry) error {
 			return fmt.Errorf("%s is already exposed; remove it first (`home forwards rm %d`): %w", e.Public(), o.ID, ErrDuplicate)
 		}
 	}
-	if err := db.setAssigned(e.Public(), e.MappingID, e.TunnelPort, e.SyncError); err != nil {
+	if err := db.setAssigned(e.Public(), config.Assigned{MappingID: e.MappingID, TunnelPort: e.TunnelPort, SyncError: e.SyncError}); err != nil {
 		return err
 	}
 	err = config.EditForwards(db.p.ConfigPath(), func(fe *config.ForwardsEdit) error {
@@ -177,13 +180,12 @@ func (db *DB) edit(ctx context.Context, key string, fn func(*config.ForwardsEdit
 
 // SetSynced records in the cache what a sync with the cloud learned of the
 // entry with key. The caller holds LockSync.
-func (db *DB) SetSynced(ctx context.Context, key string, mappingID uint64, tunnelPort int, syncError string) error {
-	return db.setAssigned(key, mappingID, tunnelPort, syncError)
+func (db *DB) SetSynced(ctx context.Context, key string, a config.Assigned) error {
+	return db.setAssigned(key, a)
 }
 
-func (db *DB) setAssigned(key string, mappingID uint64, tunnelPort int, syncError string) error {
+func (db *DB) setAssigned(key string, a config.Assigned) error {
 	cache := config.ReadCache(db.p.CachePath())
-	a := config.Assigned{MappingID: mappingID, TunnelPort: tunnelPort, SyncError: syncError}
 	if cache[key] == a {
 		return nil
 	}
