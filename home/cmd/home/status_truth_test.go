@@ -39,7 +39,7 @@ func TestStatusTellsWhatVisitorsGet(t *testing.T) {
 		t.Errorf("the table without a console does not show LOCAL up:\n%s", out)
 	}
 
-	u.console(profile)
+	dashboard, _ := u.console(profile)
 	u.waitUp(profile, 2)
 	if got, code := visitCode(t, c, "web.example.com"); code != 200 || !strings.HasPrefix(got, "web") {
 		t.Fatalf("visitor before any fault: %d %q", code, got)
@@ -63,6 +63,10 @@ func TestStatusTellsWhatVisitorsGet(t *testing.T) {
 	if out := u.must("--config", profile, "status"); !matches(`http://web\.example\.com\s+\S+\s+down\s+up\s+.*the cloud has no mapping for it`, out) {
 		t.Errorf("the table does not say the mapping is gone:\n%s", out)
 	}
+	// The console's dashboard says the same.
+	if page := dashboardPage(t, dashboard); !strings.Contains(page, "the cloud has no mapping for it (deleted in the web UI?)") {
+		t.Errorf("the dashboard does not say the mapping is gone:\n%s", page)
+	}
 	// The tcp forward is not concerned.
 	if f := forwardOf(t, u.status(profile), "tcp:"+strconv.Itoa(tcpPort)); !f.Up {
 		t.Errorf("the tcp forward after another's mapping was deleted: %+v", f)
@@ -80,6 +84,9 @@ func TestStatusTellsWhatVisitorsGet(t *testing.T) {
 	f = waitForward(t, u, profile, "http://web.example.com", control.ForwardLocalDown)
 	if f.Up || f.LocalUp || f.Error != "nothing answers on "+svc.addr+" (visitors get 502 Bad Gateway)" || f.Since.IsZero() {
 		t.Errorf("with the local service stopped: %+v", f)
+	}
+	if page := dashboardPage(t, dashboard); !strings.Contains(page, "nothing answers on "+svc.addr) {
+		t.Errorf("the dashboard does not say the local service is down:\n%s", page)
 	}
 	svc.start()
 	waitVisitor(t, c, "web.example.com", 200)
@@ -304,6 +311,18 @@ func forwardOf(t *testing.T, st control.Status, public string) control.ForwardSt
 	b, _ := json.Marshal(st)
 	t.Fatalf("no forward %s in the status: %s", public, b)
 	return control.ForwardStatus{}
+}
+
+// dashboardPage is the console's dashboard as a browser gets it.
+func dashboardPage(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("the dashboard: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func matches(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

@@ -54,6 +54,9 @@ type Agent struct {
 	// mappings is what the cloud said of the home's mappings (health.go).
 	mappings mappingCheck
 	recheck  chan struct{} // asks for a mapping check now (mappingKick)
+	// mappingEvery is how often the cloud's mappings are checked
+	// (Options.MappingCheck).
+	mappingEvery time.Duration
 	local    localProbe    // whether each local service answers
 	// configErr is why the last read of config.yaml's forwards was refused.
 	configErr error
@@ -65,6 +68,9 @@ type Agent struct {
 type Options struct {
 	Log    *slog.Logger
 	Tunnel tunnel.Config // timing overrides (Keepalive, backoff); identity comes from the profile
+	// MappingCheck is how often the agent asks the cloud whether it still
+	// has the home's mappings; default MappingCheckInterval.
+	MappingCheck time.Duration
 	// Certs overrides the certificate manager's timing (RenewWindow,
 	// Retry*, CheckInterval, PollInterval, AttemptTimeout) and Profile;
 	// the CA, account and paths come from the profile's acme section.
@@ -115,6 +121,7 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 	}
 	tcfg.Relocate = a.relocate // relocate.go
 	a.tcfg = tcfg
+	a.mappingEvery = o.MappingCheck
 	return a, nil
 }
 
@@ -201,7 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.manual {
 		go a.certs.Run(ctx)
 	}
-	go a.checkMappingsLoop(ctx, MappingCheckInterval)
+	go a.checkMappingsLoop(ctx, a.mappingEvery)
 	configSeen := stampOf(a.Profile.ConfigPath())
 	if err := a.Reload(ctx); err != nil {
 		a.log.Warn("initial sync failed; retrying in the background", "err", err)

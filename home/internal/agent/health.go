@@ -135,6 +135,9 @@ func (a *Agent) FreshStatus(ctx context.Context) control.Status {
 // checkMappingsLoop asks the cloud every MappingCheckInterval (or
 // Options.MappingCheck) and when kicked (a reconnect), until ctx ends.
 func (a *Agent) checkMappingsLoop(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = MappingCheckInterval
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	kick := a.mappingKick()
