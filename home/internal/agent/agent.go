@@ -54,10 +54,10 @@ type Agent struct {
 	// mappings is what the cloud said of the home's mappings (health.go).
 	mappings mappingCheck
 	recheck  chan struct{} // asks for a mapping check now (mappingKick)
+	local    localProbe    // whether each local service answers
 	// mappingEvery is how often the cloud's mappings are checked
 	// (Options.MappingCheck).
 	mappingEvery time.Duration
-	local    localProbe    // whether each local service answers
 	// configErr is why the last read of config.yaml's forwards was refused.
 	configErr error
 	subs      map[chan struct{}]struct{}
