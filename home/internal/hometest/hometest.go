@@ -519,3 +519,14 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Pids returns the process ids of the running `cloud serve` and of its
+// HAProxy master (0 when not running), for benchmarks that count their CPU.
+func (c *Cloud) Pids() (cloud, haproxy int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0, 0
+	}
+	return c.proc.cmd.Process.Pid, c.proc.haproxy
+}

@@ -290,6 +290,11 @@ func serveBench(c net.Conn, expectProxy bool) {
 // perStream bytes each, stopping at benchDuration, and returns the bytes
 // moved and the time it took.
 func transfer(addr string, mode byte, streams int, perStream uint64) (int64, time.Duration, error) {
+	return transferFor(addr, mode, streams, perStream, benchDuration)
+}
+
+// transferFor is transfer stopping at limit.
+func transferFor(addr string, mode byte, streams int, perStream uint64, limit time.Duration) (int64, time.Duration, error) {
 	var wg sync.WaitGroup
 	counts := make([]int64, streams)
 	errs := make([]error, streams)
@@ -303,7 +308,7 @@ func transfer(addr string, mode byte, streams int, perStream uint64) (int64, tim
 		conns[i] = c
 	}
 	start := time.Now()
-	deadline := start.Add(benchDuration)
+	deadline := start.Add(limit)
 	for i, c := range conns {
 		wg.Add(1)
 		go func() {

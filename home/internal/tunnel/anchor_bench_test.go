@@ -1,0 +1,605 @@
+package tunnel_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"homeport.dev/home/internal/gateway"
+	"homeport.dev/home/internal/hometest"
+	"homeport.dev/home/internal/tunnel"
+	"homeport.dev/proto"
+	"homeport.dev/proto/testnet"
+)
+
+// Bounds of BenchmarkVersusOpenSSHD's measurements (each round, each path).
+const (
+	vsBytes       = 256 << 20 // per throughput transfer (stops earlier at vsDuration)
+	vsDuration    = 5 * time.Second
+	vsRoundTrips1 = 1000 // 64-byte round trips on 1 connection
+	vsRoundTrips  = 100  // per connection at 64 connections
+	vsSequential  = 1000 // new connections one after another
+	vsParallel    = 2000 // new connections by vsWorkers workers
+	vsWorkers     = 16
+	vsFanHomes    = 500 // in-process homes of the fan-out figure
+	vsFanConc     = 64  // concurrent HTTP clients of the fan-out figure
+	vsFanTime     = 3 * time.Second
+)
+
+// BenchmarkVersusOpenSSHD measures, in one run and interleaved rounds, the
+// path visitor -> HAProxy -> tunnel -> local service of homeport against
+// what users would otherwise run: the same cloud's HAProxy (same config,
+// same frontend style: public TCP port -> tunnel port with a PROXY v2
+// header) in front of OpenSSH's sshd, started by the bench on a loopback
+// port with its own config and host key, and `ssh -R` with
+// aes128-gcm@openssh.com:
+//
+//   - sshd-tuned: TCP_NODELAY on both ends. OpenSSH 9.2's client sets it on
+//     its SSH socket by itself (also with -N: no session means
+//     "interactive"); sshd sets it on its SSH socket only when a session
+//     gets a pty, so this client runs `-tt ... sleep` (strace: sshd's
+//     setsockopt(TCP_NODELAY) comes from the pty session, never with -N);
+//   - sshd-N: `ssh -N -R` (sshd's SSH socket keeps Nagle);
+//   - homeport: `cloud serve`'s SSH endpoint and the home agent's supervisor
+//     and gateway (this test binary re-executed).
+//
+// Figures per path: download and upload on 1 stream, download on 4 streams,
+// 64-byte round trips on 1 connection (p50, p99), round trips/s on 64
+// connections, new connections per second (1,000 sequential; 2,000 by 16
+// workers; each one connects, sends 64 bytes and reads them back), and the
+// CPU time per GB of every process on the path (cloud serve or sshd with
+// its children, HAProxy, the tunnel client) during the transfers. Then the
+// edge fan-out: HTTP requests through HAProxy at 64 concurrent clients to
+// 500 different homes (in this process) vs to one of them.
+//
+// It prints each figure's median and min..max over the rounds and the
+// ratios homeport/anchor per round. It runs as root (sshd):
+//
+//	cd home && go test ./internal/tunnel -run '^$' -bench VersusOpenSSHD -benchtime 1x
+//
+// HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
+// leaves the fan-out out.
+func BenchmarkVersusOpenSSHD(b *testing.B) {
+	testnet.RequireCommand(b, "ssh", "apt-get install openssh-client (deploy/install-deps.sh does)")
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		b.Skip("no /usr/sbin/sshd: apt-get install openssh-server (deploy/install-deps.sh does)")
+	}
+	if os.Geteuid() != 0 {
+		b.Skip("sshd must run as root (privilege separation)")
+	}
+	rounds := 4
+	if v, err := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	fanout := os.Getenv("HOMEPORT_BENCH_FANOUT") != "0"
+	slots := 4
+	if fanout {
+		slots = vsFanHomes + 4
+	}
+	c := hometest.Start(b, hometest.Options{Slots: slots, Args: []string{"--homes-per-user", strconv.Itoa(slots),
+		// Above the 64 connections of one figure: the limits are not what is measured.
+		"--ssh-channels-per-home", "1024", "--ssh-channels-per-conn", "1024", "--route-maxconn", "1024"}})
+	u := c.CreateUser(b, "bench")
+	hp, tuned, plainN := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
+	hpMap := hp.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: hp.TCPPorts.First})
+	tunedMap := tuned.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: tuned.TCPPorts.First})
+	nMap := plainN.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: plainN.TCPPorts.First})
+	cloudPid, haproxyPid := c.Pids()
+
+	plain := benchService(b, false)
+	withHeader := benchService(b, true) // ssh -R passes HAProxy's PROXY header on
+	public := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+	// The anchor: OpenSSH's sshd owns the other two homes' tunnel ports
+	// (they never connect to the cloud), so HAProxy routes to it as to a home.
+	sshdAddr, sshdPid, user, key := startSSHD(b)
+	tunedPid := startSSHClient(b, sshdAddr, user, key, tunedMap.TunnelPort, withHeader, true)
+	nPid := startSSHClient(b, sshdAddr, user, key, nMap.TunnelPort, withHeader, false)
+	homePid, _ := startBenchHome(b, benchHomeConfig{
+		Slug: hp.Slug, Addr: hp.SSHAddr(), KeyPath: hp.KeyPath, HostKey: hp.SSH.HostKey,
+		TunnelPort: hpMap.TunnelPort, Target: plain,
+	})
+
+	paths := []vsPath{
+		{name: "homeport", addr: public(hpMap.PublicPort), self: []int{cloudPid}, trees: []int{haproxyPid, homePid}},
+		{name: "sshd-tuned", addr: public(tunedMap.PublicPort), trees: []int{haproxyPid, sshdPid, tunedPid}},
+		{name: "sshd-N", addr: public(nMap.PublicPort), trees: []int{haproxyPid, sshdPid, nPid}},
+	}
+	results := map[string][]vsResult{}
+	for b.Loop() {
+		for r := range rounds {
+			for i := range paths { // a different path goes first each round
+				p := paths[(i+r)%len(paths)]
+				res, err := p.measure()
+				if err != nil {
+					b.Fatalf("round %d, %s: %v", r+1, p.name, err)
+				}
+				results[p.name] = append(results[p.name], res)
+			}
+		}
+	}
+	vsReport(results, rounds)
+	if fanout {
+		fanOut(b, c, u)
+	}
+}
+
+// vsPath is one way to the local service and the processes it runs on.
+type vsPath struct {
+	name  string
+	addr  string // HAProxy's public port
+	self  []int  // processes counted alone (cloud serve: its HAProxy is in trees)
+	trees []int  // processes counted with their descendants
+}
+
+type vsResult struct {
+	down, up, down4    float64 // MB/s
+	p50, p99           time.Duration
+	rtps               float64 // round trips/s at 64 connections
+	seqConns, parConns float64 // new connections/s
+	cpuPerGB           float64 // CPU seconds of every process on the path per GB moved
+}
+
+func (p vsPath) cpu() time.Duration {
+	return pathCPU(p.self, p.trees)
+}
+
+func (p vsPath) measure() (vsResult, error) {
+	var r vsResult
+	before := p.cpu()
+	n1, d1, err := vsTransfer(p.addr, 'D', 1)
+	if err != nil {
+		return r, fmt.Errorf("download: %w", err)
+	}
+	nu, du, err := vsTransfer(p.addr, 'U', 1)
+	if err != nil {
+		return r, fmt.Errorf("upload: %w", err)
+	}
+	n4, d4, err := vsTransfer(p.addr, 'D', benchStreams)
+	if err != nil {
+		return r, fmt.Errorf("download, %d streams: %w", benchStreams, err)
+	}
+	used := p.cpu() - before
+	r.down, r.up, r.down4 = mbps(n1, d1), mbps(nu, du), mbps(n4, d4)
+	r.cpuPerGB = used.Seconds() / (float64(n1+nu+n4) / 1e9)
+	if r.p50, r.p99, _, err = latency(p.addr, 1, vsRoundTrips1); err != nil {
+		return r, fmt.Errorf("round trips, 1 connection: %w", err)
+	}
+	start := time.Now()
+	_, _, n, err := latency(p.addr, 64, vsRoundTrips)
+	if err != nil {
+		return r, fmt.Errorf("round trips, 64 connections: %w", err)
+	}
+	r.rtps = float64(n+64*benchWarmup) / time.Since(start).Seconds()
+	if r.seqConns, err = connRate(p.addr, 1, vsSequential); err != nil {
+		return r, fmt.Errorf("sequential connections: %w", err)
+	}
+	if r.parConns, err = connRate(p.addr, vsWorkers, vsParallel); err != nil {
+		return r, fmt.Errorf("connections, %d workers: %w", vsWorkers, err)
+	}
+	return r, nil
+}
+
+func vsTransfer(addr string, mode byte, streams int) (int64, time.Duration, error) {
+	return transferFor(addr, mode, streams, vsBytes/uint64(streams), vsDuration)
+}
+
+// connRate makes total new connections (fewer if vsDuration runs out) with
+// workers goroutines; each connection asks for the echo, sends
+// benchMessage bytes, reads them back and closes. It returns connections
+// per second.
+func connRate(addr string, workers, total int) (float64, error) {
+	var next, done atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(vsDuration)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := make([]byte, 1+benchMessage)
+			msg[0] = 'E'
+			reply := make([]byte, benchMessage)
+			for next.Add(1) <= int64(total) && time.Now().Before(end) {
+				if err := oneConn(addr, msg, reply); err != nil {
+					errs[w] = err
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(done.Load()) / elapsed.Seconds(), nil
+}
+
+func oneConn(addr string, msg, reply []byte) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	_, err = io.ReadFull(c, reply)
+	return err
+}
+
+// pathCPU is the CPU time (user + system) of the processes in self and of
+// those in trees with all their descendants.
+func pathCPU(self, trees []int) time.Duration {
+	var total time.Duration
+	for _, pid := range self {
+		total += usage(pid).cpu
+	}
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid := parentPid(pid); ppid > 0 {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	seen := map[int]bool{}
+	var walk func(int)
+	walk = func(pid int) {
+		if seen[pid] {
+			return
+		}
+		seen[pid] = true
+		total += usage(pid).cpu
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for _, pid := range trees {
+		walk(pid)
+	}
+	return total
+}
+
+func parentPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// startSSHD runs OpenSSH's sshd on a free loopback port with its own
+// config, host key and authorized_keys (one fresh client key, for root),
+// remote forwarding only. It returns the address, the listener's pid, the
+// user and the client key's path.
+func startSSHD(b *testing.B) (addr string, pid int, user, keyPath string) {
+	b.Helper()
+	dir := b.TempDir()
+	hostKey := writeKey(b, filepath.Join(dir, "host_key"))
+	keyPath = filepath.Join(dir, "client_key")
+	clientKey := writeKey(b, keyPath)
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, ssh.MarshalAuthorizedKey(clientKey.PublicKey()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
+	port := testnet.FreePort(b)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	conf := filepath.Join(dir, "sshd_config")
+	text := fmt.Sprintf(`ListenAddress %s
+HostKey %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+AllowTcpForwarding remote
+GatewayPorts no
+X11Forwarding no
+Ciphers aes128-gcm@openssh.com
+MaxStartups 100
+LogLevel INFO
+`, addr, filepath.Join(dir, "host_key"), ak)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	_ = hostKey
+	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", conf)
+	pid, _ = startReady(b, cmd, "sshd", "Server listening on", false, true)
+	return addr, pid, "root", keyPath
+}
+
+// writeKey writes a fresh ed25519 key in OpenSSH format (0600).
+func writeKey(b *testing.B, path string) ssh.Signer {
+	b.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// startSSHClient runs `ssh -R 127.0.0.1:tunnelPort:target` against sshd;
+// tuned asks for a pty (-tt, running sleep) so that sshd sets TCP_NODELAY
+// on its end, else -N. It returns once the forward is up.
+func startSSHClient(b *testing.B, sshdAddr, user, key string, tunnelPort int, target string, tuned bool) int {
+	b.Helper()
+	host, port, _ := net.SplitHostPort(sshdAddr)
+	args := []string{"-F", "/dev/null", "-v", "-c", "aes128-gcm@openssh.com",
+		"-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
+		"-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15",
+		"-p", port, "-R", fmt.Sprintf("127.0.0.1:%d:%s", tunnelPort, target)}
+	if tuned {
+		args = append(args, "-tt", user+"@"+host, "sleep", "3600")
+	} else {
+		args = append(args, "-N", "-T", user+"@"+host)
+	}
+	pid, _ := startReady(b, exec.Command("ssh", args...), "ssh", "remote forward success", false, true)
+	return pid
+}
+
+func vsReport(results map[string][]vsResult, rounds int) {
+	type figure struct {
+		name, unit string
+		higher     bool
+		get        func(vsResult) float64
+	}
+	figures := []figure{
+		{"download, 1 stream", "MB/s", true, func(r vsResult) float64 { return r.down }},
+		{"upload, 1 stream", "MB/s", true, func(r vsResult) float64 { return r.up }},
+		{fmt.Sprintf("download, %d streams", benchStreams), "MB/s", true, func(r vsResult) float64 { return r.down4 }},
+		{"round trip p50, 1 conn", "µs", false, func(r vsResult) float64 { return float64(r.p50.Microseconds()) }},
+		{"round trip p99, 1 conn", "µs", false, func(r vsResult) float64 { return float64(r.p99.Microseconds()) }},
+		{"round trips/s, 64 conns", "1/s", true, func(r vsResult) float64 { return r.rtps }},
+		{fmt.Sprintf("new conns, %d sequential", vsSequential), "conn/s", true, func(r vsResult) float64 { return r.seqConns }},
+		{fmt.Sprintf("new conns, %d workers", vsWorkers), "conn/s", true, func(r vsResult) float64 { return r.parConns }},
+		{"CPU per GB, whole path", "s", false, func(r vsResult) float64 { return r.cpuPerGB }},
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "figure (%d rounds)\thomeport\tsshd-tuned\tsshd-N\thomeport/tuned\thomeport/N\t\n", rounds)
+	for _, f := range figures {
+		col := func(name string) (vals []float64) {
+			for _, r := range results[name] {
+				vals = append(vals, f.get(r))
+			}
+			return vals
+		}
+		hp, tuned, n := col("homeport"), col("sshd-tuned"), col("sshd-N")
+		format := "%.0f"
+		if f.unit == "s" {
+			format = "%.2f"
+		}
+		fmt.Fprintf(w, "%s (%s, %s)\t%s\t%s\t%s\t%s\t%s\t\n", f.name, f.unit, better(f.higher),
+			spread(hp, format), spread(tuned, format), spread(n, format),
+			spread(ratios(hp, tuned), "%.2f"), spread(ratios(hp, n), "%.2f"))
+	}
+	w.Flush()
+	fmt.Println("median (min..max); ratios are homeport/anchor taken round by round.")
+}
+
+func better(higher bool) string {
+	if higher {
+		return "higher is better"
+	}
+	return "lower is better"
+}
+
+func ratios(a, b []float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		out = append(out, a[i]/b[i])
+	}
+	return out
+}
+
+// spread formats the median and the range of vals.
+func spread(vals []float64, format string) string {
+	if len(vals) == 0 {
+		return "-"
+	}
+	s := slices.Clone(vals)
+	slices.Sort(s)
+	return fmt.Sprintf(format+" ("+format+".."+format+")", s[len(s)/2], s[0], s[len(s)-1])
+}
+
+// fanOut claims vsFanHomes homes, each with one HTTP mapping served by an
+// in-process supervisor and gateway in front of one shared local HTTP
+// service, and measures requests/s through HAProxy at vsFanConc concurrent
+// clients spread over all homes vs all to one home (interleaved, 3 rounds).
+func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
+	b.Helper()
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go web.Serve(ln)
+	b.Cleanup(func() { web.Close() })
+
+	start := time.Now()
+	hosts := make([]string, vsFanHomes)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	var supervisors []*tunnel.Supervisor
+	for i := range vsFanHomes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h := c.ClaimHome(b, u)
+			domain := fmt.Sprintf("h%d.fan.test", i)
+			h.AddBaseDomain(b, domain)
+			m := h.Map(b, proto.MappingRequest{Scheme: "http", Host: "www." + domain})
+			g := gateway.New(gateway.Options{Home: h.Slug, Log: testLog()})
+			b.Cleanup(func() { g.Close() })
+			handler, err := g.Handler(gateway.Entry{Kind: gateway.HTTP, Target: ln.Addr().String()})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			s, err := tunnel.New(tunnel.Config{Home: h.Slug, Addr: h.SSHAddr(), Signer: h.Signer, HostKey: h.HostKey, Log: testLog()})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			s.Start(context.Background())
+			s.SetForwards([]tunnel.Forward{{TunnelPort: m.TunnelPort, Handler: handler}})
+			mu.Lock()
+			hosts[i] = "www." + domain
+			supervisors = append(supervisors, s)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	b.Cleanup(func() {
+		for _, s := range supervisors {
+			s.Stop()
+		}
+	})
+	if b.Failed() {
+		return
+	}
+	// Every home answers once before measuring (its forward is up).
+	client := fanClient(c.HTTPAddr)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, host := range hosts {
+		for {
+			if err := fanGet(client, host); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				b.Fatalf("%s never answered: %v", host, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	fmt.Printf("\nfan-out: %d homes up in %s\n", vsFanHomes, time.Since(start).Round(time.Millisecond))
+	var many, one []float64
+	var p99many, p99one []float64
+	for range 3 {
+		rate, p99 := fanRate(c.HTTPAddr, hosts)
+		many, p99many = append(many, rate), append(p99many, p99)
+		rate, p99 = fanRate(c.HTTPAddr, hosts[:1])
+		one, p99one = append(one, rate), append(p99one, p99)
+	}
+	fmt.Printf("HTTP at %d clients: %d homes %s req/s (p99 %s ms), one home %s req/s (p99 %s ms); %d homes/one home %s\n",
+		vsFanConc, vsFanHomes, spread(many, "%.0f"), spread(p99many, "%.1f"), spread(one, "%.0f"), spread(p99one, "%.1f"),
+		vsFanHomes, spread(ratios(many, one), "%.2f"))
+}
+
+func fanClient(addr string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns: 1000, MaxIdleConnsPerHost: vsFanConc,
+	}}
+}
+
+func fanGet(client *http.Client, host string) error {
+	resp, err := client.Get("http://" + host + "/")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
+		return fmt.Errorf("%s: %d %q", host, resp.StatusCode, body)
+	}
+	return nil
+}
+
+// fanRate runs vsFanConc clients for vsFanTime, request i going to
+// hosts[i % len(hosts)]; it returns requests/s and the p99 in ms.
+func fanRate(addr string, hosts []string) (float64, float64) {
+	client := fanClient(addr) // keep-alive to HAProxy, as browsers do
+	defer client.CloseIdleConnections()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var samples []time.Duration
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(vsFanTime)
+	for range vsFanConc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for time.Now().Before(end) {
+				host := hosts[int(next.Add(1))%len(hosts)]
+				t0 := time.Now()
+				if fanGet(client, host) != nil {
+					failed.Add(1)
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			samples = append(samples, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if n := failed.Load(); n > 0 {
+		fmt.Printf("fan-out: %d requests failed\n", n)
+	}
+	if len(samples) == 0 {
+		return 0, 0
+	}
+	slices.Sort(samples)
+	return float64(len(samples)) / elapsed.Seconds(), float64(samples[len(samples)*99/100].Microseconds()) / 1000
+}
