@@ -28,6 +28,7 @@ import (
 	"homeport.dev/home/internal/gateway"
 	"homeport.dev/home/internal/profile"
 	"homeport.dev/home/internal/store"
+	"homeport.dev/home/internal/traffic"
 	"homeport.dev/home/internal/tunnel"
 	"homeport.dev/proto"
 )
@@ -42,6 +43,8 @@ type Agent struct {
 	certs   *certs.Manager
 	tcfg    tunnel.Config
 	manual  bool // certificates only when asked (Options.ManualCerts)
+	// traffic counts each forward's bytes, for the console (traffic.go).
+	traffic *traffic.Recorder
 
 	mu       sync.Mutex
 	sup      *tunnel.Supervisor // nil while disconnected
@@ -78,6 +81,9 @@ type Options struct {
 	// ManualCerts obtains certificates only when asked (IssueCertificate),
 	// never on its own: for a one-off `home certs issue` without a console.
 	ManualCerts bool
+	// TrafficStep is the time between samples of the forwards' traffic;
+	// default traffic.DefaultStep.
+	TrafficStep time.Duration
 }
 
 // New prepares an agent for profile p.
@@ -114,6 +120,7 @@ func New(p *config.Profile, db *store.DB, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
+		traffic: traffic.New(o.TrafficStep, 0),
 		Profile: p, DB: db, Cloud: client, log: log.With("home", p.Cloud.Home), certs: cm, manual: o.ManualCerts,
 		gw: gateway.New(gateway.Options{Home: p.Cloud.Home, AllowLAN: p.Features.LANForwarding, Log: log,
 			WrapHTTP: cm.HTTPHandler, ChallengeCert: cm.ChallengeCert}),
@@ -208,6 +215,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.manual {
 		go a.certs.Run(ctx)
 	}
+	go a.traffic.Run(ctx)
 	go a.checkMappingsLoop(ctx, a.mappingEvery)
 	configSeen := stampOf(a.Profile.ConfigPath())
 	if err := a.Reload(ctx); err != nil {
@@ -316,6 +324,7 @@ func (a *Agent) connect(takeBack bool) error {
 		a.sup.Stop() // it has ended already: returns at once
 		a.sup, a.stopSub = nil, nil
 	}
+	a.keepTraffic()
 	var fs []tunnel.Forward
 	for _, e := range a.entries {
 		if !e.Enabled || e.TunnelPort == 0 {
@@ -374,7 +383,7 @@ func (a *Agent) watch(sup *tunnel.Supervisor) {
 }
 
 func (a *Agent) gatewayEntry(e store.Entry) gateway.Entry {
-	g := gateway.Entry{Target: e.Target, SendProxy: e.ProxyProtocol, Private: e.Private}
+	g := gateway.Entry{Target: e.Target, SendProxy: e.ProxyProtocol, Private: e.Private, Count: a.traffic.Counter(e.Public())}
 	switch e.Scheme {
 	case proto.SchemeHTTP:
 		g.Kind = gateway.HTTP

@@ -31,7 +31,10 @@ func (c *Console) removeDomain(ctx context.Context, ec echo.Context) (string, er
 func (c *Console) addEntry(ctx context.Context, ec echo.Context) (string, error) {
 	e := store.Entry{Scheme: ec.FormValue("scheme"), Host: ec.FormValue("host"), Target: ec.FormValue("target"),
 		Mode: ec.FormValue("mode"), Enabled: true}
-	if e.Scheme == proto.SchemeTCP {
+	switch e.Scheme {
+	case "private": // the form's scheme for a private tcp forward
+		e.Scheme, e.Private, e.Name, e.Host = proto.SchemeTCP, true, ec.FormValue("name"), ""
+	case proto.SchemeTCP:
 		p, err := strconv.Atoi(ec.FormValue("public_port"))
 		if err != nil {
 			return "", fmt.Errorf("a tcp forward needs the public port (a number in your home's range)")
@@ -56,7 +59,20 @@ func (c *Console) addEntry(ctx context.Context, ec echo.Context) (string, error)
 	if note != "" {
 		note = " (" + note + ")"
 	}
-	return e.Public() + " added" + note, c.a.Reload(ctx)
+	if e.Private {
+		note += "; reach it from another machine of your account with: home connect " + e.Name
+	}
+	if err := c.a.Reload(ctx); err != nil {
+		// Other entries' errors show on their rows: the add itself worked
+		// if the new entry runs.
+		for _, x := range c.a.Entries() {
+			if x.Public() == e.Public() && x.SyncError == "" && x.TunnelPort != 0 {
+				return e.Public() + " added" + note + " (the reload said: " + err.Error() + ")", nil
+			}
+		}
+		return "", err
+	}
+	return e.Public() + " added" + note, nil
 }
 
 // issueCert obtains (renew: replaces) the certificate of the form's domain

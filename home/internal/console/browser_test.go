@@ -81,24 +81,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	defer local.Close()
 
-	dir, err := os.MkdirTemp("", "homeport-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(dir),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
-	}
+	browser := startChromium(t)
 	run, cancelRun := context.WithTimeout(browser, 30*time.Second)
 	defer cancelRun()
 	state := func(want string) chromedp.Action[bool] {
@@ -164,13 +147,7 @@ func TestDashboardInChromium(t *testing.T) {
 		_, err = chromedp.Run(run, state("down"))
 	}
 	if err != nil {
-		shot, _ := chromedp.Run(browser, chromedp.FullScreenshot(90))
-		artifacts := os.Getenv("HOMEPORT_ARTIFACTS")
-		if artifacts == "" {
-			artifacts, _ = os.MkdirTemp("", "homeport-artifacts-")
-		}
-		path := filepath.Join(artifacts, "console-dashboard.png")
-		os.WriteFile(path, shot, 0o644)
+		path := screenshot(t, browser, "console-dashboard.png")
 		t.Fatalf("dashboard flow: %v (screenshot %s; status %+v)", err, path, a.Status())
 	}
 	// The browser's view matches the agent's truth.
@@ -180,6 +157,53 @@ func TestDashboardInChromium(t *testing.T) {
 	if es, _ := db.Entries(ctx); len(es) != 2 || es[0].Mode != "passthrough" || es[1].Mode != "terminate" {
 		t.Errorf("entries: %+v; want the second probed to terminate", es)
 	}
+}
+
+// startChromium starts a headless Chromium for the test (stopped when it
+// ends), or skips the test when there is none.
+func startChromium(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testnet.Missing(t, "headless browser test: "+chromiumPath+" is missing (apt-get install -y chromium; deploy/install-deps.sh does)")
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
+	)
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	// Cleanups run last-in first-out: the browser closes before its
+	// allocator, and both before the profile directory goes.
+	t.Cleanup(cancelAlloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	return browser
+}
+
+// screenshot writes the browser's whole page to name in $HOMEPORT_ARTIFACTS
+// (or a new directory under the system's temporary one, kept) and returns
+// the file's path.
+func screenshot(t *testing.T, browser context.Context, name string) string {
+	t.Helper()
+	shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	artifacts := os.Getenv("HOMEPORT_ARTIFACTS")
+	if artifacts == "" {
+		artifacts, _ = os.MkdirTemp("", "homeport-artifacts-")
+	}
+	os.MkdirAll(artifacts, 0o755)
+	path := filepath.Join(artifacts, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+	}
+	return path
 }
 
 func port(t *testing.T, addr string) int {

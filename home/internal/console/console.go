@@ -254,6 +254,8 @@ type view struct {
 	Entries []store.Entry
 	States  map[uint64]control.ForwardStatus
 	Certs   map[string]*certs.Info // by domain
+	// Traffic is each entry's traffic (traffic.go), by ID.
+	Traffic map[uint64]trafficView
 	// Pending are the open https entries that terminate TLS while no
 	// certificate for their name is in service.
 	Pending []pendingCert
@@ -295,6 +297,10 @@ func (c *Console) show(ec echo.Context, status int, notice, errText string, form
 		v.Status.ConfigError = err.Error()
 	}
 	v.Entries = es
+	v.Traffic = map[uint64]trafficView{}
+	for _, e := range es {
+		v.Traffic[e.ID] = newTrafficView(c.a.Traffic(e.Public()))
+	}
 	v.States = map[uint64]control.ForwardStatus{}
 	for _, f := range v.Status.Forwards {
 		v.States[f.Entry] = f
@@ -344,7 +350,7 @@ func (c *Console) events(ec echo.Context) error {
 		if c.login && !c.sessions.use(id, false) {
 			return nil // logged out or expired: the stream ends with the session
 		}
-		if err := writeEvent(w, c.a.Status()); err != nil {
+		if err := writeEvent(w, c.liveStatus()); err != nil {
 			return nil
 		}
 		select {

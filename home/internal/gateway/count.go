@@ -15,3 +15,9 @@ type Counter struct {
 
 // Bytes returns the bytes counted so far, by direction.
 func (c *Counter) Bytes() (in, out uint64) { return c.in.Load(), c.out.Load() }
+
+// Add counts bytes moved outside the gateway's own connections.
+func (c *Counter) Add(in, out uint64) {
+	c.in.Add(in)
+	c.out.Add(out)
+}

@@ -18,6 +18,10 @@
       var err = document.querySelector('[data-entry-error="' + f.entry + '"]');
       if (err) err.textContent = f.error && f.error !== "closed" ? f.error : "";
     });
+    Object.keys(st.traffic || {}).forEach(function (id) {
+      var t = document.querySelector('[data-entry-traffic="' + id + '"]');
+      if (t) t.textContent = st.traffic[id];
+    });
     (st.certificates || []).forEach(function (c) {
       ["data-cert-state", "data-entry-cert"].forEach(function (attr) {
         var el = document.querySelector("[" + attr + '="' + c.domain + '"]');
