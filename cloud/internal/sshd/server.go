@@ -468,25 +468,35 @@ func (s *Server) Connected(homeID uint64) bool {
 // pipe copies both ways until both directions end, half-closing as each
 // side finishes, and returns the bytes moved (a->b, b->a). As they move,
 // they are added to the counters countAB and countBA.
+//
+// The b->a direction runs in the caller's goroutine (one goroutine less
+// per visitor). a->b copies through a pooled buffer with a's WriterTo
+// hidden: a *net.TCPConn's WriteTo to anything but a unix socket falls
+// back to io.Copy, which allocates 32 KiB per connection; b->a keeps b's
+// WriterTo (a channel hands its packets over uncopied).
 func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int64) {
-	var ab, ba int64
-	var wg sync.WaitGroup
-	wg.Add(2)
+	var ab int64
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		ab, _ = io.Copy(counting{b, countAB}, a)
+		defer close(done)
+		buf := pipeBuffers.Get().(*[]byte)
+		ab, _ = io.CopyBuffer(counting{b, countAB}, struct{ io.Reader }{a}, *buf)
+		pipeBuffers.Put(buf)
 		closeWrite(b)
 	}()
-	go func() {
-		defer wg.Done()
-		ba, _ = io.Copy(counting{a, countBA}, b)
-		closeWrite(a)
-	}()
-	wg.Wait()
+	ba, _ := io.Copy(counting{a, countBA}, b)
+	closeWrite(a)
+	<-done
 	a.Close()
 	b.Close()
 	return ab, ba
 }
+
+// pipeBuffers are pipe's 32 KiB copy buffers, taken when a pipe starts.
+var pipeBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
 
 func closeWrite(c io.Closer) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {

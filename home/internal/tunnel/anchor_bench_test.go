@@ -65,8 +65,9 @@ const (
 // 64-byte round trips on 1 connection (p50, p99), round trips/s on 64
 // connections, new connections per second (1,000 sequential; 2,000 by 16
 // workers; each one connects, sends 64 bytes and reads them back), and the
-// CPU time per GB of every process on the path (cloud serve or sshd with
-// its children, HAProxy, the tunnel client) during the transfers. Then the
+// CPU time of every process on the path (cloud serve or sshd with its
+// children, HAProxy, the tunnel client) per GB during the transfers and per
+// new connection during the connection figures. Then the
 // edge fan-out: HTTP requests through HAProxy at 64 concurrent clients to
 // 500 different homes (in this process) vs to one of them.
 //
@@ -76,7 +77,9 @@ const (
 //	cd home && go test ./internal/tunnel -run '^$' -bench VersusOpenSSHD -benchtime 1x
 //
 // HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
-// leaves the fan-out out.
+// leaves the fan-out out. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
+// makes new connections (16 workers) to homeport, then to sshd-tuned, for
+// that long each, printing the pids to profile (perf record -g -p PID).
 func BenchmarkVersusOpenSSHD(b *testing.B) {
 	testnet.RequireCommand(b, "ssh", "apt-get install openssh-client (deploy/install-deps.sh does)")
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
@@ -123,6 +126,20 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		{name: "sshd-tuned", addr: public(tunedMap.PublicPort), trees: []int{haproxyPid, sshdPid, tunedPid}},
 		{name: "sshd-N", addr: public(nMap.PublicPort), trees: []int{haproxyPid, sshdPid, nPid}},
 	}
+	if secs, _ := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_CHURN")); secs > 0 {
+		// Profiling the channel-open path: new connections with vsWorkers
+		// workers for that many seconds, to homeport then to sshd-tuned
+		// (perf record -g -p PID, strace -c -f -p PID meanwhile).
+		for _, p := range paths[:2] {
+			fmt.Printf("churn %s for %ds: pids self %v trees %v\n", p.name, secs, p.self, p.trees)
+			before := p.cpu()
+			rate, n, err := connRateFor(p.addr, vsWorkers, time.Duration(secs)*time.Second)
+			used := p.cpu() - before
+			fmt.Printf("churn %s: %.0f conn/s, CPU %.0f µs per connection (%v)\n", p.name, rate,
+				float64(used.Microseconds())/float64(n), err)
+		}
+		return
+	}
 	results := map[string][]vsResult{}
 	for b.Loop() {
 		for r := range rounds {
@@ -155,6 +172,7 @@ type vsResult struct {
 	p50, p99           time.Duration
 	rtps               float64 // round trips/s at 64 connections
 	seqConns, parConns float64 // new connections/s
+	cpuPerConn         float64 // CPU µs of every process on the path per new connection
 	cpuPerGB           float64 // CPU seconds of every process on the path per GB moved
 }
 
@@ -189,12 +207,15 @@ func (p vsPath) measure() (vsResult, error) {
 		return r, fmt.Errorf("round trips, 64 connections: %w", err)
 	}
 	r.rtps = float64(n+64*benchWarmup) / time.Since(start).Seconds()
-	if r.seqConns, err = connRate(p.addr, 1, vsSequential); err != nil {
+	before = p.cpu()
+	var c1, c16 int
+	if r.seqConns, c1, err = connRate(p.addr, 1, vsSequential); err != nil {
 		return r, fmt.Errorf("sequential connections: %w", err)
 	}
-	if r.parConns, err = connRate(p.addr, vsWorkers, vsParallel); err != nil {
+	if r.parConns, c16, err = connRate(p.addr, vsWorkers, vsParallel); err != nil {
 		return r, fmt.Errorf("connections, %d workers: %w", vsWorkers, err)
 	}
+	r.cpuPerConn = float64((p.cpu() - before).Microseconds()) / float64(c1+c16)
 	return r, nil
 }
 
@@ -205,13 +226,22 @@ func vsTransfer(addr string, mode byte, streams int) (int64, time.Duration, erro
 // connRate makes total new connections (fewer if vsDuration runs out) with
 // workers goroutines; each connection asks for the echo, sends
 // benchMessage bytes, reads them back and closes. It returns connections
-// per second.
-func connRate(addr string, workers, total int) (float64, error) {
+// per second and how many connections it made.
+func connRate(addr string, workers, total int) (float64, int, error) {
+	return connRateLimited(addr, workers, total, vsDuration)
+}
+
+// connRateFor makes new connections as connRate does for d.
+func connRateFor(addr string, workers int, d time.Duration) (float64, int, error) {
+	return connRateLimited(addr, workers, 1<<30, d)
+}
+
+func connRateLimited(addr string, workers, total int, limit time.Duration) (float64, int, error) {
 	var next, done atomic.Int64
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	start := time.Now()
-	end := start.Add(vsDuration)
+	end := start.Add(limit)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -232,10 +262,10 @@ func connRate(addr string, workers, total int) (float64, error) {
 	elapsed := time.Since(start)
 	for _, err := range errs {
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return float64(done.Load()) / elapsed.Seconds(), nil
+	return float64(done.Load()) / elapsed.Seconds(), int(done.Load()), nil
 }
 
 func oneConn(addr string, msg, reply []byte) error {
@@ -402,6 +432,7 @@ func vsReport(results map[string][]vsResult, rounds int) {
 		{fmt.Sprintf("new conns, %d sequential", vsSequential), "conn/s", true, func(r vsResult) float64 { return r.seqConns }},
 		{fmt.Sprintf("new conns, %d workers", vsWorkers), "conn/s", true, func(r vsResult) float64 { return r.parConns }},
 		{"CPU per GB, whole path", "s", false, func(r vsResult) float64 { return r.cpuPerGB }},
+		{"CPU per new conn, whole path", "µs", false, func(r vsResult) float64 { return r.cpuPerConn }},
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "figure (%d rounds)\thomeport\tsshd-tuned\tsshd-N\thomeport/tuned\thomeport/N\t\n", rounds)
