@@ -1,7 +1,7 @@
 // Package traffic keeps the last hour of each forward's traffic in memory,
 // for the console: the gateway counts bytes per forward (gateway.Counter);
 // every step (10 s) a Recorder reads the counters and keeps what moved
-// during the step in a fixed ring per forward (360 steps: about 6 KB per
+// during the step in a fixed ring per forward (360 steps: about 9 KB per
 // forward). Nothing is written to disk: the history starts with the agent.
 package traffic
 
