@@ -13,14 +13,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"homeport.dev/proto/testnet"
 )
 
 // TestDistBuildsTheStaticAgent runs `make dist`'s script into a temporary
 // directory: the home agent for every target, built without cgo, each
 // binary of the right format and architecture, the Linux ones static (no
 // program interpreter, so they run on any distribution, Alpine and a bare
-// Raspberry Pi OS included), SHA256SUMS matching, and the linux/amd64 one
-// running here.
+// Raspberry Pi OS included), SHA256SUMS matching, and every Linux one
+// running here (arm64 and armv7 under qemu-user).
 func TestDistBuildsTheStaticAgent(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command("./dist.sh")
@@ -90,8 +92,8 @@ func TestDistBuildsTheStaticAgent(t *testing.T) {
 	// The static binary runs here and reads a profile's forwards (no
 	// database engine needed: a cgo-less build of the SQLite store used to
 	// fail here).
-	home := filepath.Join(out, "home-linux-amd64")
 	profile := t.TempDir()
+	home := filepath.Join(out, "home-linux-amd64")
 	if b, err := exec.Command(home, "keygen", "--output", filepath.Join(profile, "id_ed25519")).CombinedOutput(); err != nil {
 		t.Fatalf("home keygen: %v\n%s", err, b)
 	}
@@ -110,8 +112,16 @@ forwards:
 	if err := os.WriteFile(filepath.Join(profile, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := exec.Command(home, "--config", profile, "forwards", "list").CombinedOutput()
-	if err != nil || !strings.Contains(string(b), "http://web.example.com") {
-		t.Errorf("the static linux/amd64 binary does not run: %v\n%s", err, b)
+	// Each Linux build runs: amd64 here, the Raspberry Pi builds under
+	// qemu's user-mode emulation (the same static binary a Pi runs).
+	for name, runner := range map[string][]string{"home-linux-amd64": nil, "home-linux-arm64": {"qemu-aarch64"}, "home-linux-armv7": {"qemu-arm"}} {
+		args := append(runner, filepath.Join(out, name), "--config", profile, "forwards", "list")
+		if len(runner) > 0 {
+			testnet.RequireCommand(t, runner[0], "run deploy/install-deps.sh (apt-get install qemu-user)")
+		}
+		b, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "http://web.example.com") {
+			t.Errorf("the static %s binary does not run: %v\n%s", name, err, b)
+		}
 	}
 }

@@ -13,6 +13,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # web UI browser tests
 command -v patch >/dev/null 2>&1 || need+=(patch)       # third_party/xcrypto.sh --check
+command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)   # deploy/dist_test.go runs the arm64 and armv7 agents
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)   # home/internal/legacydb: the reader checked against real SQLite files
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # deploy/systemd units: verify, security
 python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)   # deploy/compose-run.py (smoke.sh's podman runs)
