@@ -132,11 +132,25 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		// (perf record -g -p PID, strace -c -f -p PID meanwhile).
 		for _, p := range paths[:2] {
 			fmt.Printf("churn %s for %ds: pids self %v trees %v\n", p.name, secs, p.self, p.trees)
-			before := p.cpu()
+			var each []time.Duration // per process (tree), then the whole path
+			cpus := func() []time.Duration {
+				var out []time.Duration
+				for _, pid := range p.self {
+					out = append(out, pathCPU([]int{pid}, nil))
+				}
+				for _, pid := range p.trees {
+					out = append(out, pathCPU(nil, []int{pid}))
+				}
+				return out
+			}
+			each = cpus()
 			rate, n, err := connRateFor(p.addr, vsWorkers, time.Duration(secs)*time.Second)
-			used := p.cpu() - before
-			fmt.Printf("churn %s: %.0f conn/s, CPU %.0f µs per connection (%v)\n", p.name, rate,
-				float64(used.Microseconds())/float64(n), err)
+			var per []string
+			for i, d := range cpus() {
+				per = append(per, fmt.Sprintf("%.0f", float64((d-each[i]).Microseconds())/float64(n)))
+			}
+			fmt.Printf("churn %s: %.0f conn/s, CPU µs per connection by process (self, then trees) %s (%v)\n", p.name, rate,
+				strings.Join(per, " "), err)
 		}
 		return
 	}
