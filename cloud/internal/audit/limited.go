@@ -27,8 +27,10 @@ type burst struct {
 	dropped int
 }
 
-// maxKeys bounds the keys Events remembers; beyond it, old ones are forgotten.
-const maxKeys = 10000
+// maxKeys bounds the keys Events remembers (a login and a logout key per
+// home: 10,000 homes need 20,000); beyond it, expired ones are forgotten,
+// and if that is not enough, any (their next event is recorded at once).
+const maxKeys = 50000
 
 // NewEvents returns a recorder that writes at most one record per key every
 // interval.
@@ -46,27 +48,10 @@ func (ev *Events) Add(a Actor, key string, e Entry) {
 	if ev == nil {
 		return
 	}
-	now := time.Now()
-	ev.mu.Lock()
-	b := ev.last[key]
-	if b != nil && now.Sub(b.at) < ev.interval {
-		b.dropped++
-		ev.mu.Unlock()
+	dropped, ok := ev.admit(key, time.Now())
+	if !ok {
 		return
 	}
-	dropped := 0
-	if b != nil {
-		dropped = b.dropped
-	}
-	if len(ev.last) >= maxKeys {
-		for k, v := range ev.last {
-			if now.Sub(v.at) >= ev.interval {
-				delete(ev.last, k)
-			}
-		}
-	}
-	ev.last[key] = &burst{at: now}
-	ev.mu.Unlock()
 	if dropped > 0 {
 		after, _ := e.After.(map[string]any)
 		if after == nil {
@@ -79,5 +64,44 @@ func (ev *Events) Add(a Actor, key string, e Entry) {
 	defer cancel()
 	if err := Write(ctx, ev.db, e); err != nil {
 		ev.log.Warn("audit log: cannot record an event", "kind", e.Kind, "home", e.Home, "err", err)
+	}
+}
+
+// admit reports whether an event of key is recorded now, and how many of
+// key were left out since the last recorded one.
+func (ev *Events) admit(key string, now time.Time) (dropped int, ok bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	b := ev.last[key]
+	if b != nil && now.Sub(b.at) < ev.interval {
+		b.dropped++
+		return 0, false
+	}
+	if b != nil {
+		dropped = b.dropped
+	}
+	if len(ev.last) >= maxKeys {
+		ev.prune(now)
+	}
+	ev.last[key] = &burst{at: now}
+	return dropped, true
+}
+
+// prune forgets the expired keys and, while more than half of maxKeys are
+// left, any: the next prune is maxKeys/2 new keys away. (Forgetting only
+// the expired ones made every Add scan the whole map while all were
+// recent: a reconnect storm of 10,000 homes spent half the cloud's CPU
+// here.) Call with ev.mu held.
+func (ev *Events) prune(now time.Time) {
+	for k, v := range ev.last {
+		if now.Sub(v.at) >= ev.interval {
+			delete(ev.last, k)
+		}
+	}
+	for k := range ev.last {
+		if len(ev.last) <= maxKeys/2 {
+			break
+		}
+		delete(ev.last, k)
 	}
 }
