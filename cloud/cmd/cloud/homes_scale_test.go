@@ -104,7 +104,7 @@ func runHomes(t *testing.T, n int, storm bool) scaleReport {
 	bin := cloudtest.Binary(t)
 	data := t.TempDir()
 	homes := seedHomes(t, data, n)
-	tunnels := testnet.FreeRange(t, n, 16)
+	tunnels := reservePorts(t, n)
 	tcp := testnet.FreeRange(t, 16, 16)
 	for i, h := range homes {
 		h.port = tunnels.First + i
@@ -154,8 +154,9 @@ func runHomes(t *testing.T, n int, storm bool) scaleReport {
 	t.Logf("%d homes logged in in %v (tunnel ports held while idle: %v)", n, time.Since(start).Round(time.Millisecond), forwardIdle)
 	idle := settle(t, pid, metricsAddr)
 	report := func(what string, s procSample) {
-		t.Logf("%s: RSS %d MiB (%.1f KiB/home), heap in use %d MiB (%.1f KiB/home), %d fds (%.2f/home), %.0f goroutines (%.2f/home)",
+		t.Logf("%s: RSS %d MiB (%.1f KiB/home), heap in use %d MiB (%.1f KiB/home), stacks %d MiB (%.1f KiB/home), %d fds (%.2f/home), %.0f goroutines (%.2f/home)",
 			what, s.rss>>20, float64(s.rss-before.rss)/1024/float64(n), int64(s.heap)>>20, (s.heap-before.heap)/1024/float64(n),
+			int64(s.stacks)>>20, (s.stacks-before.stacks)/1024/float64(n),
 			s.fds, float64(s.fds-before.fds)/float64(n), s.goroutines, (s.goroutines-before.goroutines)/float64(n))
 	}
 	report("idle homes", idle)
@@ -213,6 +214,23 @@ func raiseNofile(t *testing.T) {
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// reservePorts reserves n consecutive ports: other tests of the machine
+// listen on a few ports of the range at a time, so a large range may take a
+// few tries.
+func reservePorts(t *testing.T, n int) proto.PortRange {
+	for try := 0; ; try++ {
+		r, release, err := testnet.Reserve(n, 16)
+		if err == nil {
+			t.Cleanup(release)
+			return r
+		}
+		if try == 30 {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
 	}
 }
 
@@ -405,6 +423,7 @@ type procSample struct {
 	fds        int
 	goroutines float64
 	heap       float64 // bytes in in-use heap spans
+	stacks     float64 // bytes of goroutine stacks
 }
 
 // sample reads the cloud's RSS and descriptors from /proc, its goroutines
@@ -445,6 +464,8 @@ func sample(t *testing.T, pid int, metricsAddr string) procSample {
 			s.goroutines = v
 		case "go_memstats_heap_inuse_bytes":
 			s.heap = v
+		case "go_memstats_stack_inuse_bytes":
+			s.stacks = v
 		}
 	}
 	return s
