@@ -48,6 +48,10 @@ type Agent struct {
 
 	mu       sync.Mutex
 	sup      *tunnel.Supervisor // nil while disconnected
+	// held is set by Disconnect (the user's "Disconnect all"): background
+	// reloads (a config.yaml edit, the sync retry) keep the tunnel down
+	// until the user's Reload or Connect.
+	held bool
 	ctx      context.Context    // Run's context, for supervisors started later
 	entries  []store.Entry      // as last loaded
 	lastSync entries.Report
@@ -218,7 +222,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.traffic.Run(ctx)
 	go a.checkMappingsLoop(ctx, a.mappingEvery)
 	configSeen := stampOf(a.Profile.ConfigPath())
-	if err := a.Reload(ctx); err != nil {
+	// Not Reload: a "Disconnect all" that came in first holds.
+	if err := a.reload(ctx, false); err != nil {
 		a.log.Warn("initial sync failed; retrying in the background", "err", err)
 	}
 	retry := time.NewTicker(30 * time.Second)
@@ -319,6 +324,10 @@ func (a *Agent) reloadWith(ctx context.Context, takeBack, connect bool) error {
 func (a *Agent) connect(takeBack bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.held && !takeBack {
+		return nil // disconnected by the user: only their Reload connects
+	}
+	a.held = false
 	if a.sup != nil && takeBack && a.sup.Status().State == tunnel.StateReplaced {
 		a.stopSub()
 		a.sup.Stop() // it has ended already: returns at once
@@ -512,7 +521,7 @@ func (a *Agent) Connect(ctx context.Context) error { return a.reloadWith(ctx, tr
 func (a *Agent) Disconnect(context.Context) error {
 	a.mu.Lock()
 	sup, stop := a.sup, a.stopSub
-	a.sup, a.stopSub = nil, nil
+	a.sup, a.stopSub, a.held = nil, nil, true
 	a.mu.Unlock()
 	if sup != nil {
 		stop()
