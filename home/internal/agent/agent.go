@@ -48,10 +48,6 @@ type Agent struct {
 
 	mu       sync.Mutex
 	sup      *tunnel.Supervisor // nil while disconnected
-	// held is set by Disconnect (the user's "Disconnect all"): background
-	// reloads (a config.yaml edit, the sync retry) keep the tunnel down
-	// until the user's Reload or Connect.
-	held bool
 	ctx      context.Context    // Run's context, for supervisors started later
 	entries  []store.Entry      // as last loaded
 	lastSync entries.Report
@@ -67,8 +63,12 @@ type Agent struct {
 	mappingEvery time.Duration
 	// configErr is why the last read of config.yaml's forwards was refused.
 	configErr error
-	subs      map[chan struct{}]struct{}
-	stopSub   func()
+	// held is set by Disconnect (the user's "Disconnect all"): background
+	// reloads (a config.yaml edit, the sync retry) keep the tunnel down
+	// until the user's Reload or Connect.
+	held    bool
+	subs    map[chan struct{}]struct{}
+	stopSub func()
 }
 
 // Options tune an agent; zero values are the production defaults.
