@@ -246,7 +246,7 @@ func (w *ui) clientConfig(c echo.Context) error {
 	enc.SetIndent(2)
 	if err := enc.Encode(proto.ClientConfig{
 		Kind: proto.ClientConfigKind, CloudURL: w.cloudURL(c), Slug: h.Slug, PublicKey: h.PublicKey,
-		SSH:          proto.ClientConfigSSH{Host: ep.Host, Port: ep.Port, User: ep.User, HostKey: ep.HostKey},
+		SSH:          proto.ClientConfigSSH(ep),
 		SharedDomain: w.SharedDomain,
 	}); err != nil {
 		return err
