@@ -27,14 +27,5 @@ func (s *Service) Find(ctx context.Context, f Filter) ([]store.User, string, err
 	if f.Active != nil {
 		q = q.Where("active = ?", *f.Active)
 	}
-	q, err := f.Page.Query(q, "username", false)
-	if err != nil {
-		return nil, "", err
-	}
-	var users []store.User
-	if err := q.Find(&users).Error; err != nil {
-		return nil, "", err
-	}
-	users, next := paging.Cut(f.Page, users, func(u store.User) string { return u.Username })
-	return users, next, nil
+	return paging.Find(q, f.Page, "username", false, func(u store.User) string { return u.Username })
 }

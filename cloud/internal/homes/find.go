@@ -34,14 +34,5 @@ func (s *Service) Find(ctx context.Context, f Filter) ([]store.Home, string, err
 		}
 		q = q.Where("homes.user_id IN (SELECT id FROM users WHERE username = ?)", f.Owner)
 	}
-	q, err := f.Page.Query(q, "homes.slot", true)
-	if err != nil {
-		return nil, "", err
-	}
-	var hs []store.Home
-	if err := q.Find(&hs).Error; err != nil {
-		return nil, "", err
-	}
-	hs, next := paging.Cut(f.Page, hs, func(h store.Home) string { return strconv.Itoa(h.Slot) })
-	return hs, next, nil
+	return paging.Find(q, f.Page, "homes.slot", true, func(h store.Home) string { return strconv.Itoa(h.Slot) })
 }

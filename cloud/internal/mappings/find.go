@@ -41,14 +41,5 @@ func (s *Service) Find(ctx context.Context, f Filter) ([]store.Mapping, string, 
 		}
 		q = q.Where("mappings.scheme = ?", f.Scheme)
 	}
-	q, err := f.Page.Query(q, "mappings.id", true)
-	if err != nil {
-		return nil, "", err
-	}
-	var ms []store.Mapping
-	if err := q.Find(&ms).Error; err != nil {
-		return nil, "", err
-	}
-	ms, next := paging.Cut(f.Page, ms, func(m store.Mapping) string { return strconv.FormatUint(m.ID, 10) })
-	return ms, next, nil
+	return paging.Find(q, f.Page, "mappings.id", true, func(m store.Mapping) string { return strconv.FormatUint(m.ID, 10) })
 }

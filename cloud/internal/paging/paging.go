@@ -82,3 +82,18 @@ func Cut[T any](p Page, items []T, key func(T) string) ([]T, string) {
 	items = items[:p.Limit]
 	return items, Cursor(key(items[len(items)-1]))
 }
+
+// Find runs q for page p of the list ordered by column (see Query) and
+// returns the page and the cursor of the next one (see Cut).
+func Find[T any](q *gorm.DB, p Page, column string, numeric bool, key func(T) string) ([]T, string, error) {
+	q, err := p.Query(q, column, numeric)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []T
+	if err := q.Find(&items).Error; err != nil {
+		return nil, "", err
+	}
+	items, next := Cut(p, items, key)
+	return items, next, nil
+}
