@@ -34,6 +34,24 @@ func takeUser(tx *gorm.DB, username string) (store.User, error) {
 	return u, err
 }
 
+// changeUser runs change on username's account in one transaction that
+// holds store.GuardAdmins (see keepAnAdmin), and returns the account as
+// change left it.
+func (s *Service) changeUser(ctx context.Context, username string, change func(tx *gorm.DB, u *store.User) error) (store.User, error) {
+	var u store.User
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.Guard(tx, store.GuardAdmins); err != nil {
+			return err
+		}
+		var err error
+		if u, err = takeUser(tx, username); err != nil {
+			return err
+		}
+		return change(tx, &u)
+	})
+	return u, err
+}
+
 // keepAnAdmin refuses a change that would take u's admin powers away
 // (demotion, deactivation, deletion) when u is the last active admin. The
 // caller holds store.GuardAdmins, so two such changes at once are counted
@@ -65,26 +83,18 @@ func (s *Service) SetActiveBy(ctx context.Context, actor Actor, username string,
 	if err := Need(actor.Role, ApproveUsers); err != nil {
 		return store.User{}, err
 	}
-	var u store.User
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := store.Guard(tx, store.GuardAdmins); err != nil {
-			return err
-		}
-		var err error
-		if u, err = takeUser(tx, username); err != nil {
-			return err
-		}
+	return s.changeUser(ctx, username, func(tx *gorm.DB, u *store.User) error {
 		if !active && u.Role == proto.RoleAdmin {
 			if err := Need(actor.Role, ManageRoles); err != nil {
 				return problem.New(problem.Forbidden, "%s is an admin; only an admin may deactivate an admin", u.Username)
 			}
-			if err := keepAnAdmin(tx, u, "deactivate"); err != nil {
+			if err := keepAnAdmin(tx, *u, "deactivate"); err != nil {
 				return err
 			}
 		}
 		before := u.Active
 		u.Active = active
-		if err := tx.Model(&u).Update("active", active).Error; err != nil {
+		if err := tx.Model(u).Update("active", active).Error; err != nil {
 			return err
 		}
 		if !active {
@@ -96,7 +106,6 @@ func (s *Service) SetActiveBy(ctx context.Context, actor Actor, username string,
 		return audit.Record(tx, audit.Entry{Kind: kind, Target: u.Username, OwnerID: u.ID,
 			Before: map[string]any{"active": before}, After: map[string]any{"active": active}})
 	})
-	return u, err
 }
 
 // SetRole gives username the role. Taking the admin role from the last
@@ -108,29 +117,20 @@ func (s *Service) SetRole(ctx context.Context, actor Actor, username, role strin
 	if err := ValidateRole(role); err != nil {
 		return store.User{}, err
 	}
-	var u store.User
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := store.Guard(tx, store.GuardAdmins); err != nil {
-			return err
-		}
-		var err error
-		if u, err = takeUser(tx, username); err != nil {
-			return err
-		}
+	return s.changeUser(ctx, username, func(tx *gorm.DB, u *store.User) error {
 		if role != proto.RoleAdmin {
-			if err := keepAnAdmin(tx, u, "change the role of"); err != nil {
+			if err := keepAnAdmin(tx, *u, "change the role of"); err != nil {
 				return err
 			}
 		}
 		before := u.Role
 		u.Role = role
-		if err := tx.Model(&u).Update("role", role).Error; err != nil {
+		if err := tx.Model(u).Update("role", role).Error; err != nil {
 			return err
 		}
 		return audit.Record(tx, audit.Entry{Kind: "user.role", Target: u.Username, OwnerID: u.ID,
 			Before: map[string]any{"role": before}, After: map[string]any{"role": role}})
 	})
-	return u, err
 }
 
 // Delete deletes username's account: first it is deactivated (sessions,
@@ -144,22 +144,14 @@ func (s *Service) Delete(ctx context.Context, actor Actor, username string, rele
 	if err := Need(actor.Role, ManageUsers); err != nil {
 		return err
 	}
-	var u store.User
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := store.Guard(tx, store.GuardAdmins); err != nil {
-			return err
-		}
-		var err error
-		if u, err = takeUser(tx, username); err != nil {
-			return err
-		}
+	u, err := s.changeUser(ctx, username, func(tx *gorm.DB, u *store.User) error {
 		if u.Username == actor.Name {
 			return problem.New(problem.Conflict, "you cannot delete your own account; ask another admin")
 		}
-		if err := keepAnAdmin(tx, u, "delete"); err != nil {
+		if err := keepAnAdmin(tx, *u, "delete"); err != nil {
 			return err
 		}
-		if err := tx.Model(&u).Update("active", false).Error; err != nil {
+		if err := tx.Model(u).Update("active", false).Error; err != nil {
 			return err
 		}
 		for _, m := range []any{&store.Session{}, &store.Token{}, &store.PasswordReset{}} {
