@@ -117,19 +117,30 @@ type inviteView struct {
 	Invalid string // why the link cannot be used; "" when it can
 }
 
-func (w *ui) invitePage(c echo.Context, status int, fe *formError) error {
-	v := inviteView{}
-	inv, err := w.Accounts.Invitation(ctx(c), c.Param("token"))
+// linkPage renders a page a one-time link opens with data v. look finds
+// what the link is for and fills v; a problem it returns (an unknown, used
+// or expired link) goes to *invalid, shown on the page with its status.
+func (w *ui) linkPage(c echo.Context, status int, fe *formError, name, title string, v any, invalid *string, look func() error) error {
+	err := look()
 	switch {
 	case problem.KindOf(err) != 0:
-		v.Invalid = err.Error()
+		*invalid = err.Error()
 		status, _ = problem.HTTPStatus(problem.KindOf(err))
 	case err != nil:
 		return err
-	default:
-		v.Role = inv.Role
 	}
-	return w.render(c, status, "invite", page{Title: "Accept an invitation", Err: fe, Data: v})
+	return w.render(c, status, name, page{Title: title, Err: fe, Data: v})
+}
+
+func (w *ui) invitePage(c echo.Context, status int, fe *formError) error {
+	v := &inviteView{}
+	return w.linkPage(c, status, fe, "invite", "Accept an invitation", v, &v.Invalid, func() error {
+		inv, err := w.Accounts.Invitation(ctx(c), c.Param("token"))
+		if err == nil {
+			v.Role = inv.Role
+		}
+		return err
+	})
 }
 
 func (w *ui) inviteForm(c echo.Context) error { return w.invitePage(c, http.StatusOK, nil) }
@@ -162,18 +173,14 @@ type resetView struct {
 }
 
 func (w *ui) resetPage(c echo.Context, status int, fe *formError) error {
-	v := resetView{}
-	u, err := w.Accounts.PasswordResetUser(ctx(c), c.Param("token"))
-	switch {
-	case problem.KindOf(err) != 0:
-		v.Invalid = err.Error()
-		status, _ = problem.HTTPStatus(problem.KindOf(err))
-	case err != nil:
+	v := &resetView{}
+	return w.linkPage(c, status, fe, "reset", "Set a new password", v, &v.Invalid, func() error {
+		u, err := w.Accounts.PasswordResetUser(ctx(c), c.Param("token"))
+		if err == nil {
+			v.Username = u.Username
+		}
 		return err
-	default:
-		v.Username = u.Username
-	}
-	return w.render(c, status, "reset", page{Title: "Set a new password", Err: fe, Data: v})
+	})
 }
 
 func (w *ui) resetForm(c echo.Context) error { return w.resetPage(c, http.StatusOK, nil) }
