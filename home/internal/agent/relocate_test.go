@@ -2,9 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -36,7 +33,7 @@ func TestAgentFollowsAHomeMovedToAnotherEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	right := p.Cloud.SSH
-	oldAddr, oldKey := refusingEndpoint(t)
+	oldAddr, oldKey := hometest.RefusingEndpoint(t)
 	host, port, _ := net.SplitHostPort(oldAddr)
 	p.Cloud.SSH.Host, p.Cloud.SSH.HostKey = host, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(oldKey)))
 	if p.Cloud.SSH.Port, err = strconv.Atoi(port); err != nil {
@@ -75,37 +72,4 @@ func TestAgentFollowsAHomeMovedToAnotherEdge(t *testing.T) {
 	if pinned.Cloud.SSH.Host != right.Host || pinned.Cloud.SSH.Port != right.Port || pinned.Cloud.SSH.HostKey != right.HostKey {
 		t.Errorf("config.yaml pins %s:%d, want the endpoint the API names, %s:%d, with its host key", pinned.Cloud.SSH.Host, pinned.Cloud.SSH.Port, right.Host, right.Port)
 	}
-}
-
-// refusingEndpoint is an SSH server that refuses every key, as an edge does
-// for a home it does not serve; it returns its address and host key.
-func refusingEndpoint(t *testing.T) (string, ssh.PublicKey) {
-	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
-		return nil, errors.New("served by another edge")
-	}}
-	cfg.AddHostKey(signer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				ssh.NewServerConn(conn, cfg)
-			}()
-		}
-	}()
-	return ln.Addr().String(), signer.PublicKey()
 }

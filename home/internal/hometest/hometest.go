@@ -530,3 +530,37 @@ func (c *Cloud) Pids() (cloud, haproxy int) {
 	}
 	return c.proc.cmd.Process.Pid, c.proc.haproxy
 }
+
+// RefusingEndpoint is an SSH server that refuses every key with the banner
+// an edge sends a home it does not serve (the edge the home was moved away
+// from); it returns its address and host key.
+func RefusingEndpoint(t *testing.T) (string, ssh.PublicKey) {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+		return nil, &ssh.BannerError{Err: fmt.Errorf("other edge"), Message: "homeport: this home is served by another edge\r\n"}
+	}}
+	cfg.AddHostKey(signer)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				ssh.NewServerConn(conn, cfg)
+			}()
+		}
+	}()
+	return ln.Addr().String(), signer.PublicKey()
+}
