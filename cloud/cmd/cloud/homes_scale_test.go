@@ -90,8 +90,9 @@ type scaleHome struct {
 	raw  net.Conn
 }
 
-// reply is what a home answers each visitor: larger than one SSH packet, so
-// the cloud's receive buffers are used.
+// reply is what a visitor sends after its "hello" line and what the home
+// answers: larger than one SSH packet, so that the cloud's buffers of both
+// directions are used.
 var reply = []byte(strings.Repeat("x", 64<<10))
 
 func runHomes(t *testing.T, n int, storm bool) scaleReport {
@@ -378,8 +379,12 @@ func (h *scaleHome) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)
 				}
 				go ssh.DiscardRequests(creqs)
 				defer ch.Close()
-				line, err := bufio.NewReader(ch).ReadString('\n')
+				br := bufio.NewReader(ch)
+				line, err := br.ReadString('\n')
 				if err != nil || line != "hello\n" {
+					return
+				}
+				if _, err := io.CopyN(io.Discard, br, int64(len(reply))); err != nil {
 					return
 				}
 				ch.Write(reply)
@@ -406,6 +411,9 @@ func (h *scaleHome) visit(forwardIdle bool) error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.WriteString(c, "hello\n"); err != nil {
+		return err
+	}
+	if _, err := c.Write(reply); err != nil {
 		return err
 	}
 	got, err := io.ReadAll(c)

@@ -311,6 +311,10 @@ type gcmCipher struct {
 	// pooled buffer of its own, which the transport passes on uncopied
 	// (homeport patch, packetpool.go).
 	handedOff bool
+	// scratch is the pooled buffer the last packet read is in when it is
+	// not handed off: the transport gives it back once it copied the
+	// packet out (homeport patch).
+	scratch []byte
 }
 
 func newGCMCipher(key, iv, unusedMacKey []byte, unusedAlgs DirectionAlgorithms) (packetCipher, error) {
@@ -347,18 +351,27 @@ func (c *gcmCipher) writeCipherPacket(seqNum uint32, w io.Writer, rand io.Reader
 	// one buffer and written at once, so that a large packet goes to the
 	// connection in one write instead of being split by the transport's
 	// bufio.Writer after the 4-byte prefix (a copy and a system call more).
-	if size := len(c.prefix) + int(length) + gcmTagSize; cap(c.buf) < size {
+	// A packet larger than keptBufferSize is sealed in a pooled buffer,
+	// given back after the write: an idle connection keeps no large
+	// buffer of its own.
+	size := len(c.prefix) + int(length) + gcmTagSize
+	buf := c.buf
+	if size > keptBufferSize && size <= maxPooledSize {
+		buf = pooledBuffer(size)
+		defer releasePacket(buf)
+	} else if cap(c.buf) < size {
 		c.buf = make([]byte, size)
+		buf = c.buf
 	}
-	copy(c.buf, c.prefix[:])
-	plain := c.buf[len(c.prefix) : len(c.prefix)+int(length)]
+	copy(buf[:len(c.prefix)], c.prefix[:])
+	plain := buf[len(c.prefix) : len(c.prefix)+int(length)]
 	plain[0] = padding
 	copy(plain[1:], packet)
 	if _, err := io.ReadFull(rand, plain[1+len(packet):]); err != nil {
 		return err
 	}
 	sealed := c.aead.Seal(plain[:0], c.iv, plain, c.prefix[:])
-	if _, err := w.Write(c.buf[:len(c.prefix)+len(sealed)]); err != nil {
+	if _, err := w.Write(buf[:len(c.prefix)+len(sealed)]); err != nil {
 		return err
 	}
 	c.incIV()
@@ -385,10 +398,15 @@ func (c *gcmCipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error)
 	}
 
 	c.handedOff = false
+	c.scratch = nil
 	size := int(length + gcmTagSize)
 	var buf []byte
 	pooled := size >= minPooledPacket && size <= maxPooledSize
-	if pooled {
+	// Packets larger than keptBufferSize that are not pooled for channel
+	// data are read into a pooled buffer too, given back after the
+	// transport's copy, so that c.buf stays small.
+	fromPool := pooled || (size > keptBufferSize && size <= maxPooledSize)
+	if fromPool {
 		buf = pooledBuffer(size)
 	} else {
 		if cap(c.buf) < size {
@@ -422,9 +440,12 @@ func (c *gcmCipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error)
 		return nil, fmt.Errorf("ssh: padding %d too large", padding)
 	}
 	plain = plain[1 : length-uint32(padding)]
-	// A pooled buffer holding anything but channel data is left to the
-	// garbage collector after the transport's copy.
+	// A pooled buffer holding anything but large channel data goes back
+	// to the pool after the transport's copy.
 	c.handedOff = pooled && plain[0] == msgChannelData
+	if fromPool && !c.handedOff {
+		c.scratch = buf
+	}
 	return plain, nil
 }
 

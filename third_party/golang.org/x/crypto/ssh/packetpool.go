@@ -40,6 +40,12 @@ const maxPooledSize = 1 + dataPacketSize + 255 + gcmTagSize
 // the extra room lets it serve a thousand packets before it is dropped.
 const pooledBufferSize = maxPooledSize + 1024
 
+// keptBufferSize is the most the aes-gcm cipher keeps a buffer of its own
+// for: larger packets are sealed and opened in pooled buffers, so that an
+// idle connection holds no large buffer after traffic (a 32 KiB one per
+// direction otherwise, for as long as the connection lives).
+const keptBufferSize = 2 << 10
+
 var pooledBuffers = sync.Pool{New: func() any {
 	b := make([]byte, pooledBufferSize)
 	return &b

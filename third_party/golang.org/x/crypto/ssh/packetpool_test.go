@@ -6,6 +6,7 @@ package ssh
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"io"
 	"math/rand/v2"
@@ -238,5 +239,45 @@ func TestWriteToHandsOverEveryByte(t *testing.T) {
 	ch.CloseWrite()
 	if !bytes.Equal(<-got, data) {
 		t.Fatal("data written to the channel differs from what WriteTo delivered")
+	}
+}
+
+// TestGCMKeepsNoLargeBuffer: after sealing and opening packets of every
+// size up to a full data packet, the aes-gcm ciphers of both directions
+// hold no buffer larger than keptBufferSize (an idle connection would keep
+// it for as long as it lives), and every packet arrives intact.
+func TestGCMKeepsNoLargeBuffer(t *testing.T) {
+	key := make([]byte, 16)
+	iv := make([]byte, 12)
+	w, err := newGCMCipher(key, append([]byte(nil), iv...), nil, DirectionAlgorithms{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newGCMCipher(key, append([]byte(nil), iv...), nil, DirectionAlgorithms{})
+	var wire bytes.Buffer
+	for seq, size := range []int{100, 3000, 20000, dataPacketSize} {
+		for _, msgType := range []byte{msgChannelData, msgChannelRequest} {
+			packet := make([]byte, size)
+			for i := range packet {
+				packet[i] = byte(i * 7)
+			}
+			packet[0] = msgType
+			if err := w.writeCipherPacket(uint32(seq), &wire, crand.Reader, packet); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.readCipherPacket(uint32(seq), &wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, packet) {
+				t.Fatalf("a packet of %d bytes (type %d) arrived changed", size, msgType)
+			}
+		}
+	}
+	if c := cap(w.(*gcmCipher).buf); c > keptBufferSize {
+		t.Errorf("the sending cipher keeps a %d-byte buffer, want at most %d", c, keptBufferSize)
+	}
+	if c := cap(r.(*gcmCipher).buf); c > keptBufferSize {
+		t.Errorf("the receiving cipher keeps a %d-byte buffer, want at most %d", c, keptBufferSize)
 	}
 }

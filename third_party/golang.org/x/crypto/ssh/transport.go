@@ -183,6 +183,10 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 		fresh = packetBuffer(packet[0], len(packet))
 		copy(fresh, packet)
 	}
+	if gcm != nil && gcm.scratch != nil {
+		releasePacket(gcm.scratch) // copied out: back to the pool
+		gcm.scratch = nil
+	}
 
 	return fresh, err
 }
