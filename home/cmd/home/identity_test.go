@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"homeport.dev/home/internal/cloudapi"
 	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/hometest"
@@ -155,7 +153,7 @@ func TestWebClaimedHomeReachesARunningAgent(t *testing.T) {
 	// Import the client config, with no token at all.
 	h2 := c.ClaimHome(t, alice)
 	file := downloadClientConfig(t, c, alice, h2.Slug)
-	tampered := writeClientConfig(t, c, h2, func(cc *proto.ClientConfig) {
+	tampered := c.ClientConfigFile(t, h2, func(cc *proto.ClientConfig) {
 		cc.SSH.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo"
 	})
 	u.fails("this key is not "+h2.Slug+"'s", "import", file, "--private-key", other, "--output", bad)
@@ -183,26 +181,6 @@ func TestWebClaimedHomeReachesARunningAgent(t *testing.T) {
 			t.Errorf("%s: through the cloud: %q %v", p, got, err)
 		}
 	}
-}
-
-// writeClientConfig writes the client config the web UI offers for h
-// (homeport-<slug>.yaml), edited by edit when not nil.
-func writeClientConfig(t *testing.T, c *hometest.Cloud, h *hometest.Home, edit func(*proto.ClientConfig)) string {
-	t.Helper()
-	cc := proto.ClientConfig{Kind: proto.ClientConfigKind, CloudURL: c.APIURL, Slug: h.Slug, PublicKey: h.PublicKey,
-		SSH: proto.ClientConfigSSH{Host: h.SSH.Host, Port: h.SSH.Port, User: h.SSH.User, HostKey: h.SSH.HostKey}}
-	if edit != nil {
-		edit(&cc)
-	}
-	b, err := yaml.Marshal(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "homeport-"+h.Slug+".yaml")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestReleaseArchivesTheProfile: `home release` asks for the home's name,

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"gopkg.in/yaml.v3"
 
 	"homeport.dev/proto"
 	"homeport.dev/proto/testnet"
@@ -563,4 +564,25 @@ func RefusingEndpoint(t *testing.T) (string, ssh.PublicKey) {
 		}
 	}()
 	return ln.Addr().String(), signer.PublicKey()
+}
+
+// ClientConfigFile writes the client config the web UI offers for h
+// (homeport-<slug>.yaml, in a fresh directory), edited by edit when not nil,
+// and returns its path.
+func (c *Cloud) ClientConfigFile(t testing.TB, h *Home, edit func(*proto.ClientConfig)) string {
+	t.Helper()
+	cc := proto.ClientConfig{Kind: proto.ClientConfigKind, CloudURL: c.APIURL, Slug: h.Slug, PublicKey: h.PublicKey,
+		SSH: proto.ClientConfigSSH{Host: h.SSH.Host, Port: h.SSH.Port, User: h.SSH.User, HostKey: h.SSH.HostKey}}
+	if edit != nil {
+		edit(&cc)
+	}
+	b, err := yaml.Marshal(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "homeport-"+h.Slug+".yaml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

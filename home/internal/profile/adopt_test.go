@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"gopkg.in/yaml.v3"
 
 	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/hometest"
@@ -141,25 +140,6 @@ func TestRegisterAdoptsAHomeClaimedElsewhere(t *testing.T) {
 	}
 }
 
-// clientConfig is the file the web UI offers for h.
-func clientConfig(t *testing.T, c *hometest.Cloud, h *hometest.Home, edit func(*proto.ClientConfig)) string {
-	t.Helper()
-	cc := proto.ClientConfig{Kind: proto.ClientConfigKind, CloudURL: c.APIURL, Slug: h.Slug, PublicKey: h.PublicKey,
-		SSH: proto.ClientConfigSSH{Host: h.SSH.Host, Port: h.SSH.Port, User: h.SSH.User, HostKey: h.SSH.HostKey}}
-	if edit != nil {
-		edit(&cc)
-	}
-	b, err := yaml.Marshal(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "homeport-"+h.Slug+".yaml")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestImportClientConfig: `home import FILE --private-key K` makes a
 // working profile from the web UI's client config and the home's key; a key
 // that is not the home's, or a file whose host key was altered, is refused
@@ -170,17 +150,17 @@ func TestImportClientConfig(t *testing.T) {
 	h := c.ClaimHome(t, u)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	good := clientConfig(t, c, h, nil)
+	good := c.ClientConfigFile(t, h, nil)
 
 	for name, tc := range map[string]struct {
 		file, key, want string
 	}{
 		"wrong key": {good, otherKey(t), "this key is not " + h.Slug + "'s; the web UI shows its key"},
-		"tampered host key": {clientConfig(t, c, h, func(cc *proto.ClientConfig) {
+		"tampered host key": {c.ClientConfigFile(t, h, func(cc *proto.ClientConfig) {
 			cc.SSH.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvGW3Ju0VYnT6o4xBDpVZb5hCuoE4oSy6QOOy0Jy5Yo"
 		}), h.KeyPath, "is not the one the cloud's API gives"},
-		"wrong key, no public key in the file": {clientConfig(t, c, h, func(cc *proto.ClientConfig) { cc.PublicKey = "" }), otherKey(t), "does not accept this key"},
-		"another kind":                         {clientConfig(t, c, h, func(cc *proto.ClientConfig) { cc.Kind = "kubeconfig" }), h.KeyPath, "not a homeport-client-config"},
+		"wrong key, no public key in the file": {c.ClientConfigFile(t, h, func(cc *proto.ClientConfig) { cc.PublicKey = "" }), otherKey(t), "does not accept this key"},
+		"another kind":                         {c.ClientConfigFile(t, h, func(cc *proto.ClientConfig) { cc.Kind = "kubeconfig" }), h.KeyPath, "not a homeport-client-config"},
 	} {
 		out := filepath.Join(t.TempDir(), "p")
 		_, _, err := profile.Import(ctx, profile.ImportOptions{File: tc.file, PrivateKey: tc.key, Output: out})
@@ -206,7 +186,7 @@ func TestImportClientConfig(t *testing.T) {
 		t.Error("the imported profile's signed client reads another home")
 	}
 	// An older file (cloud_url, slug, ssh only) imports too.
-	old := clientConfig(t, c, h, func(cc *proto.ClientConfig) { cc.Kind, cc.PublicKey = "", "" })
+	old := c.ClientConfigFile(t, h, func(cc *proto.ClientConfig) { cc.Kind, cc.PublicKey = "", "" })
 	if _, _, err := profile.Import(ctx, profile.ImportOptions{File: old, PrivateKey: h.KeyPath, Output: filepath.Join(t.TempDir(), "old")}); err != nil {
 		t.Errorf("an older client config: %v", err)
 	}
@@ -240,7 +220,7 @@ func TestImportWithAnRSAKey(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, _, err := profile.Import(ctx, profile.ImportOptions{File: clientConfig(t, c, h, nil), PrivateKey: keyPath, Output: filepath.Join(t.TempDir(), "p")})
+	p, _, err := profile.Import(ctx, profile.ImportOptions{File: c.ClientConfigFile(t, h, nil), PrivateKey: keyPath, Output: filepath.Join(t.TempDir(), "p")})
 	if err != nil {
 		t.Fatalf("import with an RSA key: %v", err)
 	}
