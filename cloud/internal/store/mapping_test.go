@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -14,13 +13,6 @@ import (
 // every existing row (they were all served with the PROXY header), on both
 // engines; a new row can still store false.
 func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
-	engines := []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", pg.DB},
-	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -30,10 +22,7 @@ func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The schema as an older cloud left it, with one mapping.
-			u := store.User{Username: "alice", Email: "alice@example.org", PasswordHash: "x", Role: "user", Active: true}
-			must(t, db.Create(&u).Error)
-			h := store.Home{Slot: 0, Slug: "abcdefgh", UserID: u.ID, PublicKey: "k", KeyFingerprint: "f"}
-			must(t, db.Create(&h).Error)
+			h := aliceHome(t, db)
 			must(t, db.Exec("ALTER TABLE mappings DROP COLUMN proxy_protocol").Error)
 			must(t, db.Exec("DROP TABLE goose_db_version").Error) // older clouds ran AutoMigrate at each start
 			must(t, db.Exec("INSERT INTO mappings (home_id, scheme, host, tunnel_port, private, created_at) VALUES (?, 'https', 'app.example.com', 20000, ?, CURRENT_TIMESTAMP)", h.ID, false).Error)
@@ -65,13 +54,6 @@ func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
 // private-ID (home connect finds it by that), public ones stay unnamed, and
 // the home/name pair is unique from then on, on both engines.
 func TestPrivateMappingsFromBeforeNamesGetOne(t *testing.T) {
-	engines := []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", pg.DB},
-	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -82,10 +64,7 @@ func TestPrivateMappingsFromBeforeNamesGetOne(t *testing.T) {
 			}
 			// The schema as an older cloud left it: no name column (and no
 			// record of versioned migrations).
-			u := store.User{Username: "alice", Email: "alice@example.org", PasswordHash: "x", Role: "user", Active: true}
-			must(t, db.Create(&u).Error)
-			h := store.Home{Slot: 0, Slug: "abcdefgh", UserID: u.ID, PublicKey: "k", KeyFingerprint: "f"}
-			must(t, db.Create(&h).Error)
+			h := aliceHome(t, db)
 			must(t, db.Exec("DROP INDEX idx_mapping_home_name").Error)
 			must(t, db.Exec("ALTER TABLE mappings DROP COLUMN name").Error)
 			must(t, db.Exec("DROP TABLE IF EXISTS goose_db_version").Error)
@@ -123,6 +102,17 @@ func TestPrivateMappingsFromBeforeNamesGetOne(t *testing.T) {
 			}
 		})
 	}
+}
+
+// aliceHome stores a user alice and a home of hers, the rows the mapping
+// tests hang their mappings on.
+func aliceHome(t *testing.T, db *store.DB) store.Home {
+	t.Helper()
+	u := store.User{Username: "alice", Email: "alice@example.org", PasswordHash: "x", Role: "user", Active: true}
+	must(t, db.Create(&u).Error)
+	h := store.Home{Slot: 0, Slug: "abcdefgh", UserID: u.ID, PublicKey: "k", KeyFingerprint: "f"}
+	must(t, db.Create(&h).Error)
+	return h
 }
 
 func must(t *testing.T, err error) {

@@ -67,13 +67,6 @@ func TestOpenTightensFilesMadeBeforehand(t *testing.T) {
 // migrations run again on an existing database without change, and a unique
 // index's refusal reads as a duplicate on both engines.
 func TestOpenEitherEngine(t *testing.T) {
-	engines := []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", pg.DB},
-	}
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			ctx := context.Background()
