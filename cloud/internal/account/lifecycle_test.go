@@ -24,13 +24,7 @@ func TestMain(m *testing.M) { pg.Main(m) }
 // engines are the databases the invariants must hold on: SQLite runs write
 // transactions one at a time anyway; PostgreSQL's READ COMMITTED would let
 // two count-then-change transactions both pass without store.Guard.
-var engines = []struct {
-	name string
-	dsn  func(t testing.TB) string
-}{
-	{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-	{"postgres", pg.DB},
-}
+var engines = pg.Engines()
 
 func open(t *testing.T, dsn string) (*store.DB, *account.Service) {
 	t.Helper()
@@ -88,9 +82,9 @@ func activeAdmins(t *testing.T, db *store.DB) int64 {
 // on SQLite and on PostgreSQL.
 func TestLastAdminIsKept(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, s := open(t, e.dsn(t))
+			db, s := open(t, e.DSN(t))
 			create(t, s, "root", proto.RoleAdmin)
 			release := func(context.Context, store.Home) error { return nil }
 			lastAdmin := func(what string, err error) {
@@ -195,9 +189,9 @@ func TestOnlyAdminsChangeRolesAndDeleteAccounts(t *testing.T) {
 // or revoked link are refused and create nothing.
 func TestInvitationIsSingleUseAndExpires(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, s := open(t, e.dsn(t))
+			db, s := open(t, e.DSN(t))
 			root := account.ActorOf(create(t, s, "root", proto.RoleAdmin))
 			users := func() int64 {
 				var n int64

@@ -3,7 +3,6 @@ package audit_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,15 +21,9 @@ func TestMain(m *testing.M) { pg.Main(m) }
 
 // engines runs fn on a fresh SQLite and a fresh PostgreSQL database.
 func engines(t *testing.T, fn func(t *testing.T, db *store.DB)) {
-	for _, e := range []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", pg.DB},
-	} {
-		t.Run(e.name, func(t *testing.T) {
-			db, err := store.Open(context.Background(), e.dsn(t))
+	for _, e := range pg.Engines() {
+		t.Run(e.Name, func(t *testing.T) {
+			db, err := store.Open(context.Background(), e.DSN(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,16 +21,10 @@ func TestMain(m *testing.M) { pg.Main(m) }
 // with the fewest homes; with no live edge a home gets none (a single
 // cloud), on both engines.
 func TestASilentEdgeIsDownAndGetsNoClaims(t *testing.T) {
-	for _, e := range []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", func(t testing.TB) string { return pg.DB(t) }},
-	} {
-		t.Run(e.name, func(t *testing.T) {
+	for _, e := range pg.Engines() {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := store.Open(ctx, e.dsn(t))
+			db, err := store.Open(ctx, e.DSN(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package mappings_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -19,17 +18,11 @@ import (
 // bool) and true is the default; concurrent requests without a host each get
 // a different shared-domain name, on SQLite and PostgreSQL.
 func TestProxyProtocolAndSharedNamesOnBothEngines(t *testing.T) {
-	engines := []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", pg.DB},
-	}
+	engines := pg.Engines()
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := store.Open(ctx, e.dsn(t))
+			db, err := store.Open(ctx, e.DSN(t))
 			if err != nil {
 				t.Fatal(err)
 			}

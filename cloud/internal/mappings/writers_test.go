@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -31,17 +30,11 @@ func TestMain(m *testing.M) { pg.Main(m) }
 // (not a "try again"), on SQLite and on PostgreSQL, whose READ COMMITTED lets
 // two count-then-insert transactions both pass their checks.
 func TestConcurrentWritersKeepLimits(t *testing.T) {
-	engines := []struct {
-		name string
-		dsn  func(t testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-		{"postgres", pg.DB},
-	}
+	engines := pg.Engines()
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := store.Open(ctx, e.dsn(t))
+			db, err := store.Open(ctx, e.DSN(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,9 +14,9 @@ import (
 // engines; a new row can still store false.
 func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := e.dsn(t)
+			dsn := e.DSN(t)
 			db, err := store.Open(ctx, dsn)
 			if err != nil {
 				t.Fatal(err)
@@ -55,9 +55,9 @@ func TestMappingsFromBeforeProxyProtocolKeepTheHeader(t *testing.T) {
 // the home/name pair is unique from then on, on both engines.
 func TestPrivateMappingsFromBeforeNamesGetOne(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := e.dsn(t)
+			dsn := e.DSN(t)
 			db, err := store.Open(ctx, dsn)
 			if err != nil {
 				t.Fatal(err)

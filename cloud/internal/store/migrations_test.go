@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -14,21 +13,15 @@ import (
 )
 
 // engines are the two databases every schema test runs on.
-var engines = []struct {
-	name string
-	dsn  func(t testing.TB) string
-}{
-	{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
-	{"postgres", func(t testing.TB) string { return pg.DB(t) }},
-}
+var engines = pg.Engines()
 
 // TestEveryModelFieldHasAColumn: the schema the migrations make holds every
 // table, column and index of the live models, on both engines. A field added
 // to models.go without a migration fails here (AutoMigrate no longer runs).
 func TestEveryModelFieldHasAColumn(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			db, err := store.Open(context.Background(), e.dsn(t))
+		t.Run(e.Name, func(t *testing.T) {
+			db, err := store.Open(context.Background(), e.DSN(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,9 +58,9 @@ func TestEveryModelFieldHasAColumn(t *testing.T) {
 // mapping got its private-ID name).
 func TestAdoptsADatabaseMadeBeforeMigrations(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := e.dsn(t)
+			dsn := e.DSN(t)
 			old, err := store.OpenUnmigrated(ctx, dsn)
 			if err != nil {
 				t.Fatal(err)
@@ -117,9 +110,9 @@ func TestAdoptsADatabaseMadeBeforeMigrations(t *testing.T) {
 // binary does not know is not opened, and not changed.
 func TestRefusesADatabaseANewerCloudMigrated(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := e.dsn(t)
+			dsn := e.DSN(t)
 			db, err := store.Open(ctx, dsn)
 			if err != nil {
 				t.Fatal(err)

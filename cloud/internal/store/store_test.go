@@ -68,9 +68,9 @@ func TestOpenTightensFilesMadeBeforehand(t *testing.T) {
 // index's refusal reads as a duplicate on both engines.
 func TestOpenEitherEngine(t *testing.T) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := e.dsn(t)
+			dsn := e.DSN(t)
 			for start := range 2 { // the second start migrates an existing schema
 				db, err := store.Open(ctx, dsn)
 				if err != nil {

@@ -54,6 +54,22 @@ type Server struct {
 	created     int
 }
 
+// Engine is a database a test runs on: its name (the subtest's) and DSN,
+// which makes an empty database and returns what store.Open takes.
+type Engine struct {
+	Name string
+	DSN  func(t testing.TB) string
+}
+
+// Engines are the two databases a schema or concurrency test runs on: a
+// SQLite file in the test's temporary directory and a database of s.
+func (s *Server) Engines() []Engine {
+	return []Engine{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "cloud.db") }},
+		{"postgres", s.DB},
+	}
+}
+
 // New returns a server that starts when a test first asks for a database.
 func New() *Server { return &Server{} }
 
