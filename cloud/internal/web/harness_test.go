@@ -130,6 +130,22 @@ func (b *browser) do(req *http.Request) (int, string) {
 	return resp.StatusCode, html.UnescapeString(string(body))
 }
 
+// claimHome claims a home in the web UI for name, logged in with b, and
+// returns it, the only home name has.
+func (b *browser) claimHome(name string) store.Home {
+	b.e.t.Helper()
+	b.post("/homes", url.Values{"public_key": {newKey(b.e.t)}})
+	u, err := b.e.app.Accounts.User(context.Background(), name)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	hs, err := b.e.app.Homes.List(context.Background(), u)
+	if err != nil || len(hs) != 1 {
+		b.e.t.Fatalf("homes %v %v", hs, err)
+	}
+	return hs[0]
+}
+
 // login logs in through the form and fails the test unless it lands on the
 // dashboard.
 func (b *browser) login(name string) string {

@@ -339,22 +339,14 @@ func TestPlainOpenSSHMapping(t *testing.T) {
 	e.user("alice", true, false)
 	alice := e.browser()
 	alice.login("alice")
-	alice.post("/homes", url.Values{"public_key": {newKey(t)}})
-	u, err := e.app.Accounts.User(context.Background(), "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := e.app.Homes.List(context.Background(), u)
-	if err != nil || len(hs) != 1 {
-		t.Fatalf("homes %v %v", hs, err)
-	}
-	slug := hs[0].Slug
+	h := alice.claimHome("alice")
+	slug := h.Slug
 	alice.post("/homes/"+slug+"/domains", url.Values{"domain": {"example.com"}})
 	status, page := alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"http"}, "host": {"raw.example.com"}, "client": {"openssh"}})
 	must(t, "openssh mapping", status, page, 200, "Mapping added", "served by plain OpenSSH", "ssh -N -R 127.0.0.1:")
 	status, page = alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"http"}, "host": {"agent.example.com"}})
 	must(t, "agent mapping", status, page, 200, "Mapping added")
-	ms, err := e.app.Mappings.List(context.Background(), hs[0].ID)
+	ms, err := e.app.Mappings.List(context.Background(), h.ID)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("mappings %v %v", ms, err)
 	}
@@ -380,16 +372,8 @@ func TestPrivateMappingNames(t *testing.T) {
 	e.user("alice", true, false)
 	alice := e.browser()
 	alice.login("alice")
-	alice.post("/homes", url.Values{"public_key": {newKey(t)}})
-	u, err := e.app.Accounts.User(context.Background(), "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := e.app.Homes.List(context.Background(), u)
-	if err != nil || len(hs) != 1 {
-		t.Fatalf("homes %v %v", hs, err)
-	}
-	slug := hs[0].Slug
+	h := alice.claimHome("alice")
+	slug := h.Slug
 
 	status, page := alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"tcp"}, "private": {"on"}})
 	must(t, "private mapping without a name", status, page, http.StatusBadRequest, `class="error"`, "a private mapping needs a name")
@@ -397,7 +381,7 @@ func TestPrivateMappingNames(t *testing.T) {
 	must(t, "private mapping", status, page, 200, "Mapping added", "<td><code>gpu-ui</code></td>", "private (home connect only)", "home connect "+slug+"/NAME")
 	status, page = alice.post("/homes/"+slug+"/mappings", url.Values{"scheme": {"tcp"}, "private": {"on"}, "name": {"gpu-ui"}})
 	must(t, "the same name again", status, page, http.StatusConflict, "already has a mapping named gpu-ui", `value="gpu-ui"`)
-	if ms, _ := e.app.Mappings.List(context.Background(), hs[0].ID); len(ms) != 1 || ms[0].MappingName() != "gpu-ui" {
+	if ms, _ := e.app.Mappings.List(context.Background(), h.ID); len(ms) != 1 || ms[0].MappingName() != "gpu-ui" {
 		t.Fatalf("mappings after the forms: %+v", ms)
 	}
 
