@@ -169,31 +169,17 @@ func workerRSS(b *testing.B, c *cloudtest.Cloud) int64 {
 }
 
 func httpOK(b *testing.B, port int) {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				if _, err := proxyproto.Read(br); err != nil {
-					return
-				}
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-			}()
+	serveTunnelPort(b, port, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		if _, err := proxyproto.Read(br); err != nil {
+			return
 		}
-	}()
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
 }
 
 func pct(d []time.Duration, p int) time.Duration {

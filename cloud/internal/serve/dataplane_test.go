@@ -64,13 +64,50 @@ type seen struct {
 // header, then answers plain TCP, HTTP or TLS, reporting what it saw.
 func tunnelServer(t *testing.T, port int, mode string) <-chan seen {
 	t.Helper()
+	out := make(chan seen, 16)
+	cert := selfSigned(t)
+	serveTunnelPort(t, port, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		hdr, err := proxyproto.Read(br)
+		if err != nil {
+			return // no PROXY header: refuse
+		}
+		s := seen{source: hdr.SourceAddr.String()}
+		var rw io.ReadWriter = struct {
+			io.Reader
+			io.Writer
+		}{br, conn}
+		if mode == "tls" {
+			if rw, br = serveTLS(conn, br, cert); rw == nil {
+				return
+			}
+		}
+		line, _ := br.ReadString('\n')
+		s.line = strings.TrimSpace(line)
+		if mode == "http" {
+			req, err := http.ReadRequest(bufio.NewReader(io.MultiReader(strings.NewReader(line), br)))
+			if err == nil {
+				s.xff = req.Header.Get("X-Forwarded-For")
+			}
+			fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+		} else {
+			fmt.Fprintf(rw, "hello %s\n", s.line)
+		}
+		out <- s
+	})
+	return out
+}
+
+// serveTunnelPort listens on the tunnel port until the test ends and runs
+// handle on each connection in a goroutine of its own, closing the
+// connection after.
+func serveTunnelPort(t testing.TB, port int, handle func(net.Conn)) {
+	t.Helper()
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	out := make(chan seen, 16)
-	cert := selfSigned(t)
 	go func() {
 		for {
 			conn, err := l.Accept()
@@ -79,39 +116,21 @@ func tunnelServer(t *testing.T, port int, mode string) <-chan seen {
 			}
 			go func() {
 				defer conn.Close()
-				br := bufio.NewReader(conn)
-				hdr, err := proxyproto.Read(br)
-				if err != nil {
-					return // no PROXY header: refuse
-				}
-				s := seen{source: hdr.SourceAddr.String()}
-				var rw io.ReadWriter = struct {
-					io.Reader
-					io.Writer
-				}{br, conn}
-				if mode == "tls" {
-					tc := tls.Server(&bufConn{Conn: conn, r: br}, &tls.Config{Certificates: []tls.Certificate{cert}})
-					if tc.Handshake() != nil {
-						return
-					}
-					rw, br = tc, bufio.NewReader(tc)
-				}
-				line, _ := br.ReadString('\n')
-				s.line = strings.TrimSpace(line)
-				if mode == "http" {
-					req, err := http.ReadRequest(bufio.NewReader(io.MultiReader(strings.NewReader(line), br)))
-					if err == nil {
-						s.xff = req.Header.Get("X-Forwarded-For")
-					}
-					fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
-				} else {
-					fmt.Fprintf(rw, "hello %s\n", s.line)
-				}
-				out <- s
+				handle(conn)
 			}()
 		}
 	}()
-	return out
+}
+
+// serveTLS completes a TLS handshake with cert on conn, whose bytes so far
+// br has buffered, and returns the decrypted stream and a reader of it;
+// nil when the handshake fails.
+func serveTLS(conn net.Conn, br *bufio.Reader, cert tls.Certificate) (io.ReadWriter, *bufio.Reader) {
+	tc := tls.Server(&bufConn{Conn: conn, r: br}, &tls.Config{Certificates: []tls.Certificate{cert}})
+	if tc.Handshake() != nil {
+		return nil, nil
+	}
+	return tc, bufio.NewReader(tc)
 }
 
 type bufConn struct {

@@ -3,7 +3,6 @@ package serve_test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -28,55 +27,39 @@ import (
 // like the sample app's "400 Bad Request").
 func plainApp(t *testing.T, port int, mode string) <-chan bool {
 	t.Helper()
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	header := make(chan bool, 16)
 	cert := selfSigned(t)
-	go func() {
-		for {
-			conn, err := l.Accept()
+	serveTunnelPort(t, port, func(conn net.Conn) {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		// A PROXY v2 signature starts with '\r'; no visitor's bytes here do.
+		if b, err := br.Peek(1); err != nil {
+			return
+		} else if b[0] == '\r' {
+			header <- true
+			proxyproto.Read(br)
+			io.WriteString(conn, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+			return
+		}
+		header <- false
+		var rw io.ReadWriter = &bufConn{Conn: conn, r: br}
+		if mode == "tls" {
+			if rw, br = serveTLS(conn, br, cert); rw == nil {
+				return
+			}
+		}
+		if mode == "http" {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(conn)
-				// A PROXY v2 signature starts with '\r'; no visitor's bytes here do.
-				if b, err := br.Peek(1); err != nil {
-					return
-				} else if b[0] == '\r' {
-					header <- true
-					proxyproto.Read(br)
-					io.WriteString(conn, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-					return
-				}
-				header <- false
-				var rw io.ReadWriter = &bufConn{Conn: conn, r: br}
-				if mode == "tls" {
-					tc := tls.Server(&bufConn{Conn: conn, r: br}, &tls.Config{Certificates: []tls.Certificate{cert}})
-					if tc.Handshake() != nil {
-						return
-					}
-					rw, br = tc, bufio.NewReader(tc)
-				}
-				if mode == "http" {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body := "plain app saw " + req.Host + " from " + req.Header.Get("X-Forwarded-For")
-					fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
-					return
-				}
-				line, _ := br.ReadString('\n')
-				fmt.Fprintf(rw, "hello %s\n", strings.TrimSpace(line))
-			}()
+			body := "plain app saw " + req.Host + " from " + req.Header.Get("X-Forwarded-For")
+			fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+			return
 		}
-	}()
+		line, _ := br.ReadString('\n')
+		fmt.Fprintf(rw, "hello %s\n", strings.TrimSpace(line))
+	})
 	return header
 }
 
