@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -37,11 +36,7 @@ they are written until interrupted; --json prints one JSON object a line.`,
 			if err != nil {
 				return err
 			}
-			dsn := filepath.Join(data, "cloud.db")
-			if flag, _ := cmd.Flags().GetString("db"); flag != "" {
-				dsn = flag
-			}
-			db, err := store.Open(cmd.Context(), dsn)
+			db, err := openStore(cmd, data)
 			if err != nil {
 				return err
 			}

@@ -89,6 +89,16 @@ the environment, which wins over the file.`,
 	return c
 }
 
+// openStore opens the cloud's database for a command: --db, else the data
+// directory's cloud.db.
+func openStore(cmd *cobra.Command, data string) (*store.DB, error) {
+	dsn := filepath.Join(data, "cloud.db")
+	if flag, _ := cmd.Flags().GetString("db"); flag != "" {
+		dsn = flag
+	}
+	return store.Open(cmd.Context(), dsn)
+}
+
 // withAccounts opens the cloud's database (--db, else the data directory's)
 // for an admin command.
 func withAccounts(cmd *cobra.Command, data string, fn func(*account.Service) error) error {
@@ -97,11 +107,7 @@ func withAccounts(cmd *cobra.Command, data string, fn func(*account.Service) err
 
 // withStore is withAccounts for a command that needs the database too.
 func withStore(cmd *cobra.Command, data string, fn func(*store.DB, *account.Service) error) error {
-	dsn := filepath.Join(data, "cloud.db")
-	if flag, _ := cmd.Flags().GetString("db"); flag != "" {
-		dsn = flag
-	}
-	db, err := store.Open(cmd.Context(), dsn)
+	db, err := openStore(cmd, data)
 	if err != nil {
 		return err
 	}
