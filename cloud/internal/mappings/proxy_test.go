@@ -18,8 +18,7 @@ import (
 // bool) and true is the default; concurrent requests without a host each get
 // a different shared-domain name, on SQLite and PostgreSQL.
 func TestProxyProtocolAndSharedNamesOnBothEngines(t *testing.T) {
-	engines := pg.Engines()
-	for _, e := range engines {
+	for _, e := range pg.Engines() {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db, err := store.Open(ctx, e.DSN(t))

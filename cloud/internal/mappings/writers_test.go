@@ -30,8 +30,7 @@ func TestMain(m *testing.M) { pg.Main(m) }
 // (not a "try again"), on SQLite and on PostgreSQL, whose READ COMMITTED lets
 // two count-then-insert transactions both pass their checks.
 func TestConcurrentWritersKeepLimits(t *testing.T) {
-	engines := pg.Engines()
-	for _, e := range engines {
+	for _, e := range pg.Engines() {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db, err := store.Open(ctx, e.DSN(t))
