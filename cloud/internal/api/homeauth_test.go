@@ -217,10 +217,11 @@ const (
 // released home's and a deactivated owner's. A route added without a decision
 // here fails the test.
 func TestHomeCredentialMatrix(t *testing.T) {
-	decisions := map[string]struct {
+	type decision struct {
 		access access
 		body   any
-	}{
+	}
+	decisions := map[string]decision{
 		"POST /api/v1/auth/signup":                           {anyone, `{}`},
 		"POST /api/v1/auth/token":                            {anyone, `{}`},
 		"POST /api/v1/auth/invitations/accept":               {anyone, `{}`},
@@ -270,12 +271,8 @@ func TestHomeCredentialMatrix(t *testing.T) {
 
 	// The routes, their success status and documented security, from the
 	// document the route table builds.
-	type op struct {
-		Security  []map[string]any           `json:"security"`
-		Responses map[string]json.RawMessage `json:"responses"`
-	}
 	var doc struct {
-		Paths      map[string]map[string]op `json:"paths"`
+		Paths      map[string]map[string]openAPIOp `json:"paths"`
 		Components struct {
 			SecuritySchemes map[string]struct{ Type, Scheme, Description string } `json:"securitySchemes"`
 		} `json:"components"`
@@ -284,14 +281,42 @@ func TestHomeCredentialMatrix(t *testing.T) {
 	if s := doc.Components.SecuritySchemes["home"]; s.Type != "http" || s.Scheme != wire.Scheme || !strings.Contains(s.Description, "signed with the home's SSH key") {
 		t.Errorf("openapi securitySchemes.home = %+v", s)
 	}
+	eachOperation(t, doc.Paths, decisions, "TestHomeCredentialMatrix: decide whether a home's credential may call it", func(name string, d decision, o openAPIOp, success int) {
+		documented := map[string]bool{}
+		for _, s := range o.Security {
+			for scheme := range s {
+				documented[scheme] = true
+			}
+		}
+		if want := d.access == homeOwned; documented["home"] != want || documented["bearer"] != (d.access != anyone) {
+			t.Errorf("%s: openapi security %v does not match %s", name, o.Security, d.access)
+		}
+		method, path, _ := strings.Cut(name, " ")
+		t.Run(name, func(t *testing.T) { checkRoute(t, k, method, path, d.access, d.body, success) })
+	})
+}
+
+// openAPIOp is an operation of the API's OpenAPI document.
+type openAPIOp struct {
+	Security  []map[string]any           `json:"security"`
+	Responses map[string]json.RawMessage `json:"responses"`
+}
+
+// eachOperation calls fn for every operation of paths (the OpenAPI
+// document's) with its route ("GET /api/v1/..."), its decision and its
+// documented success status. A route without a decision fails the test,
+// with undecided saying where to decide; so does a decision for a route the
+// API does not serve.
+func eachOperation[D any](t *testing.T, paths map[string]map[string]openAPIOp, decisions map[string]D, undecided string, fn func(route string, d D, o openAPIOp, success int)) {
+	t.Helper()
 	seen := map[string]bool{}
-	for path, ops := range doc.Paths {
+	for path, ops := range paths {
 		for method, o := range ops {
-			name := strings.ToUpper(method) + " " + path
-			seen[name] = true
-			d, ok := decisions[name]
+			route := strings.ToUpper(method) + " " + path
+			seen[route] = true
+			d, ok := decisions[route]
 			if !ok {
-				t.Errorf("%s has no decision in TestHomeCredentialMatrix: decide whether a home's credential may call it", name)
+				t.Errorf("%s has no decision in %s", route, undecided)
 				continue
 			}
 			success := 0
@@ -300,21 +325,12 @@ func TestHomeCredentialMatrix(t *testing.T) {
 					success = atoiT(t, code)
 				}
 			}
-			documented := map[string]bool{}
-			for _, s := range o.Security {
-				for scheme := range s {
-					documented[scheme] = true
-				}
-			}
-			if want := d.access == homeOwned; documented["home"] != want || documented["bearer"] != (d.access != anyone) {
-				t.Errorf("%s: openapi security %v does not match %s", name, o.Security, d.access)
-			}
-			t.Run(name, func(t *testing.T) { checkRoute(t, k, strings.ToUpper(method), path, d.access, d.body, success) })
+			fn(route, d, o, success)
 		}
 	}
-	for name := range decisions {
-		if !seen[name] {
-			t.Errorf("decision for %s, which the API does not serve", name)
+	for route := range decisions {
+		if !seen[route] {
+			t.Errorf("decision for %s, which the API does not serve", route)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -167,35 +166,12 @@ func (m member) body(t *testing.T, route string) any {
 // success on its own things. A route without a decision here fails the test.
 func TestRoleMatrix(t *testing.T) {
 	var doc struct {
-		Paths map[string]map[string]struct {
-			Responses map[string]json.RawMessage `json:"responses"`
-		} `json:"paths"`
+		Paths map[string]map[string]openAPIOp `json:"paths"`
 	}
 	newEnv(t).must(200, "GET", "/api/openapi.json", "", nil, &doc)
-	seen := map[string]bool{}
-	for path, ops := range doc.Paths {
-		for method, o := range ops {
-			route := strings.ToUpper(method) + " " + path
-			seen[route] = true
-			allowed, ok := roleDecisions[route]
-			if !ok {
-				t.Errorf("%s has no decision in TestRoleMatrix: decide which roles may call it", route)
-				continue
-			}
-			success := 0
-			for code := range o.Responses {
-				if code != "default" {
-					success = atoiT(t, code)
-				}
-			}
-			t.Run(route, func(t *testing.T) { checkRoles(t, route, allowed, success) })
-		}
-	}
-	for route := range roleDecisions {
-		if !seen[route] {
-			t.Errorf("decision for %s, which the API does not serve", route)
-		}
-	}
+	eachOperation(t, doc.Paths, roleDecisions, "TestRoleMatrix: decide which roles may call it", func(route string, allowed []string, _ openAPIOp, success int) {
+		t.Run(route, func(t *testing.T) { checkRoles(t, route, allowed, success) })
+	})
 }
 
 func checkRoles(t *testing.T, route string, allowed []string, success int) {
