@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -146,11 +147,14 @@ func TestConcurrentWritersKeepLimits(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					// Only the names under d count: the home keeps mappings
+					// the subtests before made (a tcp port, say).
+					under := slices.DeleteFunc(list, func(m store.Mapping) bool { return !strings.HasSuffix(m.HostName(), "."+d) })
 					registered, _ := ds.List(ctx, other.ID)
-					if len(list) > 0 && !slices.ContainsFunc(registered, func(bd store.BaseDomain) bool { return bd.Domain == d }) {
-						t.Fatalf("%s was removed while %s://%s uses it", d, list[0].Scheme, list[0].HostName())
+					if len(under) > 0 && !slices.ContainsFunc(registered, func(bd store.BaseDomain) bool { return bd.Domain == d }) {
+						t.Fatalf("%s was removed while %s://%s uses it", d, under[0].Scheme, under[0].HostName())
 					}
-					for _, m := range list {
+					for _, m := range under {
 						if err := ms.Delete(ctx, other, m.ID); err != nil {
 							t.Fatal(err)
 						}
