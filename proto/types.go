@@ -139,8 +139,12 @@ type Home struct {
 	// SharedDomain is the cloud's --shared-domain, empty when it has none.
 	// The home may publish <slug>.SHARED and <label>-<slug>.SHARED without
 	// owning a domain.
-	SharedDomain string    `json:"shared_domain,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
+	SharedDomain string `json:"shared_domain,omitempty"`
+	// PublicHTTPPort and PublicHTTPSPort are the ports visitors use, so a
+	// home can print a URL that works (:8080 with cloud serve --dev).
+	PublicHTTPPort  int       `json:"public_http_port,omitempty"`
+	PublicHTTPSPort int       `json:"public_https_port,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 
 	// Edge names the cloud node that serves the home (SSH is that edge's
 	// endpoint) when several share one database; empty on a single cloud.

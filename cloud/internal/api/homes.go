@@ -37,6 +37,7 @@ func (s *Server) homeToProto(ctx context.Context, h store.Home) (proto.Home, err
 		Slug: h.Slug, Owner: h.User.Username, PublicKey: h.PublicKey, BandwidthLimitKbps: h.BandwidthLimitKbps,
 		BaseDomains: names, SSH: s.endpoint(ctx, h), TunnelPorts: layout.TunnelPorts(h.Slot), TCPPorts: layout.TCPPorts(h.Slot),
 		SharedDomain: s.Domains.SharedDomain(), CreatedAt: h.CreatedAt, Edge: h.Edge,
+		PublicHTTPPort: s.PublicHTTPPort, PublicHTTPSPort: s.PublicHTTPSPort,
 	}, nil
 }
 

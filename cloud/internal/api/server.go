@@ -39,6 +39,9 @@ type Deps struct {
 	Certificates *certorders.Service
 	// SSH is the endpoint homes connect to (User is filled per home).
 	SSH proto.SSHEndpoint
+	// PublicHTTPPort and PublicHTTPSPort are the ports visitors reach
+	// HAProxy on, told to homes so they print URLs that work.
+	PublicHTTPPort, PublicHTTPSPort int
 	// Edges, when the cloud has several nodes, gives each home its edge's
 	// endpoint and lists the edges; nil serves SSH for every home.
 	Edges *edges.Registry

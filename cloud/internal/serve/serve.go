@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -131,7 +132,8 @@ func (a *App) build() error {
 	certs := certorders.New(a.DB, certorders.Options{Shared: cfg.SharedDomain, Log: a.log, Registry: reg})
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings, Certificates: certs,
-		SSH:   proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
+		SSH:            proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
+		PublicHTTPPort: addrPort(cfg.HTTPAddr), PublicHTTPSPort: cfg.PublicHTTPSPort,
 		Edges: a.Edges, Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
 		Signup: cfg.Signup, PublicURL: a.PublicURL(),
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},
@@ -321,4 +323,14 @@ func (a *App) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	return nil
+}
+
+// addrPort is the port of a host:port address, 0 when it has none.
+func addrPort(addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,7 +69,7 @@ func exposeCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printExposed(cmd, s.p.Cloud.Home, e, note)
+				printExposed(cmd, s.p.Cloud.Home, e, note, visitURL(ctx, s, e))
 				notifyConsole(cmd, s)
 				return nil
 			})
@@ -225,9 +226,41 @@ func exposeEntry(ctx context.Context, s *session, e store.Entry) (store.Entry, s
 	return e, note, nil
 }
 
-func printExposed(cmd *cobra.Command, slug string, e store.Entry, note string) {
+// visitURL is where visitors reach e, with the cloud's public port when it
+// is not the scheme's default (cloud serve --dev listens on 8080/8443);
+// "" for a private entry, or when the cloud cannot be asked.
+func visitURL(ctx context.Context, s *session, e store.Entry) string {
+	if e.Private {
+		return ""
+	}
+	h, err := s.cloud.Home(ctx, s.p.Cloud.Home)
+	if err != nil {
+		return ""
+	}
+	return publicURL(e, h)
+}
+
+// publicURL is visitURL's rule, given the home's API answer.
+func publicURL(e store.Entry, h proto.Home) string {
+	port, def := h.PublicHTTPPort, 80
+	switch e.Scheme {
+	case proto.SchemeHTTPS:
+		port, def = h.PublicHTTPSPort, 443
+	case proto.SchemeTCP:
+		return net.JoinHostPort(h.SSH.Host, strconv.Itoa(e.PublicPort))
+	}
+	if port == 0 || port == def {
+		return e.Scheme + "://" + e.Host + "/"
+	}
+	return e.Scheme + "://" + net.JoinHostPort(e.Host, strconv.Itoa(port)) + "/"
+}
+
+func printExposed(cmd *cobra.Command, slug string, e store.Entry, note, visit string) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "exposed %s -> %s (entry %d, tunnel port %d)\n", e.Public(), e.Target, e.ID, e.TunnelPort)
+	if visit != "" {
+		fmt.Fprintf(out, "visitors reach it at %s\n", visit)
+	}
 	if e.Private && e.Name != "" {
 		fmt.Fprintf(out, "reach it with: home connect %s (on this home), home connect %s/%s (on another home of your account)\n", e.Name, slug, e.Name)
 	}

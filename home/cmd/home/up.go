@@ -175,6 +175,9 @@ func upEntry(ctx context.Context, cmd *cobra.Command, s *session, want store.Ent
 	for _, e := range es {
 		if e.Scheme == want.Scheme && e.Target == target && !e.Private && (want.Host == "" || strings.HasPrefix(e.Host, want.Host)) {
 			fmt.Fprintf(cmd.OutOrStdout(), "already exposed %s -> %s\n", e.Public(), e.Target)
+			if visit := visitURL(ctx, s, e); visit != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "visitors reach it at %s\n", visit)
+			}
 			return e, nil
 		}
 	}
@@ -182,7 +185,7 @@ func upEntry(ctx context.Context, cmd *cobra.Command, s *session, want store.Ent
 	if err != nil {
 		return want, err
 	}
-	printExposed(cmd, s.p.Cloud.Home, e, note)
+	printExposed(cmd, s.p.Cloud.Home, e, note, visitURL(ctx, s, e))
 	return e, nil
 }
 
@@ -195,10 +198,13 @@ func statusLine(ctx context.Context, w io.Writer, a *agent.Agent, tty bool) erro
 	defer stop()
 	tick := time.NewTicker(2 * time.Second) // the local service's state is polled
 	defer tick.Stop()
-	last := ""
+	last, started := "", false
 	for {
-		line := summarize(a.Status())
-		if line != last {
+		st := a.Status()
+		// Before the agent's first connect the tunnel reads "stopped": not
+		// news to anyone who just ran `home up`.
+		started = started || st.Tunnel.State != "stopped"
+		if line := summarize(st); started && line != last {
 			if tty {
 				fmt.Fprintf(w, "\r\033[K%s", line)
 			} else {

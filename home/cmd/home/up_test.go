@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"homeport.dev/home/internal/certs/pebbletest"
 	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/hometest"
+	"homeport.dev/home/internal/store"
 	"homeport.dev/proto"
 )
 
@@ -110,6 +112,8 @@ func TestUpPublishesOnTheSharedDomain(t *testing.T) {
 	if len(hs) != 1 || host != hs[0].Slug+".homes.test" {
 		t.Fatalf("home up published %s; want the home's own name on the shared domain (homes %+v)", host, hs)
 	}
+	// The URL printed works: the cloud's public port is not 80 here.
+	run.waitFor(t, `^visitors reach it at http://`+regexp.QuoteMeta(host)+`:`+strconv.Itoa(portOf(t, c.HTTPAddr))+`/$`)
 	run.waitFor(t, `tunnel connected \| http://`+regexp.QuoteMeta(host)+` -> \S+ up$`)
 	if got, err := visit(t, c, host); err != nil || !strings.HasPrefix(got, "alice-app") {
 		t.Fatalf("a visitor of %s: %q %v", host, got, err)
@@ -200,4 +204,23 @@ func metrics(t *testing.T, c *hometest.Cloud) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func TestPublicURLNamesANonDefaultPort(t *testing.T) {
+	h := proto.Home{SSH: proto.SSHEndpoint{Host: "cloud.example.com"}, PublicHTTPPort: 80, PublicHTTPSPort: 8443}
+	for _, c := range []struct {
+		e    store.Entry
+		want string
+	}{
+		{store.Entry{Scheme: "http", Host: "a.example.com"}, "http://a.example.com/"},
+		{store.Entry{Scheme: "https", Host: "a.example.com"}, "https://a.example.com:8443/"},
+		{store.Entry{Scheme: "tcp", PublicPort: 10001}, "cloud.example.com:10001"},
+	} {
+		if got := publicURL(c.e, h); got != c.want {
+			t.Errorf("publicURL(%+v) = %s, want %s", c.e, got, c.want)
+		}
+	}
+	if got := publicURL(store.Entry{Scheme: "http", Host: "a.example.com"}, proto.Home{}); got != "http://a.example.com/" {
+		t.Errorf("an older cloud (no ports in its answer): %s", got)
+	}
 }
