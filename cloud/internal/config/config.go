@@ -54,6 +54,7 @@ type Config struct {
 	APIHost           string   // the cloud's own web/API name (default PublicHost)
 	TLS               TLS      // how the cloud serves APIHost over HTTPS
 	MetricsAddr       string   // Prometheus endpoint; empty when off
+	DebugPprof        bool     // Go's /debug/pprof on the metrics listener (hidden --debug-pprof)
 	Warnings          []string // settings that work but deserve the operator's attention at start
 	ReservedDomains   []string // operator-reserved names no tenant may own (lowercased)
 	SharedDomain      string   // names SLUG.SHARED and LABEL-SLUG.SHARED homes may publish without a domain; "" when none
@@ -193,6 +194,7 @@ type raw struct {
 	sharedDomain                                                      string
 	publicHTTPSPort                                                   int
 	acmeRenewCheck                                                    time.Duration
+	debugPprof                                                        bool
 	reservedDomains                                                   []string
 	reconcileInterval                                                 time.Duration
 	dev                                                               bool
@@ -230,6 +232,8 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.tlsCert, "tls-cert", "", "PEM certificate chain for --api-host instead of ACME (re-read when it changes on disk)")
 	fs.StringVar(&r.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&r.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus /metrics listen address, never authenticated: keep it on loopback or a private network (off: none)")
+	fs.BoolVar(&r.debugPprof, "debug-pprof", false, "serve Go's /debug/pprof on the metrics listener (profiles; never on a public address)")
+	_ = fs.MarkHidden("debug-pprof") // the scale tests measure memory after a forced GC
 	fs.StringSliceVar(&r.reservedDomains, "reserved-domains", nil, "comma-separated names no tenant may own, nor any name above or under them (the public and API hosts are always reserved)")
 	fs.StringVar(&r.sharedDomain, "shared-domain", "", "domain with a wildcard DNS record (*.NAME) to this cloud, under which every home may publish SLUG.NAME and LABEL-SLUG.NAME without owning a domain (default: none)")
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
@@ -468,6 +472,10 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 		bad("haproxy", fmt.Errorf("%q is not managed, external or off", c.HAProxy))
 	}
 	c.TLS, c.APIAddr, c.MetricsAddr = r.validateTLS(fs, c, bad)
+	c.DebugPprof = r.debugPprof
+	if c.DebugPprof && c.MetricsAddr == "" {
+		bad("debug-pprof", fmt.Errorf("needs --metrics-addr (it serves there)"))
+	}
 	if c.HAProxyMaps != "" && !filepath.IsAbs(c.HAProxyMaps) {
 		bad("haproxy-maps", fmt.Errorf("give an absolute path (HAProxy names maps by their file path)"))
 	}

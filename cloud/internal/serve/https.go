@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -86,7 +87,15 @@ func (a *App) startHTTPS(ctx context.Context, wg *sync.WaitGroup, errc chan<- er
 			return out, fmt.Errorf("metrics listen on %s: %w (choose another --metrics-addr, or off)", cfg.MetricsAddr, err)
 		}
 		out.Metrics = mln.Addr()
-		srv := &http.Server{Handler: a.API.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		handler := a.API.MetricsHandler()
+		if cfg.DebugPprof {
+			mux := http.NewServeMux()
+			mux.Handle("/", handler)
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			handler = mux
+		}
+		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()

@@ -60,4 +60,13 @@ func TestPlainCloudWarnsAndServesMetricsAddr(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("homeport_users ")) {
 		t.Errorf("--metrics-addr: %s %.200s", resp.Status, b)
 	}
+	// Go's profiles are not served unless --debug-pprof asks for them.
+	resp, err = c.Get("http://" + addrs.Metrics.String() + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct == "application/octet-stream" {
+		t.Errorf("--metrics-addr serves a heap profile (%s) without --debug-pprof", ct)
+	}
 }
