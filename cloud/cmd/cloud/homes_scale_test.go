@@ -72,7 +72,6 @@ func TestTenThousandHomes(t *testing.T) {
 }
 
 type scaleReport struct {
-	homes                      int
 	goroutinesPerHome          float64
 	heapPerHomeAfter           float64
 	rssBefore, rssAfter        int64
