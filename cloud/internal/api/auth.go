@@ -55,10 +55,19 @@ func (s *Server) require(level authLevel, next echo.HandlerFunc) echo.HandlerFun
 		if p.home != nil && level != authHome {
 			return problem.New(problem.Forbidden, errNeedsToken)
 		}
+		if changes(c.Request().Method) && !s.Writes.AllowWrite(p.user.ID) {
+			c.Response().Header().Set("Retry-After", "10")
+			return problem.New(problem.RateLimited, "this account made too many changes in the last minute (--write-rate); try again shortly")
+		}
 		c.Set(principalKey, p)
 		setActor(c, auditActor(c, p, level))
 		return next(c)
 	}
+}
+
+// changes reports whether a request of this method changes state.
+func changes(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
 func (s *Server) authenticate(c echo.Context) (principal, error) {

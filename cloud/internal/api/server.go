@@ -56,7 +56,11 @@ type Deps struct {
 	}
 	// Limiter slows POST /auth/token and /auth/signup per client address
 	// and per username (shared with the web UI's login and signup).
-	Limiter  *ratelimit.Limiter
+	Limiter *ratelimit.Limiter
+	// Writes budgets each account's changes per minute (--write-rate):
+	// every change is a database write and an audit record, so a tenant
+	// looping over create/delete must not grow them without bound.
+	Writes   *ratelimit.Limiter
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Signup is --signup: open, approval, invite or closed.
@@ -87,6 +91,9 @@ type Server struct {
 func New(d Deps) *Server {
 	if d.Log == nil {
 		d.Log = slog.Default()
+	}
+	if d.Writes == nil {
+		d.Writes = ratelimit.New(600, time.Minute)
 	}
 	if d.Limiter == nil {
 		d.Limiter = ratelimit.New(10, time.Minute)

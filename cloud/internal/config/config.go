@@ -69,6 +69,7 @@ type Config struct {
 	MappingsPerHome   int
 	DomainsPerHome    int
 	AuthRate          int
+	WriteRate         int    // changes per minute per account, API and web UI together (--write-rate)
 	Signup            string // proto.SignupOpen, SignupApproval, SignupInvite or SignupClosed
 	LogLevel          string
 	Limits            Limits
@@ -200,6 +201,7 @@ type raw struct {
 	dev                                                               bool
 	slots, tunnelBase, tunnelBlock, tcpBlock, homesPerUser, perHome   int
 	authRate                                                          int
+	writeRate                                                         int
 	signup                                                            string
 	auditRetention                                                    string
 	limits                                                            Limits
@@ -250,6 +252,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.IntVar(&r.domainsPerHome, "domains-per-home", domains.DefaultPerHome, "how many base domains one home may register")
 	fs.IntVar(&r.perHome, "mappings-per-home", homes.DefaultLayout.TunnelBlock, "how many mappings one home may have (at most --tunnel-block)")
 	fs.IntVar(&r.authRate, "auth-rate", 10, "login and signup attempts allowed per minute per client address and per username")
+	fs.IntVar(&r.writeRate, "write-rate", 600, "changes (API POST/PATCH/DELETE, web forms) allowed per minute per account, its homes' credentials included; each change is also an audit record")
 	fs.StringVar(&r.signup, "signup", proto.SignupApproval, "who may create an account: open (active at once), approval (an admin approves it), invite (only with an invitation link), closed")
 	fs.IntVar(&r.limits.ChannelsPerHome, "ssh-channels-per-home", budget.DefaultChannelsPerHome, "open tunnel channels (visitor connections and home-opened direct-tcpip) one home may hold at once")
 	fs.IntVar(&r.limits.ChannelsPerConn, "ssh-channels-per-conn", budget.DefaultChannelsPerHome, "open channels one SSH connection may hold at once (at most --ssh-channels-per-home)")
@@ -499,6 +502,9 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if c.AuthRate < 1 {
 		bad("auth-rate", fmt.Errorf("must be at least 1"))
+	}
+	if c.WriteRate = r.writeRate; c.WriteRate < 1 {
+		bad("write-rate", fmt.Errorf("must be at least 1"))
 	}
 	switch c.Signup = r.signup; c.Signup {
 	case proto.SignupOpen, proto.SignupApproval, proto.SignupInvite, proto.SignupClosed:

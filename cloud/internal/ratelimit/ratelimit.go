@@ -1,9 +1,11 @@
 // Package ratelimit owns the token buckets that slow down password guessing
-// and account creation, shared by the API and the web UI so both draw on one
-// budget per client address and per username.
+// and account creation, and each account's changes, shared by the API and
+// the web UI so both draw on one budget per client address, username or
+// account.
 package ratelimit
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,6 +30,12 @@ type bucket struct {
 // New allows perMin requests per window per key (burst the same).
 func New(perMin int, window time.Duration) *Limiter {
 	return &Limiter{perMin: perMin, window: window, buckets: map[string]*bucket{}}
+}
+
+// AllowWrite spends one of account id's changes (Writes budgets them per
+// account: API calls of its tokens and homes, and its web forms, together).
+func (l *Limiter) AllowWrite(id uint64) bool {
+	return l.Allow("writes:" + strconv.FormatUint(id, 10))
 }
 
 // Allow takes one token from every key's bucket; all must have one.

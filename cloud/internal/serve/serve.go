@@ -129,18 +129,19 @@ func (a *App) build() error {
 	a.Traffic = traffic.New(traffic.Options{Registry: reg})
 	a.streams, a.endStreams = context.WithCancel(context.Background())
 	limiter := ratelimit.New(cfg.AuthRate, time.Minute)
+	writes := ratelimit.New(cfg.WriteRate, time.Minute)
 	certs := certorders.New(a.DB, certorders.Options{Shared: cfg.SharedDomain, Log: a.log, Registry: reg})
 	a.API = api.New(api.Deps{
 		DB: a.DB, Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings, Certificates: certs,
 		SSH:            proto.SSHEndpoint{Host: cfg.PublicHost, Port: cfg.SSHPort(), HostKey: sshd.AuthorizedKey(hostKey)},
 		PublicHTTPPort: addrPort(cfg.HTTPAddr), PublicHTTPSPort: cfg.PublicHTTPSPort,
-		Edges: a.Edges, Limiter: limiter, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
+		Edges: a.Edges, Limiter: limiter, Writes: writes, Log: a.log, Registry: reg, Routes: a.Routes, AllowedHosts: []string{cfg.APIHost, cfg.PublicHost},
 		Signup: cfg.Signup, PublicURL: a.PublicURL(),
 		Checks: map[string]func(context.Context) error{"haproxy": a.Routes.Check, "shaper": a.Shaper.Check, "ssh": a.SSH.Check},
 	})
 	if err := web.Register(a.API.Echo(), web.Deps{
 		Accounts: a.Accounts, Homes: a.Homes, Domains: a.Domains, Mappings: a.Mappings,
-		SSH: a.API.SSH, Edges: a.Edges, Limiter: limiter, Log: a.log, AllowedHosts: a.API.AllowedHosts,
+		SSH: a.API.SSH, Edges: a.Edges, Limiter: limiter, Writes: writes, Log: a.log, AllowedHosts: a.API.AllowedHosts,
 		Secure: cfg.TLS.On(), CloudURL: a.PublicURL(), SharedDomain: cfg.SharedDomain,
 		Live: a.SSH, Traffic: a.Traffic, Routes: a.Routes.Routes, Shaping: a.Shaper.Available, Certificates: certs.RecentByHome, Done: a.streams.Done(),
 		Signup: cfg.Signup, DB: a.DB,

@@ -71,6 +71,10 @@ func (w *ui) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if c.Get(ctxUser) == nil {
 			return c.Redirect(http.StatusSeeOther, "/login")
 		}
+		if c.Request().Method == http.MethodPost && w.Writes != nil && !w.Writes.AllowWrite(currentUser(c).ID) {
+			c.Response().Header().Set("Retry-After", "10")
+			return problem.New(problem.RateLimited, "your account made too many changes in the last minute; try again shortly")
+		}
 		return next(c)
 	}
 }

@@ -66,7 +66,10 @@ type Deps struct {
 	// Limiter slows login and signup attempts per client address and per
 	// username, per minute; 0 means 10.
 	Limiter *ratelimit.Limiter
-	Log     *slog.Logger
+	// Writes is the API's per-account budget of changes, shared so that
+	// forms and API calls draw on one (nil: none).
+	Writes *ratelimit.Limiter
+	Log    *slog.Logger
 	// Live is the SSH endpoint (who is online, since when, traffic) and
 	// Traffic the recent history of that traffic; nil leaves them out of
 	// the dashboards. Routes is the reconciler's report (HAProxy's state

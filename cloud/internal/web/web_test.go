@@ -390,3 +390,33 @@ func TestPrivateMappingNames(t *testing.T) {
 	status, page = root.get("/admin/mappings")
 	must(t, "admin mappings", status, page, 200, "<code>"+slug+"</code></td><td><code>gpu-ui</code>")
 }
+
+// TestFormsShareTheAccountsChangeBudget: web forms and API calls of one
+// account draw on one --write-rate budget; past it a form gets the 429
+// page and changes nothing.
+func TestFormsShareTheAccountsChangeBudget(t *testing.T) {
+	e := newEnv(t, "--write-rate", "3")
+	u := e.user("alice", true, false)
+	alice := e.browser()
+	alice.login("alice")
+	tok, err := e.app.Accounts.CreateToken(context.Background(), u, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slug := alice.claimHome("alice").Slug // change 1 (the form)
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/api/v1/homes/"+slug+"/base-domains", strings.NewReader(`{"domain":"api.example.com"}`))
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req) // change 2 (the API)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("API change: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	status, page := alice.post("/homes/"+slug+"/domains", url.Values{"domain": {"form.example.com"}}) // change 3
+	must(t, "third change", status, page, 200, "Base domain added")
+	status, page = alice.post("/homes/"+slug+"/domains", url.Values{"domain": {"over.example.com"}})
+	must(t, "fourth change", status, page, http.StatusTooManyRequests, "too many changes")
+	if _, page = alice.get("/dashboard"); strings.Contains(page, "over.example.com") {
+		t.Error("a refused form changed something")
+	}
+}
