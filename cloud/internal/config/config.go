@@ -74,6 +74,11 @@ type Config struct {
 	LogLevel          string
 	Limits            Limits
 
+	// ReuseHomeConnections: public HTTP reaches homes without a PROXY
+	// header (the visitor in X-Forwarded-For), so HAProxy shares its
+	// connections to a home between visitors (--reuse-home-connections).
+	ReuseHomeConnections bool
+
 	// AuditRetention: audit records older than this are pruned; 0 keeps them all.
 	AuditRetention time.Duration
 }
@@ -196,6 +201,7 @@ type raw struct {
 	publicHTTPSPort                                                   int
 	acmeRenewCheck                                                    time.Duration
 	debugPprof                                                        bool
+	reuseHomeConns                                                    bool
 	reservedDomains                                                   []string
 	reconcileInterval                                                 time.Duration
 	dev                                                               bool
@@ -241,6 +247,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.StringVar(&r.haproxy, "haproxy", "", "HAProxy mode: managed (default when haproxy is on PATH), external or off")
 	fs.StringVar(&r.haproxySocket, "haproxy-socket", "", "HAProxy runtime API unix socket, for --haproxy external")
 	fs.StringVar(&r.haproxyMaps, "haproxy-maps", "", "directory of the map files, as both the cloud and HAProxy see it (default DATA/haproxy)")
+	fs.BoolVar(&r.reuseHomeConns, "reuse-home-connections", true, "send public HTTP to homes with the visitor in X-Forwarded-For instead of a PROXY header, so HAProxy reuses its connections to a home across visitors; turn it off while home agents older than SSH-2.0-homeport-home-2 (the version the web UI shows) are connected: they refuse HTTP without the header")
 	fs.DurationVar(&r.reconcileInterval, "reconcile-interval", 30*time.Second, "how often HAProxy routes and tc bandwidth classes are compared with the database and repaired")
 	fs.StringVar(&r.shapeDev, "shape-dev", "lo", "interface that carries tunnel-port traffic, where bandwidth limits are enforced with tc (off: refuse limits)")
 	fs.BoolVar(&r.dev, "dev", false, "bind loopback only and use ports 8080/8443 for a quick local try")
@@ -476,6 +483,7 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	c.TLS, c.APIAddr, c.MetricsAddr = r.validateTLS(fs, c, bad)
 	c.DebugPprof = r.debugPprof
+	c.ReuseHomeConnections = r.reuseHomeConns
 	if c.DebugPprof && c.MetricsAddr == "" {
 		bad("debug-pprof", fmt.Errorf("needs --metrics-addr (it serves there)"))
 	}

@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,8 +144,53 @@ func TestWriteConfigWritesTheOfflinePage(t *testing.T) {
 	}
 }
 
+// Public HTTP reaches homes with a PROXY header that binds each connection
+// to its visitor, or, with ReuseHomeConnections, without one and shared
+// between visitors from a bounded idle pool; TLS and TCP keep the header
+// either way (nothing else can carry the visitor's address there).
+func TestRenderReuseHomeConnections(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		p := testParams("/srv/maps")
+		p.ReuseHomeConnections = reuse
+		cfg, err := Render(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		httpBackend, tcpBackend := section(string(cfg), "backend tunnel_http\n"), section(string(cfg), "backend tunnel_tcp\n")
+		if !strings.Contains(tcpBackend, "server dyn 0.0.0.0:0 send-proxy-v2\n") {
+			t.Errorf("reuse %v: tunnel_tcp without the PROXY header:\n%s", reuse, tcpBackend)
+		}
+		want := "    server dyn 0.0.0.0:0 send-proxy-v2\n"
+		if reuse {
+			want = "    http-reuse always\n    server dyn 0.0.0.0:0 pool-max-conn 1000 pool-purge-delay 5s\n"
+		}
+		if !strings.HasSuffix(httpBackend, want) || strings.Contains(httpBackend, "send-proxy") != !reuse {
+			t.Errorf("reuse %v: tunnel_http is\n%s\nwant it to end with\n%s", reuse, httpBackend, want)
+		}
+	}
+}
+
+// section is the config's section starting with head, up to the next blank line.
+func section(cfg, head string) string {
+	start := strings.Index(cfg, "\n"+head)
+	if start < 0 {
+		return ""
+	}
+	s := cfg[start+1:]
+	if end := strings.Index(s, "\n\n"); end >= 0 {
+		s = s[:end+1]
+	}
+	return s
+}
+
 func TestRenderPassesHAProxyCheck(t *testing.T) {
 	testnet.RequireCommand(t, "haproxy", "install HAProxy 2.6+ (deploy/install-deps.sh does) to check the rendered config")
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reuse home connections %v", reuse), func(t *testing.T) { checkRender(t, reuse) })
+	}
+}
+
+func checkRender(t *testing.T, reuse bool) {
 	dir := t.TempDir()
 	p := testParams(dir)
 	p.PidFile = filepath.Join(dir, "haproxy.pid")
@@ -152,6 +198,7 @@ func TestRenderPassesHAProxyCheck(t *testing.T) {
 	p.HTTPAddr = "[::1]:8080"
 	p.TunnelHost = "10.0.0.2"
 	p.APIHost, p.APITLSAddr = "cloud.example.com", "127.0.0.1:8444"
+	p.ReuseHomeConnections = reuse
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := WriteConfig(path, p); err != nil {
 		t.Fatal(err)
