@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // debugHandshake, if set, prints messages sent and received.  Key
@@ -90,7 +91,13 @@ type handshakeTransport struct {
 	// limited by pendingPacketsSize. Once full, writes will block until the key
 	// exchange is completed or an error occurs. If not empty, it is emptied
 	// all at once when the key exchange is completed in kexLoop.
-	pendingPackets   [][]byte
+	pendingPackets [][]byte
+	// writers counts the goroutines in writePacket waiting for mu, and
+	// unflushed tells that writePacket left packets in the transport's
+	// buffer for one of them to flush (homeport patch: the packets of
+	// writers queued behind each other go out in one write).
+	writers          atomic.Int32
+	unflushed        bool
 	writePacketsLeft uint32
 	writeBytesLeft   int64
 	userAuthComplete bool // whether the user authentication phase is complete
@@ -264,7 +271,44 @@ func (t *handshakeTransport) pushPacket(p []byte) error {
 	if debugHandshake {
 		t.printPacket(p, true)
 	}
+	t.unflushed = false // the transport flushes what it buffered before
 	return t.conn.writePacket(p)
+}
+
+// bufferedPacketConn is a packetConn that can leave written packets in its
+// buffer (homeport patch).
+type bufferedPacketConn interface {
+	writePacketBuffered(packet []byte) error
+	flush() error
+}
+
+// pushPacketBuffered pushes p without flushing it when another writer is
+// waiting for t.mu, which then flushes both (flushPending). Called with
+// t.mu held, from writePacket (homeport patch).
+func (t *handshakeTransport) pushPacketBuffered(p []byte) error {
+	bc, ok := t.conn.(bufferedPacketConn)
+	if !ok || t.writers.Load() == 0 {
+		return t.pushPacket(p)
+	}
+	if debugHandshake {
+		t.printPacket(p, true)
+	}
+	t.unflushed = true
+	return bc.writePacketBuffered(p)
+}
+
+// flushPending flushes the packets writePacket left buffered unless
+// another writer is waiting for t.mu: the last writer of a queue flushes
+// for all. Called with t.mu held, as writePacket returns (homeport patch).
+func (t *handshakeTransport) flushPending() {
+	if !t.unflushed || t.writers.Load() > 0 {
+		return
+	}
+	t.unflushed = false
+	if err := t.conn.(bufferedPacketConn).flush(); err != nil && t.writeError == nil {
+		t.writeError = err
+		t.writeCond.Broadcast()
+	}
 }
 
 func (t *handshakeTransport) getWriteError() error {
@@ -577,8 +621,11 @@ func (t *handshakeTransport) sendKexInit() error {
 var errSendBannerPhase = errors.New("ssh: SendAuthBanner outside of authentication phase")
 
 func (t *handshakeTransport) writePacket(p []byte) error {
+	t.writers.Add(1)
 	t.mu.Lock()
+	t.writers.Add(-1)
 	defer t.mu.Unlock()
+	defer t.flushPending() // homeport patch
 
 	switch p[0] {
 	case msgKexInit:
@@ -626,7 +673,7 @@ func (t *handshakeTransport) writePacket(p []byte) error {
 		t.requestKeyExchange()
 	}
 
-	if err := t.pushPacket(p); err != nil {
+	if err := t.pushPacketBuffered(p); err != nil {
 		t.writeError = err
 		t.writeCond.Broadcast()
 	}

@@ -195,18 +195,36 @@ func (t *transport) writePacket(packet []byte) error {
 	if debugTransport {
 		t.printPacket(packet, true)
 	}
-	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
+	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode, true)
 }
 
-func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode bool) error {
+// writePacketBuffered encrypts packet into the transport's write buffer
+// and leaves it there until flush or the next packet that does not fit
+// (homeport patch: handshakeTransport.writePacket gives the packets of
+// writers that queue behind each other to the connection in one write).
+func (t *transport) writePacketBuffered(packet []byte) error {
+	if debugTransport {
+		t.printPacket(packet, true)
+	}
+	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode, false)
+}
+
+// flush writes the buffered packets to the connection (homeport patch).
+func (t *transport) flush() error {
+	return t.bufWriter.Flush()
+}
+
+func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode, flush bool) error {
 	changeKeys := len(packet) > 0 && packet[0] == msgNewKeys
 
 	err := s.packetCipher.writeCipherPacket(s.seqNum, w, rand, packet)
 	if err != nil {
 		return err
 	}
-	if err = w.Flush(); err != nil {
-		return err
+	if flush || changeKeys {
+		if err = w.Flush(); err != nil {
+			return err
+		}
 	}
 	s.seqNum++
 	if changeKeys {
