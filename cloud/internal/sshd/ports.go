@@ -1,7 +1,6 @@
 package sshd
 
 import (
-	"errors"
 	"net"
 	"os"
 	"strconv"
@@ -51,6 +50,12 @@ func (p *ports) listen(port int, handle func(net.Conn)) (*portListener, error) {
 	}
 	// As net.Listen: a port whose last visitors are in TIME_WAIT is free.
 	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		return fail("setsockopt", err)
+	}
+	// Accepted sockets inherit TCP_NODELAY from the listener (Linux copies
+	// the listening socket's options), as net's sockets have it set.
+	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1); err != nil {
 		syscall.Close(fd)
 		return fail("setsockopt", err)
 	}
@@ -197,7 +202,7 @@ func (p *ports) accept(fd int) error {
 			return nil
 		}
 		// Under the lock: the descriptor cannot be closed and reused meanwhile.
-		nfd, _, err := syscall.Accept4(fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		nfd, sa, err := syscall.Accept4(fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		p.mu.Unlock()
 		switch {
 		case err == syscall.EAGAIN:
@@ -207,20 +212,44 @@ func (p *ports) accept(fd int) error {
 		case err != nil:
 			return os.NewSyscallError("accept4", err)
 		}
-		c, err := fileConn(nfd, l.port)
-		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-			return err
-		}
-		if err == nil {
-			go l.handle(c)
-		}
+		go l.handle(newVisitorConn(nfd, l.port, sa))
 	}
 	return nil
 }
 
-// fileConn turns an accepted descriptor into a net.Conn on Go's poller.
-func fileConn(fd, port int) (net.Conn, error) {
+// visitorConn is a visitor accepted on a tunnel port: the non-blocking
+// socket on Go's poller as an os.File, with the addresses accept4 gave.
+// net.FileConn would cost eight system calls more per visitor (dup, fcntl,
+// getsockopt, getsockname, getpeername, the keepalive setsockopts, closing
+// the original) for what is known already; keepalives are of no use on
+// loopback, where HAProxy's timeouts end idle visitors.
+type visitorConn struct {
+	*os.File
+	local, remote *net.TCPAddr
+}
+
+func newVisitorConn(fd, port int, sa syscall.Sockaddr) *visitorConn {
+	remote := &net.TCPAddr{IP: net.IPv4zero}
+	if in4, ok := sa.(*syscall.SockaddrInet4); ok {
+		remote = &net.TCPAddr{IP: net.IP(in4.Addr[:]).To16(), Port: in4.Port}
+	}
+	// A non-blocking descriptor makes a pollable os.File (deadlines work).
 	f := os.NewFile(uintptr(fd), "tunnel port "+strconv.Itoa(port))
-	defer f.Close() // FileConn holds a duplicate
-	return net.FileConn(f)
+	return &visitorConn{File: f, local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, remote: remote}
+}
+
+func (c *visitorConn) LocalAddr() net.Addr  { return c.local }
+func (c *visitorConn) RemoteAddr() net.Addr { return c.remote }
+
+// CloseWrite shuts the sending side down (the visitor reads EOF).
+func (c *visitorConn) CloseWrite() error {
+	rc, err := c.File.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
+		return err
+	}
+	return serr
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,5 +86,61 @@ func TestTunnelPortsShareOneGoroutine(t *testing.T) {
 	}
 	if _, err := p.listen(r.First, echo); err == nil {
 		t.Fatal("listen after stop succeeded")
+	}
+}
+
+// TestVisitorConnsKeepNoDelayAndAddresses: a visitor accepted on a tunnel
+// port has TCP_NODELAY (small writes towards HAProxy are not held back by
+// Nagle), the visitor's own address as RemoteAddr and the tunnel port as
+// LocalAddr, and CloseWrite gives the visitor EOF while it can still send.
+func TestVisitorConnsKeepNoDelayAndAddresses(t *testing.T) {
+	r := testnet.FreeRange(t, 1, 16)
+	p := newPorts(func(err error, retry time.Duration) { t.Errorf("accept error: %v", err) })
+	defer p.stop()
+	type seen struct {
+		nodelay       int
+		local, remote string
+		echoed        string
+	}
+	got := make(chan seen, 1)
+	if _, err := p.listen(r.First, func(c net.Conn) {
+		defer c.Close()
+		var s seen
+		s.local, s.remote = c.LocalAddr().String(), c.RemoteAddr().String()
+		rc, err := c.(interface {
+			SyscallConn() (syscall.RawConn, error)
+		}).SyscallConn()
+		if err == nil {
+			rc.Control(func(fd uintptr) { s.nodelay, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY) })
+		}
+		c.Write([]byte("hello"))
+		c.(interface{ CloseWrite() error }).CloseWrite()
+		b, _ := io.ReadAll(c) // the visitor still sends after our EOF
+		s.echoed = string(b)
+		got <- s
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.First), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if string(b) != "hello" || err != nil {
+		t.Fatalf("visitor read %q, %v; want hello then EOF", b, err)
+	}
+	c.Write([]byte("still here"))
+	c.(*net.TCPConn).CloseWrite()
+	s := <-got
+	if s.nodelay == 0 {
+		t.Error("the accepted visitor socket has Nagle on (TCP_NODELAY unset)")
+	}
+	if s.remote != c.LocalAddr().String() || s.local != fmt.Sprintf("127.0.0.1:%d", r.First) {
+		t.Errorf("visitor conn addresses local %s remote %s, want 127.0.0.1:%d and %s", s.local, s.remote, r.First, c.LocalAddr())
+	}
+	if s.echoed != "still here" {
+		t.Errorf("after CloseWrite the conn read %q, want the visitor's later bytes", s.echoed)
 	}
 }

@@ -465,9 +465,12 @@ func (s *Server) Connected(homeID uint64) bool {
 	return s.sessions[homeID] != nil
 }
 
-// pipe copies both ways until both directions end, half-closing as each
-// side finishes, and returns the bytes moved (a->b, b->a). As they move,
-// they are added to the counters countAB and countBA.
+// pipe copies both ways until both directions end, half-closing the side
+// whose direction finishes first, and returns the bytes moved (a->b,
+// b->a). As they move, they are added to the counters countAB and countBA.
+// The direction that finishes last closes both sides without half-closing
+// first: for the channel an EOF right before its CLOSE is one SSH packet
+// (a write here, a read and a wake-up at the home) that says nothing more.
 //
 // The b->a direction runs in the caller's goroutine (one goroutine less
 // per visitor). a->b copies through a pooled buffer with a's WriterTo
@@ -476,16 +479,21 @@ func (s *Server) Connected(homeID uint64) bool {
 // WriterTo (a channel hands its packets over uncopied).
 func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int64) {
 	var ab int64
+	var finished atomic.Int32 // directions done
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		buf := pipeBuffers.Get().(*[]byte)
 		ab, _ = io.CopyBuffer(counting{b, countAB}, struct{ io.Reader }{a}, *buf)
 		pipeBuffers.Put(buf)
-		closeWrite(b)
+		if finished.Add(1) == 1 {
+			closeWrite(b)
+		}
 	}()
 	ba, _ := io.Copy(counting{a, countBA}, b)
-	closeWrite(a)
+	if finished.Add(1) == 1 {
+		closeWrite(a)
+	}
 	<-done
 	a.Close()
 	b.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync/atomic"
 )
 
 // copyBufferSize is the buffer of each direction of a pipe. Larger than
@@ -12,7 +13,10 @@ import (
 const copyBufferSize = 128 << 10
 
 // pipe copies a to b and b to a until both directions end, half-closing
-// each side as its direction finishes, and closes both. ctx ending (the
+// the side whose direction finishes first, and closes both: the direction
+// that finishes last does not half-close (on the channel, an EOF right
+// before its CLOSE would be one more SSH packet to write, read and wake up
+// for, saying nothing the CLOSE does not). ctx ending (the
 // tunnel lost, the cloud closed the channel) closes both at once, so a side
 // that never finishes cannot hold the pipe open.
 func (g *Gateway) pipe(ctx context.Context, a, b net.Conn) {
@@ -21,22 +25,24 @@ func (g *Gateway) pipe(ctx context.Context, a, b net.Conn) {
 		b.Close()
 	})
 	defer stop()
+	var finished atomic.Int32 // directions done
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		g.copyHalf(b, a)
+		g.copyHalf(b, a, &finished)
 	}()
-	g.copyHalf(a, b)
+	g.copyHalf(a, b, &finished)
 	<-done
 	a.Close()
 	b.Close()
 }
 
-// copyHalf copies src to dst, then half-closes dst. Data from the tunnel
+// copyHalf copies src to dst, then half-closes dst if it is the first
+// direction of the pipe to finish (finished counts them). Data from the tunnel
 // (a proxiedConn) goes out as received, without a copy (proxiedConn.WriteTo);
 // the rest through a pooled buffer, wrapped to hide ReaderFrom/WriterTo,
 // which would fall back to 32 KiB.
-func (g *Gateway) copyHalf(dst, src net.Conn) {
+func (g *Gateway) copyHalf(dst, src net.Conn, finished *atomic.Int32) {
 	if p, ok := src.(*proxiedConn); ok {
 		p.WriteTo(dst)
 	} else {
@@ -44,7 +50,9 @@ func (g *Gateway) copyHalf(dst, src net.Conn) {
 		io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
 		g.buffers.Put(buf)
 	}
-	closeWrite(dst)
+	if finished.Add(1) == 1 {
+		closeWrite(dst)
+	}
 }
 
 func closeWrite(c net.Conn) {
