@@ -64,6 +64,9 @@ type Params struct {
 	// every connection to the visitor that opened it (home agents older
 	// than SSH-2.0-homeport-home-2 refuse HTTP without the header).
 	ReuseHomeConnections bool
+	// IdlePoolMax bounds the idle connections HAProxy keeps to all homes
+	// together with ReuseHomeConnections (see [IdlePoolFor]); 0 keeps none.
+	IdlePoolMax int
 }
 
 // PortRange is an inclusive range of TCP ports (the API's own type).
@@ -151,6 +154,9 @@ func (p Params) Validate() error {
 	if p.MaxConn < 0 {
 		errs = append(errs, fmt.Errorf("MaxConn: %d must not be negative", p.MaxConn))
 	}
+	if p.IdlePoolMax < 0 {
+		errs = append(errs, fmt.Errorf("IdlePoolMax: %d must not be negative", p.IdlePoolMax))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("haproxy: invalid params: %w", err)
 	}
@@ -172,14 +178,19 @@ func validateBindAddr(addr string) error {
 	return nil
 }
 
-// The idle connections HAProxy keeps to homes with ReuseHomeConnections,
-// each an SSH channel of its home's budget: at most IdlePoolMax across all
-// homes (the fan-out bench's 500 homes at 64 clients keep about 560 open),
-// and every IdlePoolPurge those beyond the recent peak of busy ones close.
-const (
-	IdlePoolMax   = 1000
-	IdlePoolPurge = 5 * time.Second
-)
+// IdlePoolPurge is how often HAProxy closes idle connections to homes
+// beyond the recent peak of busy ones.
+const IdlePoolPurge = 5 * time.Second
+
+// IdlePoolFor sizes Params.IdlePoolMax from the channels all homes may
+// hold together (the edge's share of file descriptors): each idle
+// connection to a home is an open channel, so the pool takes at most a
+// quarter of them (and 10,000), leaving the rest to connections in use. An
+// idle pool larger than the share made every new connection beyond it
+// fail (502) once 500 homes had been visited on a 20,000-file limit.
+func IdlePoolFor(edgeChannels int) int {
+	return max(0, min(edgeChannels/4, 10000))
+}
 
 // Render returns the HAProxy configuration for p.
 func Render(p Params) ([]byte, error) {
@@ -210,7 +221,7 @@ func Render(p Params) ([]byte, error) {
 		RedirectPort:      p.redirectPort(),
 		OfflinePage:       filepath.Join(p.PageDir, offlinePageFile),
 		OfflineRetryAfter: offlineRetryAfter,
-		IdlePoolMax:       IdlePoolMax,
+		IdlePoolMax:       p.IdlePoolMax,
 		IdlePoolPurge:     fmt.Sprintf("%ds", int(IdlePoolPurge.Seconds())),
 	}
 	var b strings.Builder

@@ -151,7 +151,7 @@ func TestWriteConfigWritesTheOfflinePage(t *testing.T) {
 func TestRenderReuseHomeConnections(t *testing.T) {
 	for _, reuse := range []bool{false, true} {
 		p := testParams("/srv/maps")
-		p.ReuseHomeConnections = reuse
+		p.ReuseHomeConnections, p.IdlePoolMax = reuse, IdlePoolFor(4000)
 		cfg, err := Render(p)
 		if err != nil {
 			t.Fatal(err)
@@ -162,10 +162,18 @@ func TestRenderReuseHomeConnections(t *testing.T) {
 		}
 		want := "    server dyn 0.0.0.0:0 send-proxy-v2\n"
 		if reuse {
-			want = "    http-reuse always\n    server dyn 0.0.0.0:0 pool-max-conn 1000 pool-purge-delay 5s\n"
+			want = "    http-reuse always\n    server dyn 0.0.0.0:0 pool-max-conn 1000 pool-low-conn 1000 pool-purge-delay 5s\n"
 		}
 		if !strings.HasSuffix(httpBackend, want) || strings.Contains(httpBackend, "send-proxy") != !reuse {
 			t.Errorf("reuse %v: tunnel_http is\n%s\nwant it to end with\n%s", reuse, httpBackend, want)
+		}
+	}
+}
+
+func TestIdlePoolFor(t *testing.T) {
+	for edge, want := range map[int]int{0: 0, 501: 125, 6480: 1620, 1 << 30: 10000} {
+		if got := IdlePoolFor(edge); got != want {
+			t.Errorf("IdlePoolFor(%d) = %d, want %d", edge, got, want)
 		}
 	}
 }
@@ -198,7 +206,7 @@ func checkRender(t *testing.T, reuse bool) {
 	p.HTTPAddr = "[::1]:8080"
 	p.TunnelHost = "10.0.0.2"
 	p.APIHost, p.APITLSAddr = "cloud.example.com", "127.0.0.1:8444"
-	p.ReuseHomeConnections = reuse
+	p.ReuseHomeConnections, p.IdlePoolMax = reuse, 1000
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := WriteConfig(path, p); err != nil {
 		t.Fatal(err)
@@ -243,6 +251,7 @@ func TestRenderRejectsBadParams(t *testing.T) {
 		"https port negative":   func(p *Params) { p.HTTPSPort = -1 },
 		"page dir injection":    func(p *Params) { p.PageDir = "/srv/p ages\n    errorfile 503 /etc/passwd" },
 		"relative page dir":     func(p *Params) { p.PageDir = "pages" },
+		"negative idle pool":    func(p *Params) { p.IdlePoolMax = -1 },
 	}
 	for name, mutate := range tests {
 		p := testParams("/srv/maps")

@@ -66,7 +66,7 @@ func (a *App) startDataPlane(ctx context.Context, wg *sync.WaitGroup, errc chan<
 			TunnelPorts: cfg.Layout.TunnelRange(), MapDir: cfg.HAProxyMapDir(), SocketPath: cfg.HAProxySocketPath(),
 			APIHost: a.routedAPIHost(), APITLSAddr: a.routedTLSAddr(),
 			RouteMaxConn: cfg.Limits.RouteMaxConn, FrontendMaxConn: cfg.Limits.FrontendMaxConn,
-			ReuseHomeConnections: cfg.ReuseHomeConnections,
+			ReuseHomeConnections: cfg.ReuseHomeConnections, IdlePoolMax: haproxy.IdlePoolFor(a.edgeChannels),
 		})
 		if err != nil {
 			return fmt.Errorf("write HAProxy config: %w", err)

@@ -59,6 +59,10 @@ type App struct {
 	TLS      *apitls.Server // the cloud's own HTTPS; nil when off
 	log      *slog.Logger
 
+	// edgeChannels is how many channels all homes may hold together
+	// (edgeBudget); HAProxy's idle pool to homes takes a share of it.
+	edgeChannels int
+
 	wrapSSH func(net.Listener) net.Listener // tests: a listener that fails
 
 	// streams ends when Run's context does: the web UI's live streams stop,
@@ -164,6 +168,7 @@ func (a *App) edgeBudget() *budget.Ledger {
 		a.log.Warn("cannot raise the open-files limit; tunnels get a smaller share", "limit", files, "err", err)
 	}
 	share := budget.EdgeShare(files, cfg.Layout.Slots, cfg.Layout.TunnelBlock, cfg.Limits.PendingPerHome, cfg.Limits.ConnsPerIP)
+	a.edgeChannels = share
 	if need := cfg.Layout.Slots * cfg.Limits.ChannelsPerHome; share < need {
 		a.log.Warn("the open-files limit cannot hold every home at its channel limit: raise LimitNOFILE (systemd) or ulimits nofile (compose)",
 			"open_files", files, "edge_channels", share, "homes_at_limit_need", need)
