@@ -47,7 +47,7 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n"))
 	g := &Gateway{o: Options{HeaderTimeout: time.Second}}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, hdr, err := g.readHeader(context.Background(), newBytesConn(data), false, new(Counter))
+		c, hdr, err := g.readHeader(context.Background(), newBytesConn(data), false, false, new(Counter))
 		if err != nil {
 			return
 		}
@@ -78,6 +78,37 @@ func FuzzReadHeader(f *testing.F) {
 		if addrString(back.SourceAddr) != addrString(out.SourceAddr) || addrString(back.DestinationAddr) != addrString(out.DestinationAddr) {
 			t.Fatalf("the local service would read %v -> %v, the gateway meant %v -> %v",
 				back.SourceAddr, back.DestinationAddr, out.SourceAddr, out.DestinationAddr)
+		}
+	})
+}
+
+// FuzzReadHeaderOptional feeds arbitrary bytes to an HTTP entry, which
+// also takes connections without a PROXY header. One taken without a header
+// starts like an HTTP request (an upper-case letter, and not "PROXY "), and
+// the HTTP server then reads every byte the client sent; one with a header
+// is taken as FuzzReadHeader says.
+func FuzzReadHeaderOptional(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"))
+	f.Add([]byte("PROXY TCP4 203.0.113.7 198.51.100.1 51000 443\r\nGET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("PROPFIND / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{0x16, 0x03, 0x01})
+	g := &Gateway{o: Options{HeaderTimeout: time.Second}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, hdr, err := g.readHeader(context.Background(), newBytesConn(data), false, true, new(Counter))
+		if err != nil {
+			return
+		}
+		if !c.forwarded {
+			if hdr == nil {
+				t.Fatal("taken with neither a header nor as forwarded HTTP")
+			}
+			return
+		}
+		if hdr != nil || data[0] < 'A' || data[0] > 'Z' || bytes.HasPrefix(data, []byte("PROXY ")) {
+			t.Fatalf("%q taken as HTTP without a header", proto.Printable(string(data)))
+		}
+		if rest, _ := io.ReadAll(c); !bytes.Equal(rest, data) {
+			t.Fatalf("the HTTP server reads %d of the %d bytes sent", len(rest), len(data))
 		}
 	})
 }

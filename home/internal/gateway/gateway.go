@@ -2,7 +2,10 @@
 //
 // The cloud's HAProxy puts a PROXY v2 header in front of every public
 // connection; the gateway reads it (under a deadline) to learn the internet
-// client's address, then serves the connection as its entry says: tcp pipes
+// client's address. Plain HTTP may come without it, from a cloud that shares
+// its connections to a home between visitors: each request then names its
+// visitor in X-Forwarded-For (HAProxy's own, the last value). The gateway
+// then serves the connection as its entry says: tcp pipes
 // bytes to the local service (optionally passing a PROXY v2 header on),
 // http reverse-proxies to the local HTTP service with X-Forwarded-For and
 // X-Forwarded-Proto, https either passes the TLS bytes through to a local
@@ -96,6 +99,11 @@ func New(o Options) *Gateway {
 	g := &Gateway{o: o, log: o.Log.With("home", o.Home), served: make(chan struct{})}
 	g.buffers.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	g.dialer = &net.Dialer{Timeout: o.DialTimeout, ControlContext: g.checkDial}
+	if !o.AllowLAN {
+		// Loopback only: TCP keepalives would find no dead peer there, and
+		// setting them costs four system calls per forwarded connection.
+		g.dialer.KeepAlive = -1
+	}
 	g.transport = &http.Transport{
 		DialContext:           g.dialer.DialContext,
 		MaxIdleConns:          256,
@@ -167,7 +175,10 @@ func (g *Gateway) Handler(e Entry) (func(ctx context.Context, conn net.Conn), er
 func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 	defer conn.Close()
 	log := g.log.With("port", portOf(conn.LocalAddr()), "target", r.Target)
-	c, hdr, err := g.readHeader(ctx, conn, r.Private, r.count)
+	// Plain HTTP may come without the header: a cloud that reuses its
+	// connections to homes names each request's visitor in X-Forwarded-For.
+	httpOK := r.Kind == HTTP || r.Kind == HTTPS
+	c, hdr, err := g.readHeader(ctx, conn, r.Private, httpOK, r.count)
 	if err != nil {
 		log.Info("gateway: connection refused", "err", err)
 		return
@@ -212,6 +223,10 @@ type proxiedConn struct {
 	r      io.Reader     // what Read returns: br, after replayed bytes
 	remote net.Addr
 	count  *Counter
+	// forwarded: the connection came without a PROXY header, as plain
+	// HTTP whose requests (from any number of visitors, in turn) each
+	// name their visitor in X-Forwarded-For; remote is the cloud's end.
+	forwarded bool
 }
 
 func (c *proxiedConn) Read(p []byte) (int, error) {
@@ -251,9 +266,13 @@ func (c *proxiedConn) CloseWrite() error {
 
 // readHeader reads the PROXY header of a public entry's connection within
 // HeaderTimeout. A connection without one did not come through the cloud's
-// HAProxy and is refused. Private entries have no header. The bytes after
-// the header are counted in count.
-func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool, count *Counter) (*proxiedConn, *proxyproto.Header, error) {
+// HAProxy and is refused, except, when httpOK, one that starts like an HTTP
+// request: HAProxy sends HTTP without the header when it reuses its
+// connections to homes across visitors (the cloud's
+// --reuse-home-connections), and the returned connection is then marked
+// forwarded. Private entries have no header. The bytes after the header
+// are counted in count.
+func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private, httpOK bool, count *Counter) (*proxiedConn, *proxyproto.Header, error) {
 	br := bufio.NewReader(conn)
 	if private {
 		return &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr(), count: count}, nil, nil
@@ -263,12 +282,23 @@ func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private bool, c
 	hctx, cancel := context.WithTimeout(ctx, g.o.HeaderTimeout)
 	defer cancel()
 	stop := context.AfterFunc(hctx, func() { conn.Close() })
-	hdr, err := proxyproto.Read(br)
+	headerless := false
+	var hdr *proxyproto.Header
+	var err error
+	if httpOK {
+		headerless, err = startsLikeHTTP(br)
+	}
+	if err == nil && !headerless {
+		hdr, err = proxyproto.Read(br)
+	}
 	if !stop() {
 		return nil, nil, fmt.Errorf("no PROXY header within %s: %w", g.o.HeaderTimeout, context.Cause(hctx))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the PROXY header the cloud sends first: %w", err)
+	}
+	if headerless {
+		return &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr(), count: count, forwarded: true}, nil, nil
 	}
 	remote := conn.RemoteAddr()
 	if hdr.Command.IsProxy() && hdr.SourceAddr != nil {
@@ -329,4 +359,25 @@ func portOf(a net.Addr) int {
 		return t.Port
 	}
 	return 0
+}
+
+// startsLikeHTTP reports whether br starts with an HTTP request rather than
+// a PROXY header: its first byte is an upper-case letter, as every HTTP/1
+// method's is, and it does not go on as "PROXY " (v1; v2's signature starts
+// with CR). It peeks no further than it must to tell.
+func startsLikeHTTP(br *bufio.Reader) (bool, error) {
+	const v1 = "PROXY "
+	for n := 1; n <= len(v1); n++ {
+		b, err := br.Peek(n)
+		if err != nil {
+			return false, err
+		}
+		if b[0] < 'A' || b[0] > 'Z' {
+			return false, nil
+		}
+		if string(b) != v1[:n] {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -8,13 +8,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
+	"strings"
 	"sync"
 )
 
 // reverseProxy forwards requests to the plain-HTTP service at target,
 // keeping the public Host (virtual hosts keep working) and setting
-// X-Forwarded-For to the internet client (from the PROXY header, never from
-// a header the client sent), X-Forwarded-Host and X-Forwarded-Proto.
+// X-Forwarded-For to the internet client (from the PROXY header, or the
+// value the cloud's HAProxy appended, never from one the client sent),
+// X-Forwarded-Host and X-Forwarded-Proto.
 // Responses stream; WebSocket and other upgrades are relayed.
 func (g *Gateway) reverseProxy(target string) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
@@ -37,13 +40,20 @@ func (g *Gateway) reverseProxy(target string) *httputil.ReverseProxy {
 
 type routeKey struct{}
 
+// forwardedKey marks the requests of a connection without a PROXY header:
+// each names its own visitor in X-Forwarded-For.
+type forwardedKey struct{}
+
 // connContext gives each HTTP connection's requests the route it came for.
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
 	if dc, ok := c.(*deadlineConn); ok {
-		return context.WithValue(ctx, routeKey{}, dc.route)
+		ctx = context.WithValue(ctx, routeKey{}, dc.route)
+		if pc, ok := dc.Conn.(*proxiedConn); ok && pc.forwarded {
+			ctx = context.WithValue(ctx, forwardedKey{}, true)
+		}
 	}
 	return ctx
 }
@@ -54,7 +64,37 @@ func (g *Gateway) serveRequest(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no route", http.StatusMisdirectedRequest)
 		return
 	}
+	if forwarded, _ := req.Context().Value(forwardedKey{}).(bool); forwarded {
+		// One connection carries many visitors' requests in turn: each
+		// request is its own visitor's, whatever came before it.
+		visitor, err := visitorAddr(req.Header)
+		if err != nil {
+			http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		req.RemoteAddr = visitor
+	}
 	r.handler.ServeHTTP(w, req)
+}
+
+// visitorAddr is the visitor of a request that came without a PROXY
+// header: the last X-Forwarded-For value, the one the cloud's HAProxy
+// appended (it drops any the visitor sent), as IP:0 (HAProxy does not pass
+// the visitor's port; only the IP goes on, in X-Forwarded-For).
+func visitorAddr(h http.Header) (string, error) {
+	values := h.Values("X-Forwarded-For")
+	if len(values) == 0 {
+		return "", errors.New("no X-Forwarded-For: the request did not come through the cloud")
+	}
+	last := values[len(values)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil {
+		return "", errors.New("the last X-Forwarded-For value is not an IP address")
+	}
+	return netip.AddrPortFrom(ip, 0).String(), nil
 }
 
 // serveHTTP hands the connection to the gateway's HTTP server and returns

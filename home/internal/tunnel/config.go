@@ -127,6 +127,12 @@ func preferredCiphers() []string {
 	}
 }
 
+// ClientVersion is the home agent's SSH version string, which the cloud
+// shows operators (web UI) beside each home. Its number grows when the
+// agent learns something an older one refuses: 2 serves public HTTP that
+// comes without a PROXY header (the cloud's --reuse-home-connections).
+const ClientVersion = "SSH-2.0-homeport-home-2"
+
 // clientConfig is the SSH client configuration of c.
 func (c Config) clientConfig() *ssh.ClientConfig {
 	return &ssh.ClientConfig{
@@ -135,7 +141,7 @@ func (c Config) clientConfig() *ssh.ClientConfig {
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
 		HostKeyCallback:   pinnedHostKey(c.HostKey),
 		HostKeyAlgorithms: hostKeyAlgorithms(c.HostKey),
-		ClientVersion:     "SSH-2.0-homeport-home",
+		ClientVersion:     ClientVersion,
 		Timeout:           c.ConnectTimeout,
 	}
 }
