@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -147,8 +148,9 @@ func serveHome(t *testing.T, c *cloudtest.Cloud, h cloudtest.Home, client *ssh.C
 	}()
 	cloudtest.Forward(t, client, port, func(conn net.Conn) {
 		br := bufio.NewReader(conn)
-		if _, err := proxyproto.Read(br); err != nil {
-			return // the cloud always sends a PROXY header
+		// HTTP comes without a PROXY header (--reuse-home-connections).
+		if _, err := proxyproto.Read(br); err != nil && !errors.Is(err, proxyproto.ErrNoProxyProtocol) {
+			return
 		}
 		if _, err := http.ReadRequest(br); err != nil {
 			return

@@ -18,10 +18,12 @@ import (
 // `ssh -N -R` line; an ordinary HTTP app behind it answers visitors. The
 // same app behind a mapping with the PROXY header on gets the header as
 // its first bytes and refuses the request: the switch is what makes the
-// plain OpenSSH path work.
+// plain OpenSSH path work. (With --reuse-home-connections, the default,
+// HTTP carries no PROXY header either way; the switch matters for HTTP with
+// it off, as here, and for TLS and TCP always.)
 func TestPlainOpenSSHReachesAnOrdinaryApp(t *testing.T) {
 	testnet.RequireCommand(t, "ssh", "run deploy/install-deps.sh (apt-get install openssh-client)")
-	c := hometest.Start(t, hometest.Options{})
+	c := hometest.Start(t, hometest.Options{Args: []string{"--reuse-home-connections=false"}})
 	alice := c.CreateUser(t, "alice")
 	h := c.ClaimHome(t, alice)
 	h.AddBaseDomain(t, "example.com")
