@@ -77,7 +77,8 @@ const (
 //	cd home && go test ./internal/tunnel -run '^$' -bench VersusOpenSSHD -benchtime 1x
 //
 // HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
-// leaves the fan-out out. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
+// leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
+// --reuse-home-connections=false. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
 // makes new connections (16 workers) to homeport, then to sshd-tuned, for
 // that long each, printing the pids to profile (perf record -g -p PID).
 func BenchmarkVersusOpenSSHD(b *testing.B) {
@@ -101,7 +102,15 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		// Above the 64 connections of one figure: the limits are not what is measured.
 		"--ssh-channels-per-home", "1024", "--ssh-channels-per-conn", "1024", "--route-maxconn", "1024",
 		// The fan-out's 500 homes are claimed and mapped by one account.
-		"--write-rate", "100000"}})
+		"--write-rate", "100000",
+		// HTTP to homes without a PROXY header, so HAProxy reuses its
+		// connections to a home across visitors (HOMEPORT_BENCH_REUSE=0:
+		// one connection per visitor, with the header, as before).
+		"--reuse-home-connections=" + strconv.FormatBool(os.Getenv("HOMEPORT_BENCH_REUSE") != "0"),
+		// HAProxy's idle pool is a quarter of the edge's channels, which
+		// this machine's 20,000 files hold for 504 homes only with a small
+		// reserve for direct-tcpip opens (not measured; default 32 each).
+		"--ssh-pending-per-home", "4"}})
 	u := c.CreateUser(b, "bench")
 	hp, tuned, plainN := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
 	hpMap := hp.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: hp.TCPPorts.First})
