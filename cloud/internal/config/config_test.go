@@ -155,3 +155,27 @@ func TestSharedDomain(t *testing.T) {
 		}
 	}
 }
+
+// --reuse-home-connections is on for a new cloud; an operator with old home
+// agents turns it off by flag, CLOUD_REUSE_HOME_CONNECTIONS or cloud.yaml.
+func TestReuseHomeConnections(t *testing.T) {
+	dir := t.TempDir()
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || !c.ReuseHomeConnections {
+		t.Errorf("default: %v, %v; want on", c.ReuseHomeConnections, err)
+	}
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off", "--reuse-home-connections=false"}); err != nil || c.ReuseHomeConnections {
+		t.Errorf("flag off: %v, %v", c.ReuseHomeConnections, err)
+	}
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("CLOUD_REUSE_HOME_CONNECTIONS", "false")
+		if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || c.ReuseHomeConnections {
+			t.Errorf("CLOUD_REUSE_HOME_CONNECTIONS=false: %v, %v", c.ReuseHomeConnections, err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cloud.yaml"), []byte("reuse-home-connections: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || c.ReuseHomeConnections {
+		t.Errorf("cloud.yaml false: %v, %v", c.ReuseHomeConnections, err)
+	}
+}
