@@ -32,6 +32,8 @@ const (
 	CAUnreachable Reason = "ca-unreachable"
 	// Refused: any other refusal by the CA (CAA record, blocked name, ...).
 	Refused Reason = "ca-refused"
+	// NoChallenge: every challenge type that could reach the name is off.
+	NoChallenge Reason = "no-challenge"
 )
 
 // Error is a failed issuance with a message that says what to do.
