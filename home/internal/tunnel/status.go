@@ -1,8 +1,13 @@
 package tunnel
 
+// What a supervisor shows: its State and Status snapshot (Status), and
+// the subscriptions that stream every change of it to a console
+// (Subscribe).
+
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -106,4 +111,83 @@ func errorText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+type subscriber struct{ c chan Status }
+
+// Status returns a snapshot of the connection and its forwards.
+func (s *Supervisor) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotLocked()
+}
+
+// Subscribe returns a channel that holds the latest Status after every
+// change (a slow reader skips intermediate snapshots but always gets the
+// newest) and a function that ends the subscription. The current status is
+// delivered at once; the channel is closed when the subscription ends or
+// the supervisor stops.
+func (s *Supervisor) Subscribe() (<-chan Status, func()) {
+	sub := &subscriber{c: make(chan Status, 1)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub.c <- s.snapshotLocked()
+	if s.finished {
+		close(sub.c)
+		return sub.c, func() {}
+	}
+	s.subs[sub] = struct{}{}
+	return sub.c, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[sub]; ok {
+			delete(s.subs, sub)
+			close(sub.c)
+		}
+	}
+}
+
+// setStateLocked enters state st and notifies subscribers.
+func (s *Supervisor) setStateLocked(st State) {
+	if s.status.State != st {
+		s.status.State, s.status.Since = st, time.Now()
+	}
+	if st != StateBackoff {
+		s.status.NextAttempt = time.Time{}
+	}
+	s.notifyLocked()
+}
+
+func (s *Supervisor) snapshotLocked() Status {
+	st := s.status
+	st.Forwards = make([]ForwardStatus, 0, len(s.forwards))
+	for _, f := range s.forwards {
+		st.Forwards = append(st.Forwards, ForwardStatus{TunnelPort: f.port, Up: f.up, Since: f.since, LastError: f.err})
+	}
+	slices.SortFunc(st.Forwards, func(a, b ForwardStatus) int { return a.TunnelPort - b.TunnelPort })
+	return st
+}
+
+// notifyLocked replaces each subscriber's undelivered snapshot with the
+// current one; it never blocks.
+func (s *Supervisor) notifyLocked() {
+	if len(s.subs) == 0 {
+		return
+	}
+	st := s.snapshotLocked()
+	for sub := range s.subs {
+		select {
+		case <-sub.c:
+		default:
+		}
+		sub.c <- st
+	}
+}
+
+func (s *Supervisor) closeSubscribersLocked() {
+	s.notifyLocked()
+	for sub := range s.subs {
+		close(sub.c)
+	}
+	clear(s.subs)
 }

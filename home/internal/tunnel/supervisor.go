@@ -5,13 +5,14 @@
 // stopped, replaced). It dials the cloud's SSH endpoint, checks the host key against
 // the one pinned in the profile, logs in as the home, requests a remote
 // forward (tcpip-forward) for each tunnel port and hands every forwarded
-// connection to that port's handler (the gateway). Keepalives detect a
-// silent cloud; a lost connection is replaced after a jittered backoff
+// connection to that port's handler, the gateway (forwards.go). Keepalives
+// detect a silent cloud; a lost connection is replaced after a jittered backoff
 // (retry.go: short while the cloud does not answer, exponential when it
 // refuses) and every forward is requested again. A connection the cloud
 // says another copy of the profile replaced is not (replaced.go). Status is
 // always the truth about the live connection, and Subscribe streams it to a
-// console.
+// console (status.go). Dial opens connections the other way, to a private
+// mapping's tunnel port (dial.go).
 package tunnel
 
 import (
@@ -21,8 +22,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,9 +30,6 @@ import (
 
 	"homeport.dev/proto/batchconn"
 )
-
-// ErrStopped is returned by Dial once the supervisor has stopped.
-var ErrStopped = errors.New("tunnel: supervisor stopped")
 
 // Supervisor owns one profile's SSH connection and its forwards. Its
 // methods are safe for concurrent use.
@@ -57,8 +53,6 @@ type Supervisor struct {
 	done     chan struct{} // closed when the run loop and all handlers have returned
 	handlers sync.WaitGroup
 }
-
-type subscriber struct{ c chan Status }
 
 // New returns a stopped supervisor for cfg; Start connects it.
 func New(cfg Config) (*Supervisor, error) {
@@ -108,73 +102,6 @@ func (s *Supervisor) Stop() {
 		s.cancel()
 	}
 	<-s.done
-}
-
-// Status returns a snapshot of the connection and its forwards.
-func (s *Supervisor) Status() Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.snapshotLocked()
-}
-
-// Subscribe returns a channel that holds the latest Status after every
-// change (a slow reader skips intermediate snapshots but always gets the
-// newest) and a function that ends the subscription. The current status is
-// delivered at once; the channel is closed when the subscription ends or
-// the supervisor stops.
-func (s *Supervisor) Subscribe() (<-chan Status, func()) {
-	sub := &subscriber{c: make(chan Status, 1)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub.c <- s.snapshotLocked()
-	if s.finished {
-		close(sub.c)
-		return sub.c, func() {}
-	}
-	s.subs[sub] = struct{}{}
-	return sub.c, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if _, ok := s.subs[sub]; ok {
-			delete(s.subs, sub)
-			close(sub.c)
-		}
-	}
-}
-
-// Dial opens a direct-tcpip channel to 127.0.0.1:port on the cloud over the
-// live connection, waiting for one until ctx ends or the supervisor stops. The cloud allows only the
-// tunnel ports of private mappings of the same account (`home connect`).
-func (s *Supervisor) Dial(ctx context.Context, port int) (net.Conn, error) {
-	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("tunnel: port %d is not in 1..65535", port)
-	}
-	for {
-		s.mu.Lock()
-		client, up := s.live, s.up
-		s.mu.Unlock()
-		if client != nil {
-			c, err := client.DialContext(ctx, "tcp", net.JoinHostPort(forwardBindAddr, strconv.Itoa(port)))
-			var refused *ssh.OpenChannelError
-			if errors.As(err, &refused) {
-				return nil, fmt.Errorf("tunnel: the cloud refused a connection to tunnel port %d: %s", port, refused.Message)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("tunnel: dial tunnel port %d: %w", port, err)
-			}
-			return c, nil
-		}
-		select {
-		case <-up:
-		case <-s.done:
-			if st := s.Status(); st.State == StateReplaced {
-				return nil, st.LastError // where the profile runs now
-			}
-			return nil, ErrStopped
-		case <-ctx.Done():
-			return nil, fmt.Errorf("tunnel: not connected to the cloud (%s): %w", s.Status().State, ctx.Err())
-		}
-	}
 }
 
 // run is the state machine: connect, serve until the connection is lost,
@@ -429,49 +356,4 @@ func (s *Supervisor) keepalive(ctx context.Context, client *ssh.Client, fail fun
 			return
 		}
 	}
-}
-
-// setStateLocked enters state st and notifies subscribers.
-func (s *Supervisor) setStateLocked(st State) {
-	if s.status.State != st {
-		s.status.State, s.status.Since = st, time.Now()
-	}
-	if st != StateBackoff {
-		s.status.NextAttempt = time.Time{}
-	}
-	s.notifyLocked()
-}
-
-func (s *Supervisor) snapshotLocked() Status {
-	st := s.status
-	st.Forwards = make([]ForwardStatus, 0, len(s.forwards))
-	for _, f := range s.forwards {
-		st.Forwards = append(st.Forwards, ForwardStatus{TunnelPort: f.port, Up: f.up, Since: f.since, LastError: f.err})
-	}
-	slices.SortFunc(st.Forwards, func(a, b ForwardStatus) int { return a.TunnelPort - b.TunnelPort })
-	return st
-}
-
-// notifyLocked replaces each subscriber's undelivered snapshot with the
-// current one; it never blocks.
-func (s *Supervisor) notifyLocked() {
-	if len(s.subs) == 0 {
-		return
-	}
-	st := s.snapshotLocked()
-	for sub := range s.subs {
-		select {
-		case <-sub.c:
-		default:
-		}
-		sub.c <- st
-	}
-}
-
-func (s *Supervisor) closeSubscribersLocked() {
-	s.notifyLocked()
-	for sub := range s.subs {
-		close(sub.c)
-	}
-	clear(s.subs)
 }
