@@ -189,9 +189,9 @@ func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, *noticeWatch, er
 	if err != nil {
 		return nil, nil, unreachableError{fmt.Errorf("dial the cloud's SSH endpoint %s: %w", s.cfg.Addr, err)}
 	}
-	var conn net.Conn = raw
+	var conn net.Conn = newReadBuffered(raw)
 	if s.cfg.batched {
-		conn = batchconn.New(raw)
+		conn = batchconn.New(conn)
 	}
 	// The handshake has no context of its own: closing the connection
 	// aborts it on timeout or Stop.
