@@ -80,7 +80,9 @@ const (
 // leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
 // --reuse-home-connections=false. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
 // makes new connections (16 workers) to homeport, then to sshd-tuned, for
-// that long each, printing the pids to profile (perf record -g -p PID).
+// that long each, printing the pids to profile (perf record -g -p PID);
+// HOMEPORT_BENCH_TRANSFER=U (or D) repeats uploads (downloads) for 10 s
+// each and prints each process's CPU per GB.
 func BenchmarkVersusOpenSSHD(b *testing.B) {
 	testnet.RequireCommand(b, "ssh", "apt-get install openssh-client (deploy/install-deps.sh does)")
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
@@ -143,25 +145,40 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		// (perf record -g -p PID, strace -c -f -p PID meanwhile).
 		for _, p := range paths[:2] {
 			fmt.Printf("churn %s for %ds: pids self %v trees %v\n", p.name, secs, p.self, p.trees)
-			var each []time.Duration // per process (tree), then the whole path
-			cpus := func() []time.Duration {
-				var out []time.Duration
-				for _, pid := range p.self {
-					out = append(out, pathCPU([]int{pid}, nil))
-				}
-				for _, pid := range p.trees {
-					out = append(out, pathCPU(nil, []int{pid}))
-				}
-				return out
-			}
-			each = cpus()
+			each := perProcessCPU(p)
 			rate, n, err := connRateFor(p.addr, vsWorkers, time.Duration(secs)*time.Second)
 			var per []string
-			for i, d := range cpus() {
+			for i, d := range perProcessCPU(p) {
 				per = append(per, fmt.Sprintf("%.0f", float64((d-each[i]).Microseconds())/float64(n)))
 			}
 			fmt.Printf("churn %s: %.0f conn/s, CPU µs per connection by process (self, then trees) %s (%v)\n", p.name, rate,
 				strings.Join(per, " "), err)
+		}
+		return
+	}
+	if mode := os.Getenv("HOMEPORT_BENCH_TRANSFER"); mode != "" {
+		// Profiling the data path: HOMEPORT_BENCH_TRANSFER=U (upload) or
+		// D (download) repeats 1-stream transfers to homeport, then to
+		// sshd-tuned, for 10 s each, and prints each process's CPU per GB.
+		for _, p := range paths[:2] {
+			fmt.Printf("transfer %s %s: pids self %v trees %v\n", mode, p.name, p.self, p.trees)
+			before := perProcessCPU(p)
+			var moved int64
+			start := time.Now()
+			for time.Since(start) < 10*time.Second {
+				n, _, err := transferFor(p.addr, mode[0], 1, vsBytes, vsDuration)
+				if err != nil {
+					b.Fatalf("%s: %v", p.name, err)
+				}
+				moved += n
+			}
+			secs := time.Since(start).Seconds()
+			var per []string
+			for i, d := range perProcessCPU(p) {
+				per = append(per, fmt.Sprintf("%.3f", (d-before[i]).Seconds()/(float64(moved)/1e9)))
+			}
+			fmt.Printf("transfer %s %s: %.0f MB/s, CPU s per GB by process (self, then trees) %s\n", mode, p.name,
+				float64(moved)/secs/1e6, strings.Join(per, " "))
 		}
 		return
 	}
@@ -182,6 +199,19 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 	if fanout {
 		fanOut(b, c, u)
 	}
+}
+
+// perProcessCPU is the CPU time of each process of p: the self ones alone,
+// then the trees with their descendants.
+func perProcessCPU(p vsPath) []time.Duration {
+	var out []time.Duration
+	for _, pid := range p.self {
+		out = append(out, pathCPU([]int{pid}, nil))
+	}
+	for _, pid := range p.trees {
+		out = append(out, pathCPU(nil, []int{pid}))
+	}
+	return out
 }
 
 // vsPath is one way to the local service and the processes it runs on.
