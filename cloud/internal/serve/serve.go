@@ -124,7 +124,7 @@ func (a *App) build() error {
 		HostKey: hostKey, Homes: a.Homes, Log: a.log, Registry: reg,
 		Budget: a.edgeBudget(), ConnsPerHome: cfg.Limits.ConnsPerHome, MaxConnsPerIP: cfg.Limits.ConnsPerIP,
 		RequestRate: cfg.Limits.RequestRate, OpenRate: cfg.Limits.OpenRate,
-		OwnerActive: a.Accounts.Active, Edge: cfg.Edge, EdgeWhere: a.Edges.Where,
+		OwnerActive: a.Accounts.Active, Edge: cfg.Edge, EdgeWhere: a.Edges.Where, HeaderlessHTTP: cfg.ReuseHomeConnections,
 		Audit: audit.NewEvents(a.DB, time.Minute, a.log),
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)

@@ -111,7 +111,9 @@ func TestVisitorConnsKeepNoDelayAndAddresses(t *testing.T) {
 			SyscallConn() (syscall.RawConn, error)
 		}).SyscallConn()
 		if err == nil {
-			rc.Control(func(fd uintptr) { s.nodelay, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY) })
+			rc.Control(func(fd uintptr) {
+				s.nodelay, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+			})
 		}
 		c.Write([]byte("hello"))
 		c.(interface{ CloseWrite() error }).CloseWrite()

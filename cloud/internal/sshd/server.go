@@ -38,8 +38,12 @@ type Options struct {
 	// the refusal (see edge.go).
 	Edge      string
 	EdgeWhere func(ctx context.Context, edge string) string
-	Log       *slog.Logger
-	Registry  prometheus.Registerer
+	// HeaderlessHTTP tells that public HTTP reaches homes without a PROXY
+	// header (--reuse-home-connections): a home whose agent predates it
+	// is flagged at login (AgentWarning), its HTTP mappings fail.
+	HeaderlessHTTP bool
+	Log            *slog.Logger
+	Registry       prometheus.Registerer
 	// Keepalive is the interval of server keepalives; a peer that answers
 	// none for two intervals more is dropped (15 s -> gone within 45 s).
 	Keepalive        time.Duration
@@ -343,9 +347,13 @@ func (s *Server) handle(ctx context.Context, c net.Conn, loggedIn func()) {
 	s.metrics.connects.Inc()
 	s.mu.Lock()
 	st.addr, st.version, st.lastSeen = c.RemoteAddr().String(), string(conn.ClientVersion()), time.Now()
+	st.warning = s.agentWarning(st.version)
 	s.mu.Unlock()
 	s.changes.Add(1)
 	s.o.Log.Info("home connected", "home", h.Slug, "remote", c.RemoteAddr().String())
+	if st.warning != "" {
+		s.o.Log.Warn("home agent too old for this cloud", "home", h.Slug, "agent", st.version, "problem", st.warning)
+	}
 	s.auditConn("ssh.connect", h, c.RemoteAddr(), map[string]any{"agent": string(conn.ClientVersion())})
 	defer func() {
 		s.drop(sess)

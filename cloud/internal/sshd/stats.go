@@ -19,6 +19,7 @@ type HomeStats struct {
 	LastSeen       time.Time // the last keepalive answer, login or disconnect
 	ClientAddr     string    // of the live or the last connection
 	ClientVersion  string    // the SSH version string the agent sent
+	AgentWarning   string    // what fails because of the agent's version ("" if nothing)
 	ForwardsUp     int       // tunnel ports the live connection listens on
 	BytesIn        uint64    // through the home's tunnels since start, towards the home
 	BytesOut       uint64    // from the home
@@ -29,8 +30,20 @@ type HomeStats struct {
 type homeStats struct {
 	in, out atomic.Uint64
 
-	slug, addr, version string
-	lastSeen            time.Time
+	slug, addr, version, warning string
+	lastSeen                     time.Time
+}
+
+// headerAgent is the version string of the home agents that refuse public
+// HTTP without a PROXY header (before SSH-2.0-homeport-home-2).
+const headerAgent = "SSH-2.0-homeport-home"
+
+// agentWarning says what fails for a home whose agent sent version.
+func (s *Server) agentWarning(version string) string {
+	if s.o.HeaderlessHTTP && version == headerAgent {
+		return "its public HTTP mappings answer 502: this agent needs a PROXY header, which --reuse-home-connections leaves out; upgrade the agent, or run the cloud with --reuse-home-connections=false"
+	}
+	return ""
 }
 
 // statsOf returns the record of h, made at its first login. Call with
@@ -59,7 +72,7 @@ func (s *Server) Stats() map[uint64]HomeStats {
 	live := map[uint64]*session{}
 	for id, st := range s.stats {
 		out[id] = HomeStats{Slug: st.slug, LastSeen: st.lastSeen, ClientAddr: st.addr, ClientVersion: st.version,
-			BytesIn: st.in.Load(), BytesOut: st.out.Load()}
+			AgentWarning: st.warning, BytesIn: st.in.Load(), BytesOut: st.out.Load()}
 		if sess := s.sessions[id]; sess != nil {
 			live[id] = sess
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"homeport.dev/cloud/internal/cloudtest"
 )
 
@@ -102,5 +104,44 @@ func TestDisconnectedHomeIsLastSeen(t *testing.T) {
 	}
 	if c.App.SSH.Changes() == before {
 		t.Errorf("a disconnect did not count as a change")
+	}
+}
+
+// TestOutdatedAgentIsFlagged: with public HTTP sent without a PROXY header
+// (--reuse-home-connections, the default), a home whose agent predates it
+// (SSH-2.0-homeport-home) is flagged for the dashboards, since its HTTP
+// mappings fail; a current agent is not, and with the option off neither.
+func TestOutdatedAgentIsFlagged(t *testing.T) {
+	for _, reuse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			c := cloudtest.Start(t, cloudtest.Options{Args: []string{fmt.Sprintf("--reuse-home-connections=%v", reuse)}})
+			old, current := c.NewHome(t, "alice"), c.NewHome(t, "bob")
+			hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.HostKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range []struct {
+				home    cloudtest.Home
+				version string
+			}{{old, "SSH-2.0-homeport-home"}, {current, "SSH-2.0-homeport-home-2"}} {
+				cl, err := ssh.Dial("tcp", c.SSHAddr, &ssh.ClientConfig{User: h.home.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.home.Signer)},
+					HostKeyCallback: ssh.FixedHostKey(hostKey), ClientVersion: h.version, Timeout: 5 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cl.Close() })
+			}
+			eventually(t, 10*time.Second, "both homes online", func() bool {
+				st := c.App.SSH.Stats()
+				return st[old.ID].Online && st[current.ID].Online
+			})
+			st := c.App.SSH.Stats()
+			if w := st[old.ID].AgentWarning; reuse != strings.Contains(w, "--reuse-home-connections=false") {
+				t.Errorf("old agent's warning with reuse %v: %q", reuse, w)
+			}
+			if w := st[current.ID].AgentWarning; w != "" {
+				t.Errorf("current agent flagged: %q", w)
+			}
+		})
 	}
 }

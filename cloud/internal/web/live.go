@@ -28,8 +28,9 @@ type liveHome struct {
 	Since         time.Time // connected since, when online
 	LastSeen      time.Time
 	Addr, Version string
-	ForwardsUp    int // tunnel ports the home's connection listens on
-	MappingsUp    int // mappings whose tunnel port is among them
+	AgentWarning  string // what fails because of the agent's version
+	ForwardsUp    int    // tunnel ports the home's connection listens on
+	MappingsUp    int    // mappings whose tunnel port is among them
 	Mappings      int
 	Certificates  int // reported by the home in the last 7 days
 	BytesIn       uint64
@@ -67,6 +68,7 @@ func (w *ui) live(h store.Home, stats map[uint64]sshd.HomeStats, ms []store.Mapp
 	if st, ok := stats[h.ID]; ok {
 		v.Known, v.Online, v.Since, v.LastSeen = true, st.Online, st.ConnectedSince, st.LastSeen
 		v.Addr, v.Version, v.BytesIn, v.BytesOut = st.ClientAddr, st.ClientVersion, st.BytesIn, st.BytesOut
+		v.AgentWarning = st.AgentWarning
 		v.ForwardsUp = st.ForwardsUp
 	}
 	if w.Traffic != nil {
