@@ -510,7 +510,9 @@ func startReady(b *testing.B, cmd *exec.Cmd, what, marker string, onStdout, term
 		defer mu.Unlock()
 		b.Fatalf("%s exited before it was ready:\n%s", what, log.String())
 	case <-time.After(10 * time.Second):
-		b.Fatalf("%s not ready within 10s", what)
+		mu.Lock()
+		defer mu.Unlock()
+		b.Fatalf("%s not ready within 10s; its output:\n%s", what, log.String())
 	}
 	return cmd.Process.Pid, stop
 }
