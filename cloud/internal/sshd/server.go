@@ -290,16 +290,16 @@ func (s *Server) handle(ctx context.Context, c net.Conn, loggedIn func()) {
 		tc.SetKeepAlive(true)
 		tc.SetKeepAlivePeriod(s.o.Keepalive)
 	}
-	// No buffer or goroutine under the transport: the patched x/crypto
-	// writes each packet at once and reads bulk data straight into pooled
-	// buffers, and an idle home must cost little (issue 16: batchconn held
-	// a 256 KiB read buffer and a flusher goroutine per connection).
+	// No goroutine and no buffer of its own under the transport: an idle
+	// home must cost little (issue 16: batchconn held a 256 KiB read buffer
+	// and a flusher goroutine per connection). Reads take a pooled buffer
+	// only while data is there (readbuf.go).
 	if !s.handshakes.TryAcquire(1) {
 		s.refuse("", "handshakes", "ssh connection refused: too many logins in progress", "remote", c.RemoteAddr().String())
 		return
 	}
 	c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
-	conn, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	conn, chans, reqs, err := ssh.NewServerConn(newPooledReads(c), s.config)
 	s.handshakes.Release(1)
 	if err != nil {
 		s.o.Log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
