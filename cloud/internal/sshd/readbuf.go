@@ -63,45 +63,13 @@ func (c *pooledReads) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	var n int
-	var err error
-	var buf *[]byte
-	waitErr := c.rc.Read(func(fd uintptr) bool {
-		dst := p
-		if len(p) < readBufferSize {
-			if buf == nil {
-				buf = readBuffers.Get().(*[]byte)
-			}
-			dst = *buf
-		}
-		for {
-			n, err = syscall.Read(int(fd), dst)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		if err == syscall.EAGAIN {
-			// Nothing yet: wait without the buffer.
-			if buf != nil {
-				readBuffers.Put(buf)
-				buf = nil
-			}
-			return false
-		}
-		return true
-	})
-	switch {
-	case waitErr != nil: // closed, or past the deadline
-		c.putBack(buf)
-		return 0, waitErr
-	case err != nil:
-		c.putBack(buf)
-		return 0, os.NewSyscallError("read", err)
-	case n == 0:
-		c.putBack(buf)
-		return 0, io.EOF
-	case buf == nil: // read into p
-		return n, nil
+	var into []byte
+	if len(p) >= readBufferSize {
+		into = p
+	}
+	buf, n, err := readPooled(c.rc, into)
+	if err != nil || buf == nil {
+		return n, err
 	}
 	got := copy(p, (*buf)[:n])
 	if got == n {
@@ -120,8 +88,80 @@ func (c *pooledReads) release() {
 	}
 }
 
-func (c *pooledReads) putBack(buf *[]byte) {
+// readPooled waits until rc has data, holding no buffer meanwhile, and
+// reads it: into dst if not nil (buf is nil then), else into a pooled
+// buffer of readBufferSize, which it returns (nil on any error) for the
+// caller to give back. EOF is io.EOF; a wait ended by a deadline or Close
+// returns that error.
+func readPooled(rc syscall.RawConn, dst []byte) (buf *[]byte, n int, err error) {
+	waitErr := rc.Read(func(fd uintptr) bool {
+		into := dst
+		if into == nil {
+			if buf == nil {
+				buf = readBuffers.Get().(*[]byte)
+			}
+			into = *buf
+		}
+		for {
+			n, err = syscall.Read(int(fd), into)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		if err == syscall.EAGAIN {
+			// Nothing yet: wait without the buffer.
+			if buf != nil {
+				readBuffers.Put(buf)
+				buf = nil
+			}
+			return false
+		}
+		return true
+	})
+	switch {
+	case waitErr != nil:
+		err = waitErr
+	case err != nil:
+		err = os.NewSyscallError("read", err)
+	case n == 0:
+		err = io.EOF
+	default:
+		return buf, n, nil
+	}
 	if buf != nil {
 		readBuffers.Put(buf)
+	}
+	return nil, 0, err
+}
+
+// copyPooled copies src to dst until src's EOF (a nil error) or an error,
+// reading up to readBufferSize at once into a pooled buffer held from a
+// read until dst has taken the bytes: waiting for src holds none, so an
+// idle visitor costs no copy buffer. A src without a RawConn is copied as
+// io.Copy does.
+func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+	sc, ok := src.(syscall.Conn)
+	if !ok {
+		return io.Copy(dst, struct{ io.Reader }{src})
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return io.Copy(dst, struct{ io.Reader }{src})
+	}
+	var total int64
+	for {
+		buf, n, err := readPooled(rc, nil)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		m, err := dst.Write((*buf)[:n])
+		readBuffers.Put(buf)
+		total += int64(m)
+		if err != nil {
+			return total, err
+		}
 	}
 }

@@ -104,3 +104,28 @@ func TestPooledReadsHoldNoBufferBetweenReads(t *testing.T) {
 		t.Fatal("a pooled buffer is held by a read that waited and timed out")
 	}
 }
+
+// TestCopyPooledCopiesEveryByte: copyPooled moves 5 MiB from a socket to a
+// writer whole and in order, ending with a nil error at EOF.
+func TestCopyPooledCopiesEveryByte(t *testing.T) {
+	w, r := tcpPair(t)
+	data := make([]byte, 5<<20)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	go func() {
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 1+rng.IntN(100<<10))
+			w.Write(rest[:n])
+			rest = rest[n:]
+		}
+		w.(*net.TCPConn).CloseWrite()
+	}()
+	r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var got bytes.Buffer
+	n, err := copyPooled(&got, r)
+	if err != nil || n != int64(len(data)) || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("copyPooled = %d, %v; want all %d bytes in order and nil", n, err, len(data))
+	}
+}

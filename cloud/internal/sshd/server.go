@@ -481,19 +481,17 @@ func (s *Server) Connected(homeID uint64) bool {
 // (a write here, a read and a wake-up at the home) that says nothing more.
 //
 // The b->a direction runs in the caller's goroutine (one goroutine less
-// per visitor). a->b copies through a pooled buffer with a's WriterTo
-// hidden: a *net.TCPConn's WriteTo to anything but a unix socket falls
-// back to io.Copy, which allocates 32 KiB per connection; b->a keeps b's
-// WriterTo (a channel hands its packets over uncopied).
+// per visitor) and keeps b's WriterTo (a channel hands its packets over
+// uncopied). a->b reads up to 64 KiB at once into a pooled buffer taken
+// only while bytes are there (copyPooled): an idle visitor holds no copy
+// buffer (a 32 KiB one for its whole life before).
 func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int64) {
 	var ab int64
 	var finished atomic.Int32 // directions done
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := pipeBuffers.Get().(*[]byte)
-		ab, _ = io.CopyBuffer(counting{b, countAB}, struct{ io.Reader }{a}, *buf)
-		pipeBuffers.Put(buf)
+		ab, _ = copyPooled(counting{b, countAB}, a)
 		if finished.Add(1) == 1 {
 			closeWrite(b)
 		}
@@ -507,12 +505,6 @@ func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int6
 	b.Close()
 	return ab, ba
 }
-
-// pipeBuffers are pipe's 32 KiB copy buffers, taken when a pipe starts.
-var pipeBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 32<<10)
-	return &b
-}}
 
 func closeWrite(c io.Closer) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
