@@ -80,9 +80,11 @@ const (
 // leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
 // --reuse-home-connections=false. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
 // makes new connections (16 workers) to homeport, then to sshd-tuned, for
-// that long each, printing the pids to profile (perf record -g -p PID);
-// HOMEPORT_BENCH_TRANSFER=U (or D) repeats uploads (downloads) for 10 s
-// each and prints each process's CPU per GB.
+// that long each, printing the pids to profile (perf record -g -p PID)
+// and each process's CPU per connection (µs); HOMEPORT_BENCH_RTT=SECONDS
+// does the same with round trips on 64 connections (µs per round trip),
+// HOMEPORT_BENCH_TRANSFER=U (or D) with uploads (downloads) for 10 s each
+// (s per GB).
 func BenchmarkVersusOpenSSHD(b *testing.B) {
 	testnet.RequireCommand(b, "ssh", "apt-get install openssh-client (deploy/install-deps.sh does)")
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
@@ -140,46 +142,41 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		{name: "sshd-N", addr: public(nMap.PublicPort), trees: []int{haproxyPid, sshdPid, nPid}},
 	}
 	if secs, _ := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_CHURN")); secs > 0 {
-		// Profiling the channel-open path: new connections with vsWorkers
-		// workers for that many seconds, to homeport then to sshd-tuned
-		// (perf record -g -p PID, strace -c -f -p PID meanwhile).
-		for _, p := range paths[:2] {
-			fmt.Printf("churn %s for %ds: pids self %v trees %v\n", p.name, secs, p.self, p.trees)
-			each := perProcessCPU(p)
-			rate, n, err := connRateFor(p.addr, vsWorkers, time.Duration(secs)*time.Second)
-			var per []string
-			for i, d := range perProcessCPU(p) {
-				per = append(per, fmt.Sprintf("%.0f", float64((d-each[i]).Microseconds())/float64(n)))
-			}
-			fmt.Printf("churn %s: %.0f conn/s, CPU µs per connection by process (self, then trees) %s (%v)\n", p.name, rate,
-				strings.Join(per, " "), err)
-		}
+		// The channel-open path: new connections with vsWorkers workers.
+		profile(b, paths[:2], "churn", time.Duration(secs)*time.Second, "connection", 1e6, func(addr string, d time.Duration) (float64, error) {
+			_, n, err := connRateFor(addr, vsWorkers, d)
+			return float64(n), err
+		})
 		return
 	}
-	if mode := os.Getenv("HOMEPORT_BENCH_TRANSFER"); mode != "" {
-		// Profiling the data path: HOMEPORT_BENCH_TRANSFER=U (upload) or
-		// D (download) repeats 1-stream transfers to homeport, then to
-		// sshd-tuned, for 10 s each, and prints each process's CPU per GB.
-		for _, p := range paths[:2] {
-			fmt.Printf("transfer %s %s: pids self %v trees %v\n", mode, p.name, p.self, p.trees)
-			before := perProcessCPU(p)
-			var moved int64
-			start := time.Now()
-			for time.Since(start) < 10*time.Second {
-				n, _, err := transferFor(p.addr, mode[0], 1, vsBytes, vsDuration)
+	if secs, _ := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_RTT")); secs > 0 {
+		// Round trips on 64 connections at once.
+		profile(b, paths[:2], "rtt", time.Duration(secs)*time.Second, "round trip", 1e6, func(addr string, d time.Duration) (float64, error) {
+			var total int
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				_, _, n, err := latency(addr, 64, vsRoundTrips)
 				if err != nil {
-					b.Fatalf("%s: %v", p.name, err)
+					return 0, err
+				}
+				total += n + 64*benchWarmup
+			}
+			return float64(total), nil
+		})
+		return
+	}
+	if mode := os.Getenv("HOMEPORT_BENCH_TRANSFER"); mode == "U" || mode == "D" {
+		// 1-stream uploads (U) or downloads (D), CPU per GB.
+		profile(b, paths[:2], "transfer "+mode, 10*time.Second, "GB", 1, func(addr string, d time.Duration) (float64, error) {
+			var moved int64
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				n, _, err := transferFor(addr, mode[0], 1, vsBytes, vsDuration)
+				if err != nil {
+					return 0, err
 				}
 				moved += n
 			}
-			secs := time.Since(start).Seconds()
-			var per []string
-			for i, d := range perProcessCPU(p) {
-				per = append(per, fmt.Sprintf("%.3f", (d-before[i]).Seconds()/(float64(moved)/1e9)))
-			}
-			fmt.Printf("transfer %s %s: %.0f MB/s, CPU s per GB by process (self, then trees) %s\n", mode, p.name,
-				float64(moved)/secs/1e6, strings.Join(per, " "))
-		}
+			return float64(moved) / 1e9, nil
+		})
 		return
 	}
 	results := map[string][]vsResult{}
@@ -198,6 +195,29 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 	vsReport(results, rounds)
 	if fanout {
 		fanOut(b, c, u)
+	}
+}
+
+// profile puts one kind of load on each path for d (homeport, then
+// sshd-tuned), printing first the pids to profile (perf record -g -p PID,
+// strace -c -f -p PID), then the load's rate and the CPU of each process
+// per unit of it (in seconds times scale: 1e6 prints microseconds).
+func profile(b *testing.B, paths []vsPath, what string, d time.Duration, unit string, scale float64, load func(addr string, d time.Duration) (units float64, err error)) {
+	for _, p := range paths {
+		fmt.Printf("%s %s for %s: pids self %v trees %v\n", what, p.name, d, p.self, p.trees)
+		before := perProcessCPU(p)
+		start := time.Now()
+		units, err := load(p.addr, d)
+		if err != nil {
+			b.Fatalf("%s, %s: %v", what, p.name, err)
+		}
+		rate := units / time.Since(start).Seconds()
+		var per []string
+		for i, c := range perProcessCPU(p) {
+			per = append(per, fmt.Sprintf("%.3g", (c-before[i]).Seconds()*scale/units))
+		}
+		fmt.Printf("%s %s: %.4g %s/s, CPU per %s by process (self, then trees) %s\n", what, p.name, rate, unit, unit,
+			strings.Join(per, " "))
 	}
 }
 
