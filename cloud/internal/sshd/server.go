@@ -21,6 +21,7 @@ import (
 	"homeport.dev/cloud/internal/budget"
 	"homeport.dev/cloud/internal/homes"
 	"homeport.dev/cloud/internal/store"
+	"homeport.dev/proto/pooledio"
 )
 
 // Options configure the SSH endpoint.
@@ -293,13 +294,13 @@ func (s *Server) handle(ctx context.Context, c net.Conn, loggedIn func()) {
 	// No goroutine and no buffer of its own under the transport: an idle
 	// home must cost little (issue 16: batchconn held a 256 KiB read buffer
 	// and a flusher goroutine per connection). Reads take a pooled buffer
-	// only while data is there (readbuf.go).
+	// only while data is there (proto/pooledio).
 	if !s.handshakes.TryAcquire(1) {
 		s.refuse("", "handshakes", "ssh connection refused: too many logins in progress", "remote", c.RemoteAddr().String())
 		return
 	}
 	c.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
-	conn, chans, reqs, err := ssh.NewServerConn(newPooledReads(c), s.config)
+	conn, chans, reqs, err := ssh.NewServerConn(pooledio.NewConn(c, pooledio.SSHReadSize), s.config)
 	s.handshakes.Release(1)
 	if err != nil {
 		s.o.Log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
@@ -473,6 +474,10 @@ func (s *Server) Connected(homeID uint64) bool {
 	return s.sessions[homeID] != nil
 }
 
+// visitorReadSize is the most one read from a visitor takes (pipe): up to
+// 64 KiB at once took uploads from 83 to 67 system calls per MB at the cloud.
+const visitorReadSize = 64 << 10
+
 // pipe copies both ways until both directions end, half-closing the side
 // whose direction finishes first, and returns the bytes moved (a->b,
 // b->a). As they move, they are added to the counters countAB and countBA.
@@ -483,7 +488,7 @@ func (s *Server) Connected(homeID uint64) bool {
 // The b->a direction runs in the caller's goroutine (one goroutine less
 // per visitor) and keeps b's WriterTo (a channel hands its packets over
 // uncopied). a->b reads up to 64 KiB at once into a pooled buffer taken
-// only while bytes are there (copyPooled): an idle visitor holds no copy
+// only while bytes are there (pooledio.Copy): an idle visitor holds no copy
 // buffer (a 32 KiB one for its whole life before).
 func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int64) {
 	var ab int64
@@ -491,7 +496,7 @@ func pipe(a, b io.ReadWriteCloser, countAB, countBA *atomic.Uint64) (int64, int6
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ab, _ = copyPooled(counting{b, countAB}, a)
+		ab, _ = pooledio.Copy(counting{b, countAB}, a, visitorReadSize)
 		if finished.Add(1) == 1 {
 			closeWrite(b)
 		}

@@ -32,7 +32,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"syscall"
 	"time"
 
@@ -82,7 +81,6 @@ type Gateway struct {
 	listener  *connListener
 	acmeOnly  http.Handler  // plain HTTP on https ports
 	served    chan struct{} // closed when the HTTP server has returned
-	buffers   sync.Pool     // *[]byte of copyBufferSize
 }
 
 // New returns a gateway; call Close when done.
@@ -97,7 +95,6 @@ func New(o Options) *Gateway {
 		o.Log = slog.Default()
 	}
 	g := &Gateway{o: o, log: o.Log.With("home", o.Home), served: make(chan struct{})}
-	g.buffers.New = func() any { b := make([]byte, copyBufferSize); return &b }
 	g.dialer = &net.Dialer{Timeout: o.DialTimeout, ControlContext: g.checkDial}
 	if !o.AllowLAN {
 		// Loopback only: TCP keepalives would find no dead peer there, and

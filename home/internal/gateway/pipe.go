@@ -2,14 +2,15 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net"
 	"sync/atomic"
+
+	"homeport.dev/proto/pooledio"
 )
 
-// copyBufferSize is the buffer of each direction of a pipe. Larger than
-// io.Copy's 32 KiB so that a bulk transfer makes fewer, larger writes to the
-// local socket and to the SSH channel (which splits them into packets).
+// copyBufferSize is the most one read from a local service takes. Larger
+// than io.Copy's 32 KiB so that a bulk transfer makes fewer, larger writes
+// to the SSH channel (which splits them into packets).
 const copyBufferSize = 128 << 10
 
 // pipe copies a to b and b to a until both directions end, half-closing
@@ -39,16 +40,17 @@ func (g *Gateway) pipe(ctx context.Context, a, b net.Conn) {
 
 // copyHalf copies src to dst, then half-closes dst if it is the first
 // direction of the pipe to finish (finished counts them). Data from the tunnel
-// (a proxiedConn) goes out as received, without a copy (proxiedConn.WriteTo);
-// the rest through a pooled buffer, wrapped to hide ReaderFrom/WriterTo,
-// which would fall back to 32 KiB.
+// (a proxiedConn) goes out as received, without a copy (proxiedConn.WriteTo).
+// The local service's data is read up to copyBufferSize at once into a
+// pooled buffer taken only while bytes are there (pooledio.Copy, which
+// writes to dst with plain Writes): an idle connection, such as a websocket
+// between messages, holds no copy buffer (a 128 KiB one for its whole life
+// before: TestIdleForwardedConnectionsHoldNoCopyBuffer).
 func (g *Gateway) copyHalf(dst, src net.Conn, finished *atomic.Int32) {
 	if p, ok := src.(*proxiedConn); ok {
 		p.WriteTo(dst)
 	} else {
-		buf := g.buffers.Get().(*[]byte)
-		io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
-		g.buffers.Put(buf)
+		pooledio.Copy(dst, src, copyBufferSize)
 	}
 	if finished.Add(1) == 1 {
 		closeWrite(dst)

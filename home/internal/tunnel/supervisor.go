@@ -29,6 +29,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"homeport.dev/proto/batchconn"
+	"homeport.dev/proto/pooledio"
 )
 
 // Supervisor owns one profile's SSH connection and its forwards. Its
@@ -189,7 +190,8 @@ func (s *Supervisor) connect(ctx context.Context) (*ssh.Client, *noticeWatch, er
 	if err != nil {
 		return nil, nil, unreachableError{fmt.Errorf("dial the cloud's SSH endpoint %s: %w", s.cfg.Addr, err)}
 	}
-	var conn net.Conn = newReadBuffered(raw)
+	// Reads take a pooled buffer only while data is there (proto/pooledio).
+	conn := pooledio.NewConn(raw, pooledio.SSHReadSize)
 	if s.cfg.batched {
 		conn = batchconn.New(conn)
 	}

@@ -1,8 +1,9 @@
-package sshd
+package pooledio
 
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -35,28 +36,36 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// TestPooledReadsDeliverEveryByte: 5 MiB written in random pieces and read
-// through pooledReads in random sizes (below and above its buffer) arrive
-// whole and in order, then EOF; no buffer is held once all is taken.
-func TestPooledReadsDeliverEveryByte(t *testing.T) {
-	w, r := tcpPair(t)
-	pr := newPooledReads(r).(*pooledReads)
+// sendRandom writes 5 MiB of random bytes on w in random pieces of up to
+// maxPiece bytes, then half-closes w, in a goroutine of its own; it returns
+// the bytes.
+func sendRandom(w net.Conn, seed uint64, maxPiece int) []byte {
 	data := make([]byte, 5<<20)
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
 	go func() {
 		for rest := data; len(rest) > 0; {
-			n := min(len(rest), 1+rng.IntN(100<<10))
+			n := min(len(rest), 1+rng.IntN(maxPiece))
 			w.Write(rest[:n])
 			rest = rest[n:]
 		}
 		w.(*net.TCPConn).CloseWrite()
 	}()
+	return data
+}
+
+// TestConnDeliversEveryByte: 5 MiB written in random pieces and read
+// through NewConn in random sizes (below and above its buffer) arrive
+// whole and in order, then EOF; no buffer is held once all is taken.
+func TestConnDeliversEveryByte(t *testing.T) {
+	w, r := tcpPair(t)
+	pr := NewConn(r, SSHReadSize).(*conn)
+	data := sendRandom(w, 1, 100<<10)
 	r.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var got bytes.Buffer
-	buf := make([]byte, 2*readBufferSize)
+	buf := make([]byte, 2*SSHReadSize)
 	rr := rand.New(rand.NewPCG(3, 4))
 	for {
 		n, err := pr.Read(buf[:1+rr.IntN(len(buf))])
@@ -76,12 +85,12 @@ func TestPooledReadsDeliverEveryByte(t *testing.T) {
 	}
 }
 
-// TestPooledReadsHoldNoBufferBetweenReads: a small read keeps the rest of
+// TestConnHoldsNoBufferBetweenReads: a small read keeps the rest of
 // what arrived in a pooled buffer until it is taken, then gives it back;
 // a read deadline ends a wait as on the connection itself.
-func TestPooledReadsHoldNoBufferBetweenReads(t *testing.T) {
+func TestConnHoldsNoBufferBetweenReads(t *testing.T) {
 	w, r := tcpPair(t)
-	pr := newPooledReads(r).(*pooledReads)
+	pr := NewConn(r, SSHReadSize).(*conn)
 	w.Write(bytes.Repeat([]byte("x"), 3000))
 	r.SetReadDeadline(time.Now().Add(10 * time.Second))
 	small := make([]byte, 1000)
@@ -105,27 +114,35 @@ func TestPooledReadsHoldNoBufferBetweenReads(t *testing.T) {
 	}
 }
 
-// TestCopyPooledCopiesEveryByte: copyPooled moves 5 MiB from a socket to a
-// writer whole and in order, ending with a nil error at EOF.
-func TestCopyPooledCopiesEveryByte(t *testing.T) {
-	w, r := tcpPair(t)
-	data := make([]byte, 5<<20)
-	rng := rand.New(rand.NewPCG(5, 6))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
+// TestCopyCopiesEveryByte: Copy moves 5 MiB from a socket to a writer
+// whole and in order, ending with a nil error at EOF, in writes no larger
+// than its buffer size, for each size in use (the SSH connections', the
+// home gateway's 128 KiB).
+func TestCopyCopiesEveryByte(t *testing.T) {
+	for _, size := range []int{SSHReadSize, 128 << 10} {
+		t.Run(fmt.Sprint(size>>10, "KiB"), func(t *testing.T) {
+			w, r := tcpPair(t)
+			data := sendRandom(w, 5, 300<<10)
+			r.SetReadDeadline(time.Now().Add(30 * time.Second))
+			got := &largestWrite{}
+			n, err := Copy(got, r, size)
+			if err != nil || n != int64(len(data)) || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("Copy = %d, %v; want all %d bytes in order and nil", n, err, len(data))
+			}
+			if got.largest > size {
+				t.Errorf("a write of %d bytes from a copy with %d-byte buffers", got.largest, size)
+			}
+		})
 	}
-	go func() {
-		for rest := data; len(rest) > 0; {
-			n := min(len(rest), 1+rng.IntN(100<<10))
-			w.Write(rest[:n])
-			rest = rest[n:]
-		}
-		w.(*net.TCPConn).CloseWrite()
-	}()
-	r.SetReadDeadline(time.Now().Add(30 * time.Second))
-	var got bytes.Buffer
-	n, err := copyPooled(&got, r)
-	if err != nil || n != int64(len(data)) || !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("copyPooled = %d, %v; want all %d bytes in order and nil", n, err, len(data))
-	}
+}
+
+// largestWrite is a buffer that records its largest Write.
+type largestWrite struct {
+	bytes.Buffer
+	largest int
+}
+
+func (w *largestWrite) Write(p []byte) (int, error) {
+	w.largest = max(w.largest, len(p))
+	return w.Buffer.Write(p)
 }
