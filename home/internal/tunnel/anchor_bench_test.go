@@ -93,6 +93,7 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("sshd must run as root (privilege separation)")
 	}
+	warnConntrack()
 	rounds := 4
 	if v, err := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_ROUNDS")); err == nil && v > 0 {
 		rounds = v
@@ -218,6 +219,29 @@ func profile(b *testing.B, paths []vsPath, what string, d time.Duration, unit st
 		}
 		fmt.Printf("%s %s: %.4g %s/s, CPU per %s by process (self, then trees) %s\n", what, p.name, rate, unit, unit,
 			strings.Join(per, " "))
+	}
+}
+
+// warnConntrack warns when the kernel's connection-tracking table is over
+// half full. Each new connection of the bench is tracked on every hop
+// (client -> HAProxy -> tunnel port, home -> service, and the anchor's),
+// and a closed one stays for nf_conntrack_tcp_timeout_time_wait (120 s by
+// default): runs back to back can fill the table, and then the kernel
+// drops SYNs (dmesg: "nf_conntrack: table full"), which shows as 1 s
+// stalls and timeouts that have nothing to do with what is measured.
+func warnConntrack() {
+	read := func(name string) int {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/" + name)
+		if err != nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	count, max := read("nf_conntrack_count"), read("nf_conntrack_max")
+	if max > 0 && count > max/2 {
+		fmt.Printf("WARNING: the connection-tracking table holds %d of %d entries; this run may fill it (the kernel then drops new connections). "+
+			"Wait %ds, or raise net.netfilter.nf_conntrack_max.\n", count, max, read("nf_conntrack_tcp_timeout_time_wait"))
 	}
 }
 
