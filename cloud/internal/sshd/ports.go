@@ -1,6 +1,7 @@
 package sshd
 
 import (
+	"errors"
 	"net"
 	"os"
 	"strconv"
@@ -10,7 +11,9 @@ import (
 )
 
 // ports listens on the homes' tunnel ports and accepts their visitors, all
-// ports of the endpoint in one goroutine blocked in epoll_wait. A goroutine
+// ports of the endpoint in one goroutine, which waits on an epoll set of the
+// listening sockets through Go's poller (the set's descriptor is readable
+// while a visitor waits). A goroutine
 // blocked in Accept per forwarded port was the largest share of what an
 // idle home cost (issue 16: with one forward, 5 goroutines per home instead
 // of 4; a home with ten mappings held ten). Each accepted visitor is handed
@@ -95,6 +98,10 @@ func (p *ports) start() error {
 	if err != nil {
 		return err
 	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return err
+	}
 	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
 		syscall.Close(epfd)
 		return err
@@ -107,7 +114,11 @@ func (p *ports) start() error {
 	}
 	p.epfd = epfd
 	p.done = make(chan struct{})
-	go p.loop(epfd, p.wake[0])
+	// A non-blocking descriptor makes a pollable os.File: the loop parks
+	// in Go's poller, not in a system call of its own. A goroutine in a
+	// blocking epoll_wait held a thread, and each visitor cost a hand-back
+	// of the scheduler's P when the call returned (a thread switch or two).
+	go p.loop(os.NewFile(uintptr(epfd), "tunnel ports"), p.wake[0])
 	return nil
 }
 
@@ -146,10 +157,10 @@ func (p *ports) stop() {
 	}
 }
 
-func (p *ports) loop(epfd, wake int) {
+func (p *ports) loop(set *os.File, wake int) {
 	defer func() {
 		p.mu.Lock()
-		syscall.Close(epfd)
+		set.Close()
 		syscall.Close(p.wake[0])
 		syscall.Close(p.wake[1])
 		p.epfd = -1
@@ -158,13 +169,26 @@ func (p *ports) loop(epfd, wake int) {
 	}()
 	events := make([]syscall.EpollEvent, 64)
 	var delay time.Duration
+	rc, err := set.SyscallConn()
+	if err != nil {
+		p.onError(err, 0)
+		return
+	}
 	for {
-		n, err := syscall.EpollWait(epfd, events, -1)
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			p.onError(os.NewSyscallError("epoll_wait", err), time.Second)
+		var n int
+		var err error
+		// Takes what is ready; with nothing, waits until the set is
+		// readable (the poller's readiness is reset before the first try,
+		// so a visitor arriving in between is not missed).
+		rerr := rc.Read(func(fd uintptr) bool {
+			n, err = syscall.EpollWait(int(fd), events, 0)
+			return n > 0 || err != nil
+		})
+		if rerr == nil && err == syscall.EINTR {
+			continue
+		}
+		if rerr != nil || err != nil {
+			p.onError(os.NewSyscallError("epoll_wait", errors.Join(rerr, err)), time.Second)
 			time.Sleep(time.Second)
 			continue
 		}

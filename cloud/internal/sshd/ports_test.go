@@ -146,3 +146,52 @@ func TestVisitorConnsKeepNoDelayAndAddresses(t *testing.T) {
 		t.Errorf("after CloseWrite the conn read %q, want the visitor's later bytes", s.echoed)
 	}
 }
+
+// TestEveryVisitorIsAccepted: 16 dialers make 4,000 connections to 50
+// tunnel ports at once, as fast as they can; each is accepted and served
+// (the loop waits in Go's poller between visitors, and none may be left
+// in a listen queue for want of a wake-up).
+func TestEveryVisitorIsAccepted(t *testing.T) {
+	const ports, dialers, each = 50, 16, 250
+	r := testnet.FreeRange(t, ports, 16)
+	p := newPorts(func(err error, retry time.Duration) { t.Errorf("accept error: %v", err) })
+	defer p.stop()
+	for i := range ports {
+		if _, err := p.listen(r.First+i, func(c net.Conn) {
+			defer c.Close()
+			io.Copy(c, c)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, dialers)
+	for d := range dialers {
+		go func() {
+			for i := range each {
+				port := r.First + (d*each+i)%ports
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				_, err = c.Write([]byte{byte(i)})
+				b := make([]byte, 1)
+				if err == nil {
+					_, err = io.ReadFull(c, b)
+				}
+				c.Close()
+				if err != nil {
+					errs <- fmt.Errorf("visitor %d of port %d: %w", i, port, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range dialers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
