@@ -52,14 +52,7 @@ func TestTrafficIsCountedPerForwardAndDirection(t *testing.T) {
 		{TunnelPort: down.TunnelPort, Handler: handler(t, g, gateway.Entry{Kind: gateway.TCP, Target: source, Count: counts["down"]})},
 		{TunnelPort: web.TunnelPort, Handler: handler(t, g, gateway.Entry{Kind: gateway.HTTP, Target: webApp, Count: counts["web"]})},
 	}
-	s, err := tunnel.New(tunnel.Config{Home: h.Slug, Addr: h.SSHAddr(), Signer: h.Signer, HostKey: h.HostKey, Log: testLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start(t.Context())
-	t.Cleanup(s.Stop)
-	s.SetForwards(forwards)
-	waitAllUp(t, s, len(forwards))
+	runHome(t, h, forwards)
 
 	type bytesBy struct{ in, out uint64 }
 	read := func(name string) bytesBy {

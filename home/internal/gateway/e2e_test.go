@@ -177,14 +177,7 @@ func TestInternetClientReachesLocalServices(t *testing.T) {
 	for port, e := range entries {
 		forwards = append(forwards, tunnel.Forward{TunnelPort: port, Handler: handler(t, g, e)})
 	}
-	s, err := tunnel.New(tunnel.Config{Home: h.Slug, Addr: h.SSHAddr(), Signer: h.Signer, HostKey: h.HostKey, Log: testLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start(context.Background())
-	t.Cleanup(s.Stop)
-	s.SetForwards(forwards)
-	waitAllUp(t, s, len(forwards))
+	runHome(t, h, forwards)
 
 	t.Run("https passthrough by SNI", func(t *testing.T) {
 		conn, err := tls.DialWithDialer(clientDialer(), "tcp", c.HTTPSAddr, &tls.Config{ServerName: "app.example.com", RootCAs: servicePool})
@@ -282,6 +275,20 @@ func TestInternetClientReachesLocalServices(t *testing.T) {
 			t.Errorf("local service answered %q (%v), want %q...", line, err, wantPrefix)
 		}
 	})
+}
+
+// runHome runs h's tunnel with forwards until the test ends and returns
+// once every forward is up.
+func runHome(t *testing.T, h *hometest.Home, forwards []tunnel.Forward) {
+	t.Helper()
+	s, err := tunnel.New(tunnel.Config{Home: h.Slug, Addr: h.SSHAddr(), Signer: h.Signer, HostKey: h.HostKey, Log: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background())
+	t.Cleanup(s.Stop)
+	s.SetForwards(forwards)
+	waitAllUp(t, s, len(forwards))
 }
 
 func waitAllUp(t *testing.T, s *tunnel.Supervisor, n int) {

@@ -107,14 +107,7 @@ func testVisitorsShareConnections(t *testing.T, reuse bool) {
 			serve(ctx, conn)
 		}})
 	}
-	s, err := tunnel.New(tunnel.Config{Home: h.Slug, Addr: h.SSHAddr(), Signer: h.Signer, HostKey: h.HostKey, Log: testLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start(context.Background())
-	t.Cleanup(s.Stop)
-	s.SetForwards(forwards)
-	waitAllUp(t, s, len(forwards))
+	runHome(t, h, forwards)
 
 	visitors := map[string]*http.Client{"127.0.0.2": visitor("127.0.0.2", c.HTTPAddr), "127.0.0.3": visitor("127.0.0.3", c.HTTPAddr)}
 	const rounds = 4
