@@ -14,7 +14,6 @@ package pooledio
 import (
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 )
@@ -76,15 +75,22 @@ type conn struct {
 // NewConn wraps c so that its reads go through pooled buffers of size
 // bytes, unless c cannot give its RawConn (then c reads as it is).
 func NewConn(c net.Conn, size int) net.Conn {
-	sc, ok := c.(syscall.Conn)
+	rc, ok := rawConnOf(c)
 	if !ok {
 		return c
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return c
-	}
 	return &conn{Conn: c, rc: rc, pool: poolOf(size), size: size}
+}
+
+// rawConnOf returns the RawConn of x if it has one this system's
+// readPooled can read from.
+func rawConnOf(x any) (syscall.RawConn, bool) {
+	sc, ok := x.(syscall.Conn)
+	if !ok || !rawReads {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	return rc, err == nil
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -124,66 +130,20 @@ func (c *conn) release() {
 	}
 }
 
-// readPooled waits until rc has data, holding no buffer meanwhile, and
-// reads it: into dst if not nil (buf is nil then), else into a buffer from
-// pool, which it returns (nil on any error) for the caller to give back.
-// EOF is io.EOF; a wait ended by a deadline or Close returns that error.
-func readPooled(rc syscall.RawConn, pool *sync.Pool, dst []byte) (buf *[]byte, n int, err error) {
-	waitErr := rc.Read(func(fd uintptr) bool {
-		into := dst
-		if into == nil {
-			if buf == nil {
-				buf = pool.Get().(*[]byte)
-			}
-			into = *buf
-		}
-		for {
-			n, err = syscall.Read(int(fd), into)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		if err == syscall.EAGAIN {
-			// Nothing yet: wait without the buffer.
-			if buf != nil {
-				pool.Put(buf)
-				buf = nil
-			}
-			return false
-		}
-		return true
-	})
-	switch {
-	case waitErr != nil:
-		err = waitErr
-	case err != nil:
-		err = os.NewSyscallError("read", err)
-	case n == 0:
-		err = io.EOF
-	default:
-		return buf, n, nil
-	}
-	if buf != nil {
-		pool.Put(buf)
-	}
-	return nil, 0, err
-}
-
 // Copy copies src to dst until src's EOF (a nil error) or an error, reading
 // up to size bytes at once into a pooled buffer held from a read until
 // dst.Write has returned: waiting for src holds none. dst gets plain Writes
-// (its ReadFrom, if any, is not used). A src without a RawConn is copied as
-// io.Copy does.
+// (its ReadFrom, if any, is not used). A src without a RawConn (or on a
+// system without readPooled) is copied through one pooled buffer held for
+// the whole copy.
 func Copy(dst io.Writer, src io.Reader, size int) (int64, error) {
-	sc, ok := src.(syscall.Conn)
-	if !ok {
-		return io.Copy(dst, struct{ io.Reader }{src})
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return io.Copy(dst, struct{ io.Reader }{src})
-	}
 	pool := poolOf(size)
+	rc, ok := rawConnOf(src)
+	if !ok {
+		buf := pool.Get().(*[]byte)
+		defer pool.Put(buf)
+		return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
+	}
 	var total int64
 	for {
 		buf, n, err := readPooled(rc, pool, nil)

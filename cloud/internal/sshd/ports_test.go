@@ -76,6 +76,12 @@ func TestTunnelPortsShareOneGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.stop()
+	// The loop's goroutine, and the last visitor's handler, end just after
+	// they signal it: give them a moment (bounded) before counting.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
 	if g := runtime.NumGoroutine() - before; g > 0 {
 		t.Errorf("%d goroutines left after stop", g)
 	}
