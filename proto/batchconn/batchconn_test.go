@@ -8,33 +8,14 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-func pair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
+	"homeport.dev/proto/testnet"
+)
 
 // TestBytesArriveInOrderBothWays writes many packets of odd sizes through a
 // batching connection and reads them back, in both directions.
 func TestBytesArriveInOrderBothWays(t *testing.T) {
-	raw, peer := pair(t)
+	raw, peer := testnet.Pair(t)
 	c := New(raw)
 	defer c.Close()
 	want := make([]byte, 8<<20)
@@ -62,7 +43,7 @@ func TestBytesArriveInOrderBothWays(t *testing.T) {
 }
 
 func TestWriteAfterCloseFails(t *testing.T) {
-	raw, _ := pair(t)
+	raw, _ := testnet.Pair(t)
 	c := New(raw)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

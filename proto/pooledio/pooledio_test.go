@@ -10,31 +10,9 @@ import (
 	"os"
 	"testing"
 	"time"
-)
 
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"homeport.dev/proto/testnet"
+)
 
 // sendRandom writes 5 MiB of random bytes on w in random pieces of up to
 // maxPiece bytes, then half-closes w, in a goroutine of its own; it returns
@@ -60,7 +38,7 @@ func sendRandom(w net.Conn, seed uint64, maxPiece int) []byte {
 // through NewConn in random sizes (below and above its buffer) arrive
 // whole and in order, then EOF; no buffer is held once all is taken.
 func TestConnDeliversEveryByte(t *testing.T) {
-	w, r := tcpPair(t)
+	w, r := testnet.Pair(t)
 	pr := NewConn(r, SSHReadSize).(*conn)
 	data := sendRandom(w, 1, 100<<10)
 	r.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -89,7 +67,7 @@ func TestConnDeliversEveryByte(t *testing.T) {
 // what arrived in a pooled buffer until it is taken, then gives it back;
 // a read deadline ends a wait as on the connection itself.
 func TestConnHoldsNoBufferBetweenReads(t *testing.T) {
-	w, r := tcpPair(t)
+	w, r := testnet.Pair(t)
 	pr := NewConn(r, SSHReadSize).(*conn)
 	w.Write(bytes.Repeat([]byte("x"), 3000))
 	r.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -121,7 +99,7 @@ func TestConnHoldsNoBufferBetweenReads(t *testing.T) {
 func TestCopyCopiesEveryByte(t *testing.T) {
 	for _, size := range []int{SSHReadSize, 128 << 10} {
 		t.Run(fmt.Sprint(size>>10, "KiB"), func(t *testing.T) {
-			w, r := tcpPair(t)
+			w, r := testnet.Pair(t)
 			data := sendRandom(w, 5, 300<<10)
 			r.SetReadDeadline(time.Now().Add(30 * time.Second))
 			got := &largestWrite{}
