@@ -18,9 +18,12 @@ import (
 // never log in are still held to it.
 func TestHomesBehindOneAddressAllStayConnected(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{Slots: 4})
-	addr := endpoint(t, c, sshd.Options{MaxConnsPerIP: 2, HandshakeTimeout: 5 * time.Second}, nil)
+	var srv *sshd.Server
+	addr := endpoint(t, c, sshd.Options{MaxConnsPerIP: 2, HandshakeTimeout: 5 * time.Second}, func(s *sshd.Server) { srv = s })
+	var homes []cloudtest.Home
 	for i, user := range []string{"alice", "bob", "carol"} { // 3 homes, limit 2
 		h := c.NewHome(t, user)
+		homes = append(homes, h)
 		cl, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: h.Slug, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
 			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
 		if err != nil {
@@ -28,6 +31,18 @@ func TestHomesBehindOneAddressAllStayConnected(t *testing.T) {
 		}
 		defer cl.Close()
 	}
+	// The client is logged in when it reads the server's success; the
+	// server stops counting the connection against the address just
+	// after it sent it.
+	eventually(t, 10*time.Second, "the 3 homes online", func() bool {
+		st := srv.Stats()
+		for _, h := range homes {
+			if !st[h.ID].Online {
+				return false
+			}
+		}
+		return true
+	})
 	banner := func(c net.Conn) error {
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		_, err := io.ReadFull(c, make([]byte, 8))
