@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -14,7 +15,7 @@ import (
 const recheck = time.Second
 
 // fileCert is the operator's certificate (--tls-cert/--tls-key), re-read
-// when either file changes (size or modification time), so a renewal by an
+// when either file changes (fileStamp), so a renewal by an
 // outside tool (certbot, a deploy hook) takes effect without a restart. A
 // broken new pair is logged and the previous one stays in service.
 type fileCert struct {
@@ -27,9 +28,16 @@ type fileCert struct {
 	checked time.Time
 }
 
+// fileStamp tells a file's versions apart: its size and modification time,
+// and its inode and change time, since the modification time moves by the
+// kernel's clock tick (4 ms here): a pair replaced within a tick of the
+// previous one, same sizes, kept its stamp and was never re-read. A
+// replacement by rename (certbot, deploy hooks) always gets a new inode.
 type fileStamp struct {
-	size int64
-	mod  time.Time
+	size       int64
+	mod        time.Time
+	ino        uint64
+	ctimeNanos int64
 }
 
 func newFileCert(certFile, keyFile string, log *slog.Logger) (*fileCert, error) {
@@ -86,7 +94,10 @@ func (f *fileCert) stamps() [2]fileStamp {
 	var out [2]fileStamp
 	for i, p := range []string{f.certFile, f.keyFile} {
 		if st, err := os.Stat(p); err == nil {
-			out[i] = fileStamp{st.Size(), st.ModTime()}
+			out[i] = fileStamp{size: st.Size(), mod: st.ModTime()}
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				out[i].ino, out[i].ctimeNanos = uint64(sys.Ino), sys.Ctim.Nano()
+			}
 		}
 	}
 	return out
