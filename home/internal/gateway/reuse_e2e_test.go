@@ -53,7 +53,7 @@ func visitor(ip, addr string) *http.Client {
 }
 
 // TestVisitorsShareConnectionsToAHome: two visitors (127.0.0.2, 127.0.0.3)
-// take turns at two HTTP mappings of one home, each request on a new
+// take turns at two HTTP mappings of two tenants' homes, each request on a new
 // connection to HAProxy with a forged X-Forwarded-For. With
 // --reuse-home-connections (the default) HAProxy sends the requests of both
 // over the connections (SSH channels) it already holds to that mapping, so
@@ -73,7 +73,11 @@ func testVisitorsShareConnections(t *testing.T, reuse bool) {
 	h := c.ClaimHome(t, c.CreateUser(t, "alice"))
 	h.AddBaseDomain(t, "example.com")
 	one := h.Map(t, proto.MappingRequest{Scheme: "http", Host: "one.example.com"})
-	two := h.Map(t, proto.MappingRequest{Scheme: "http", Host: "two.example.com"})
+	// "two" is another tenant's home: a connection HAProxy keeps to one
+	// home must never carry a request for the other.
+	other := c.ClaimHome(t, c.CreateUser(t, "bob"))
+	other.AddBaseDomain(t, "example.net")
+	two := other.Map(t, proto.MappingRequest{Scheme: "http", Host: "two.example.net"})
 	secure := h.Map(t, proto.MappingRequest{Scheme: "https", Host: "secure.example.com"})
 	homeCert, _ := selfSigned(t, "secure.example.com")
 
@@ -88,33 +92,37 @@ func testVisitorsShareConnections(t *testing.T, reuse bool) {
 			next.ServeHTTP(w, r)
 		})
 	}})
+	g2 := newGateway(t, gateway.Options{Home: other.Slug})
 	channels := map[string]*atomic.Int64{"one": {}, "two": {}, "secure": {}}
 	entries := []struct {
 		name string
+		g    *gateway.Gateway
 		port int
 		e    gateway.Entry
 	}{
-		{"one", one.TunnelPort, gateway.Entry{Kind: gateway.HTTP, Target: visitorApp(t, "one")}},
-		{"two", two.TunnelPort, gateway.Entry{Kind: gateway.HTTP, Target: visitorApp(t, "two")}},
-		{"secure", secure.TunnelPort, gateway.Entry{Kind: gateway.HTTPS, Target: visitorApp(t, "secure"),
+		{"one", g, one.TunnelPort, gateway.Entry{Kind: gateway.HTTP, Target: visitorApp(t, "one")}},
+		{"two", g2, two.TunnelPort, gateway.Entry{Kind: gateway.HTTP, Target: visitorApp(t, "two")}},
+		{"secure", g, secure.TunnelPort, gateway.Entry{Kind: gateway.HTTPS, Target: visitorApp(t, "secure"),
 			TLS: &tls.Config{Certificates: []tls.Certificate{homeCert}}}},
 	}
-	var forwards []tunnel.Forward
+	forwards := map[*gateway.Gateway][]tunnel.Forward{}
 	for _, en := range entries {
-		serve, n := handler(t, g, en.e), channels[en.name]
-		forwards = append(forwards, tunnel.Forward{TunnelPort: en.port, Handler: func(ctx context.Context, conn net.Conn) {
+		serve, n := handler(t, en.g, en.e), channels[en.name]
+		forwards[en.g] = append(forwards[en.g], tunnel.Forward{TunnelPort: en.port, Handler: func(ctx context.Context, conn net.Conn) {
 			n.Add(1) // a forwarded connection: one SSH channel the home accepted
 			serve(ctx, conn)
 		}})
 	}
-	runHome(t, h, forwards)
+	runHome(t, h, forwards[g])
+	runHome(t, other, forwards[g2])
+	hosts := map[string]string{"one": "one.example.com", "two": "two.example.net"}
 
 	visitors := map[string]*http.Client{"127.0.0.2": visitor("127.0.0.2", c.HTTPAddr), "127.0.0.3": visitor("127.0.0.3", c.HTTPAddr)}
 	const rounds = 4
 	for i := range rounds {
 		for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
 			for _, app := range []string{"one", "two"} {
-				host := app + ".example.com"
+				host := hosts[app]
 				req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
 				req.Header.Set("X-Forwarded-For", "6.6.6.6") // forged: HAProxy drops it
 				resp, err := visitors[ip].Do(req)
