@@ -93,6 +93,7 @@ type Limits struct {
 	ConnsPerIP      int     // SSH connections from one address, before login
 	RequestRate     float64 // SSH global requests per second per connection
 	OpenRate        float64 // direct-tcpip channel opens per second per connection
+	SpareChannels   int     // forwarded-tcpip channels opened ahead of visitors per busy public tunnel port
 	RouteMaxConn    int     // concurrent public connections of one route (HAProxy)
 	FrontendMaxConn int     // concurrent connections of one public frontend (HAProxy)
 }
@@ -268,6 +269,7 @@ func Flags(fs *pflag.FlagSet) func() (Config, error) {
 	fs.IntVar(&r.limits.ConnsPerIP, "ssh-conns-per-ip", 32, "SSH connections one client address may hold while they log in (unauthenticated); logged-in ones count against their home (--ssh-conns-per-home)")
 	fs.Float64Var(&r.limits.RequestRate, "ssh-request-rate", 10, "SSH global requests (forwards, keepalives) per second one connection may send (burst 64)")
 	fs.Float64Var(&r.limits.OpenRate, "ssh-open-rate", 50, "channel opens (home connect, direct-tcpip) per second one connection may make (burst twice that)")
+	fs.IntVar(&r.limits.SpareChannels, "ssh-spare-channels", 2, "channels to the home each busy public tunnel port keeps open ahead of its visitors, so that a new connection skips the channel open's round trip (closed 2 s after the port's last visitor; each counts against --ssh-channels-per-home); 0 turns this off")
 	fs.IntVar(&r.limits.RouteMaxConn, "route-maxconn", budget.DefaultChannelsPerHome, "concurrent public connections one route may hold in HAProxy")
 	fs.IntVar(&r.limits.FrontendMaxConn, "frontend-maxconn", 10000, "concurrent connections each public HAProxy frontend (80, 443, TCP range) may hold")
 	fs.StringVar(&r.auditRetention, "audit-retention", "365d", "how long audit records are kept (e.g. 365d, 720h); 0 keeps them forever")
@@ -539,6 +541,9 @@ func (r *raw) validate(fs *pflag.FlagSet) (Config, error) {
 	}
 	if r.limits.ConnsPerHome < 2 {
 		bad("ssh-conns-per-home", fmt.Errorf("must be at least 2: a reconnecting home holds its old connection until the new one takes over"))
+	}
+	if r.limits.SpareChannels < 0 || r.limits.SpareChannels > 64 {
+		bad("ssh-spare-channels", fmt.Errorf("must be 0..64"))
 	}
 	if r.limits.OpenRate < 1 {
 		bad("ssh-open-rate", fmt.Errorf("must be at least 1"))

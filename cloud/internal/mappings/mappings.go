@@ -338,6 +338,16 @@ func (s *Service) ToProto(m store.Mapping) proto.Mapping {
 	}
 }
 
+// PublicOnPort reports whether home's tunnel port serves a public mapping:
+// one whose connections HAProxy opens and speaks first on.
+func (s *Service) PublicOnPort(ctx context.Context, homeID uint64, port int) bool {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&store.Mapping{}).
+		Where("home_id = ? AND tunnel_port = ? AND private = ?", homeID, port, false).
+		Count(&n).Error
+	return err == nil && n > 0
+}
+
 // PrivateForUser reports whether tunnel port belongs to a private mapping
 // of a home owned by userID: the only targets `home connect` may reach.
 func (s *Service) PrivateForUser(ctx context.Context, userID uint64, port int) bool {

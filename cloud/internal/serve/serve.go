@@ -129,6 +129,10 @@ func (a *App) build() error {
 		AllowDirect: func(ctx context.Context, h store.Home, port int) bool {
 			return a.Mappings.PrivateForUser(ctx, h.UserID, port)
 		},
+		PublicPort: func(ctx context.Context, h store.Home, port int) bool {
+			return a.Mappings.PublicOnPort(ctx, h.ID, port)
+		},
+		SpareChannels: cfg.Limits.SpareChannels,
 	})
 	a.Traffic = traffic.New(traffic.Options{Registry: reg})
 	a.streams, a.endStreams = context.WithCancel(context.Background())

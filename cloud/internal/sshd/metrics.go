@@ -14,6 +14,9 @@ type metrics struct {
 	takeovers    prometheus.Counter
 	bytesVec     *prometheus.CounterVec
 	channels     prometheus.Gauge
+	spares       prometheus.Gauge
+	viaSpare     prometheus.Counter // visitors by how their channel came
+	viaOpen      prometheus.Counter
 	refusals     *prometheus.CounterVec
 	acceptErrors prometheus.Counter
 }
@@ -28,12 +31,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bytesVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homeport_ssh_bytes_total", Help: "Bytes through home tunnels by direction (in = towards the home)."},
 			[]string{"home", "direction"}),
 		channels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "homeport_ssh_channels", Help: "Open tunnel channels (forwarded-tcpip and direct-tcpip)."}),
+		spares:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "homeport_ssh_spare_channels", Help: "Forwarded-tcpip channels opened ahead of visitors, not yet used."}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homeport_ssh_refusals_total", Help: "Connections, channels and requests refused over a budget, by reason."},
 			[]string{"reason"}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "homeport_ssh_accept_errors_total", Help: "Temporary accept errors of the SSH endpoint (EMFILE...), each retried."}),
 	}
+	visitors := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homeport_ssh_visitor_channels_total", Help: "Visitors of tunnel ports handed to homes, by how their channel came: a spare opened ahead of them, or one opened for them."},
+		[]string{"channel"})
+	m.viaSpare, m.viaOpen = visitors.WithLabelValues("spare"), visitors.WithLabelValues("opened")
 	if reg != nil {
-		reg.MustRegister(m.homes, m.forwards, m.connects, m.disconnects, m.takeovers, m.bytesVec, m.channels, m.refusals, m.acceptErrors)
+		reg.MustRegister(m.homes, m.forwards, m.connects, m.disconnects, m.takeovers, m.bytesVec, m.channels, m.spares, visitors, m.refusals, m.acceptErrors)
 	}
 	return m
 }

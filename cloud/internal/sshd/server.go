@@ -31,6 +31,12 @@ type Options struct {
 	// AllowDirect reports whether home may open a direct-tcpip channel to
 	// 127.0.0.1:port: only a private mapping of the same account qualifies.
 	AllowDirect func(ctx context.Context, home store.Home, port int) bool
+	// PublicPort reports whether home's tunnel port serves a public
+	// mapping (HAProxy sends the first bytes); nil opens no spares.
+	PublicPort func(ctx context.Context, home store.Home, port int) bool
+	// SpareChannels is how many forwarded-tcpip channels each busy public
+	// tunnel port keeps open ahead of its visitors (spare.go); 0: none.
+	SpareChannels int
 	// OwnerActive reports whether a user's account is active; a home of an
 	// inactive account is refused at login (see accounts.go).
 	OwnerActive func(ctx context.Context, userID uint64) (bool, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type session struct {
 
 	mu        sync.Mutex
 	listeners map[int]*portListener // by tunnel port
+	spares    map[int]*spares       // by tunnel port, when Options.SpareChannels > 0
 	ping      *time.Timer           // the next keepalive
 	closed    bool
 	done      chan struct{}
@@ -37,7 +39,7 @@ func newSession(s *Server, h store.Home, fingerprint string, id uint64, conn *ss
 	return &session{srv: s, home: h, fingerprint: fingerprint, id: id, conn: conn, since: time.Now(), stats: st,
 		requests:  rate.NewLimiter(rate.Limit(s.o.RequestRate), s.o.RequestBurst),
 		opens:     rate.NewLimiter(rate.Limit(s.o.OpenRate), 2*int(s.o.OpenRate)),
-		listeners: map[int]*portListener{}, done: make(chan struct{})}
+		listeners: map[int]*portListener{}, spares: map[int]*spares{}, done: make(chan struct{})}
 }
 
 // close ends the connection and frees every port it listened on. It is
@@ -60,12 +62,15 @@ func (s *session) closeListeners() bool {
 	if s.ping != nil {
 		s.ping.Stop()
 	}
-	ls := s.listeners
-	s.listeners = map[int]*portListener{}
+	ls, sp := s.listeners, s.spares
+	s.listeners, s.spares = map[int]*portListener{}, map[int]*spares{}
 	close(s.done)
 	s.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
+	}
+	for _, p := range sp {
+		p.close()
 	}
 	s.srv.metrics.forwards.Sub(float64(len(ls)))
 	return true
@@ -224,11 +229,18 @@ func (s *session) forward(payload []byte) error {
 	if s.listeners[port] != nil {
 		return nil // asked twice: already forwarding
 	}
-	ln, err := s.srv.ports.listen(port, func(c net.Conn) { s.visitor(f, c) })
+	var sp *spares
+	if n := s.srv.o.SpareChannels; n > 0 && s.srv.o.PublicPort != nil && strings.HasPrefix(string(s.conn.ClientVersion()), headerAgent) {
+		sp = newSpares(s, f, n)
+	}
+	ln, err := s.srv.ports.listen(port, func(c net.Conn) { s.visitor(f, sp, c) })
 	if err != nil {
 		return err
 	}
 	s.listeners[port] = ln
+	if sp != nil {
+		s.spares[port] = sp
+	}
 	s.srv.metrics.forwards.Inc()
 	return nil
 }
@@ -244,9 +256,13 @@ func (e errForbiddenPort) Error() string {
 
 func (s *session) cancel(port int) bool {
 	s.mu.Lock()
-	ln := s.listeners[port]
+	ln, sp := s.listeners[port], s.spares[port]
 	delete(s.listeners, port)
+	delete(s.spares, port)
 	s.mu.Unlock()
+	if sp != nil {
+		sp.close()
+	}
 	if ln == nil {
 		return false
 	}
@@ -262,9 +278,18 @@ type forwardedPayload struct {
 }
 
 // visitor hands a connection to the home's tunnel port to the home over a
-// forwarded-tcpip channel naming the address exactly as the client asked.
-// A visitor over the home's channel budget is hung up on at once.
-func (s *session) visitor(f forwardRequest, c net.Conn) {
+// forwarded-tcpip channel naming the address exactly as the client asked:
+// a spare one if the port has one (sp may be nil; spare.go). A visitor
+// over the home's channel budget is hung up on at once.
+func (s *session) visitor(f forwardRequest, sp *spares, c net.Conn) {
+	if sp != nil {
+		if spare, ok := sp.take(); ok {
+			s.srv.metrics.viaSpare.Inc()
+			s.carry(spare.ch, c)
+			spare.release()
+			return
+		}
+	}
 	releaseChannel, err := s.srv.budget.Channel(s.home.ID, s.id)
 	if err != nil {
 		s.srv.refuse(s.home.Slug, reasonOf(err), "visitor connection refused", "port", f.Port, "err", err)
@@ -285,15 +310,17 @@ func (s *session) visitor(f forwardRequest, c net.Conn) {
 		c.Close()
 		return
 	}
-	s.carry(ch, reqs, c)
+	s.srv.metrics.viaOpen.Inc()
+	go ssh.DiscardRequests(reqs)
+	s.carry(ch, c)
 }
 
 // carry pipes an open channel and its local connection until both ends
 // are done, counting the channel and its bytes (in = towards the home).
-func (s *session) carry(ch ssh.Channel, reqs <-chan *ssh.Request, local net.Conn) {
+// The channel's requests are the caller's to discard.
+func (s *session) carry(ch ssh.Channel, local net.Conn) {
 	s.srv.metrics.channels.Inc()
 	defer s.srv.metrics.channels.Dec()
-	go ssh.DiscardRequests(reqs)
 	in, out := pipe(local, ch, &s.stats.in, &s.stats.out)
 	s.srv.metrics.bytes(s.home.Slug, in, out)
 }
@@ -359,6 +386,7 @@ func (s *session) channel(ctx context.Context, nc ssh.NewChannel) {
 			target.Close()
 			return
 		}
-		s.carry(ch, reqs, target)
+		go ssh.DiscardRequests(reqs)
+		s.carry(ch, target)
 	}()
 }

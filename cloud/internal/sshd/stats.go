@@ -35,7 +35,8 @@ type homeStats struct {
 }
 
 // headerAgent is the version string of the home agents that refuse public
-// HTTP without a PROXY header (before SSH-2.0-homeport-home-2).
+// HTTP without a PROXY header (before SSH-2.0-homeport-home-2), and the
+// prefix of every agent's.
 const headerAgent = "SSH-2.0-homeport-home"
 
 // agentWarning says what fails for a home whose agent sent version.
