@@ -27,6 +27,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -176,7 +177,11 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 	// connections to homes names each request's visitor in X-Forwarded-For.
 	httpOK := r.Kind == HTTP || r.Kind == HTTPS
 	c, hdr, err := g.readHeader(ctx, conn, r.Private, httpOK, r.count)
-	if err != nil {
+	switch {
+	case errors.Is(err, errWithdrawn):
+		log.Debug("gateway: channel closed before its first byte (a spare the cloud opened ahead of a visitor)")
+		return
+	case err != nil:
 		log.Info("gateway: connection refused", "err", err)
 		return
 	}
@@ -261,6 +266,11 @@ func (c *proxiedConn) CloseWrite() error {
 	return c.Conn.Close()
 }
 
+// errWithdrawn is a forwarded connection that ended before its first byte:
+// the cloud opens channels to a busy tunnel port ahead of its visitors
+// (--ssh-spare-channels) and closes those no visitor took.
+var errWithdrawn = errors.New("closed before its first byte")
+
 // readHeader reads the PROXY header of a public entry's connection within
 // HeaderTimeout. A connection without one did not come through the cloud's
 // HAProxy and is refused, except, when httpOK, one that starts like an HTTP
@@ -281,8 +291,9 @@ func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private, httpOK
 	stop := context.AfterFunc(hctx, func() { conn.Close() })
 	headerless := false
 	var hdr *proxyproto.Header
-	var err error
-	if httpOK {
+	_, err := br.Peek(1)
+	withdrawn := err == io.EOF
+	if err == nil && httpOK {
 		headerless, err = startsLikeHTTP(br)
 	}
 	if err == nil && !headerless {
@@ -290,6 +301,9 @@ func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private, httpOK
 	}
 	if !stop() {
 		return nil, nil, fmt.Errorf("no PROXY header within %s: %w", g.o.HeaderTimeout, context.Cause(hctx))
+	}
+	if withdrawn {
+		return nil, nil, errWithdrawn
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the PROXY header the cloud sends first: %w", err)

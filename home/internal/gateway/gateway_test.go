@@ -166,6 +166,42 @@ func TestSilentConnectionIsDroppedAfterHeaderTimeout(t *testing.T) {
 	}
 }
 
+// TestWithdrawnSpareIsQuiet: a forwarded connection that ends before its
+// first byte (a channel the cloud opened ahead of a visitor and withdrew,
+// --ssh-spare-channels) reaches no local service and is not logged at info
+// level, for every kind; one that sends something else than a PROXY header
+// still is.
+func TestWithdrawnSpareIsQuiet(t *testing.T) {
+	tg := newTarget(t)
+	var logs strings.Builder
+	g := gateway.New(gateway.Options{Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	t.Cleanup(func() { g.Close() })
+	serve := func(kind gateway.Kind, send string) {
+		h := handler(t, g, gateway.Entry{Kind: kind, Target: tg.addr})
+		home, cloud := net.Pipe()
+		go func() {
+			io.WriteString(cloud, send)
+			cloud.Close()
+		}()
+		h(context.Background(), home) // returns once the connection is done
+	}
+	for _, kind := range []gateway.Kind{gateway.TCP, gateway.HTTP, gateway.HTTPS} {
+		serve(kind, "")
+	}
+	if logs.Len() > 0 {
+		t.Errorf("withdrawn spares were logged:\n%s", logs.String())
+	}
+	select {
+	case <-tg.conns:
+		t.Error("a withdrawn spare reached the local service")
+	default:
+	}
+	serve(gateway.TCP, "not a PROXY header\n")
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Errorf("a connection without a header was not logged: %q", logs.String())
+	}
+}
+
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,6 +69,21 @@ func TestVisitorsShareConnectionsToAHome(t *testing.T) {
 	}
 }
 
+// countFirstRead adds one to n at the first byte read from the connection.
+type countFirstRead struct {
+	net.Conn
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (c *countFirstRead) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.once.Do(func() { c.n.Add(1) })
+	}
+	return n, err
+}
+
 func testVisitorsShareConnections(t *testing.T, reuse bool) {
 	c := hometest.Start(t, hometest.Options{Args: []string{"--reuse-home-connections=" + strconv.FormatBool(reuse)}})
 	h := c.ClaimHome(t, c.CreateUser(t, "alice"))
@@ -109,8 +125,9 @@ func testVisitorsShareConnections(t *testing.T, reuse bool) {
 	for _, en := range entries {
 		serve, n := handler(t, en.g, en.e), channels[en.name]
 		forwards[en.g] = append(forwards[en.g], tunnel.Forward{TunnelPort: en.port, Handler: func(ctx context.Context, conn net.Conn) {
-			n.Add(1) // a forwarded connection: one SSH channel the home accepted
-			serve(ctx, conn)
+			// A forwarded connection that carried bytes: one SSH channel
+			// used (spares the cloud opened and withdrew carry none).
+			serve(ctx, &countFirstRead{Conn: conn, n: n})
 		}})
 	}
 	runHome(t, h, forwards[g])
