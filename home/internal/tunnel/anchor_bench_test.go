@@ -1,6 +1,8 @@
 package tunnel_test
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -78,8 +80,9 @@ const (
 //
 // HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
 // leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
-// --reuse-home-connections=false. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
-// makes new connections (16 workers) to homeport, then to sshd-tuned, for
+// --reuse-home-connections=false, HOMEPORT_BENCH_SPARES=N with
+// --ssh-spare-channels=N. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
+// makes new connections (16 workers, or HOMEPORT_BENCH_WORKERS) to homeport, then to sshd-tuned, for
 // that long each, printing the pids to profile (perf record -g -p PID)
 // and each process's CPU per connection (µs); HOMEPORT_BENCH_RTT=SECONDS
 // does the same with round trips on 64 connections (µs per round trip),
@@ -115,7 +118,10 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		// HAProxy's idle pool is a quarter of the edge's channels, which
 		// this machine's 20,000 files hold for 504 homes only with a small
 		// reserve for direct-tcpip opens (not measured; default 32 each).
-		"--ssh-pending-per-home", "4"}})
+		"--ssh-pending-per-home", "4",
+		// Channels opened ahead of visitors (HOMEPORT_BENCH_SPARES=N sets
+		// how many per port; 0 opens each visitor's channel on arrival).
+		"--ssh-spare-channels", cmp.Or(os.Getenv("HOMEPORT_BENCH_SPARES"), "2")}})
 	u := c.CreateUser(b, "bench")
 	hp, tuned, plainN := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
 	hpMap := hp.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: hp.TCPPorts.First})
@@ -143,9 +149,14 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		{name: "sshd-N", addr: public(nMap.PublicPort), trees: []int{haproxyPid, sshdPid, nPid}},
 	}
 	if secs, _ := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_CHURN")); secs > 0 {
-		// The channel-open path: new connections with vsWorkers workers.
+		// The channel-open path: new connections with vsWorkers workers
+		// (HOMEPORT_BENCH_WORKERS=1: one after the other).
+		workers := vsWorkers
+		if v, err := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_WORKERS")); err == nil && v > 0 {
+			workers = v
+		}
 		profile(b, paths[:2], "churn", time.Duration(secs)*time.Second, "connection", 1e6, func(addr string, d time.Duration) (float64, error) {
-			_, n, err := connRateFor(addr, vsWorkers, d)
+			_, n, err := connRateFor(addr, workers, d)
 			return float64(n), err
 		})
 		return
@@ -194,6 +205,7 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		}
 	}
 	vsReport(results, rounds)
+	printSpareUse(c)
 	if fanout {
 		fanOut(b, c, u)
 	}
@@ -219,6 +231,22 @@ func profile(b *testing.B, paths []vsPath, what string, d time.Duration, unit st
 		}
 		fmt.Printf("%s %s: %.4g %s/s, CPU per %s by process (self, then trees) %s\n", what, p.name, rate, unit, unit,
 			strings.Join(per, " "))
+	}
+}
+
+// printSpareUse prints how homeport's visitors got their channel: a spare
+// opened ahead of them (--ssh-spare-channels) or one opened for them.
+func printSpareUse(c *hometest.Cloud) {
+	resp, err := http.Get(c.APIURL + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "homeport_ssh_visitor_channels_total{") {
+			fmt.Println("cloud:", line)
+		}
 	}
 }
 

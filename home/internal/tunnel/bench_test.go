@@ -533,6 +533,9 @@ func startBenchHome(b *testing.B, cfg benchHomeConfig) (int, func()) {
 	spec, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchHomeEnv+"="+string(spec))
+	if v := os.Getenv("HOMEPORT_BENCH_HOME_PROCS"); v != "" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+v)
+	}
 	return startReady(b, cmd, "home agent", "ready", true, false)
 }
 
