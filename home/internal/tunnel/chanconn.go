@@ -21,6 +21,32 @@ var ErrNoDeadline = errors.New("tunnel: deadlines are not supported on forwarded
 type channelConn struct {
 	ssh.Channel
 	local, remote net.Addr
+	// wanted reports whether the channel's forward is still wanted. Read
+	// asks it at the first bytes received: the cloud opens channels to a
+	// busy public port ahead of its visitors (--ssh-spare-channels), and
+	// one accepted before the home dropped the forward must not serve a
+	// visitor after it. (The gateway reads a public connection's first
+	// bytes, its PROXY header or HTTP request, with Read; a private
+	// mapping's connection gets no spares and may start with WriteTo.)
+	// Reads are made by one goroutine at a time.
+	wanted  func() bool
+	started bool
+}
+
+// ErrForwardDropped is returned by the first read of a forwarded
+// connection whose forward the home dropped after the channel opened.
+var ErrForwardDropped = errors.New("tunnel: the forward of this port was dropped")
+
+func (c *channelConn) Read(p []byte) (int, error) {
+	n, err := c.Channel.Read(p)
+	if n > 0 && !c.started {
+		c.started = true
+		if c.wanted != nil && !c.wanted() {
+			c.Channel.Close()
+			return 0, ErrForwardDropped
+		}
+	}
+	return n, err
 }
 
 func (c *channelConn) LocalAddr() net.Addr  { return c.local }

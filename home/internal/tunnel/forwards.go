@@ -157,7 +157,7 @@ func (s *Supervisor) dispatch(ctx context.Context, chans <-chan ssh.NewChannel) 
 			nc.Reject(ssh.ConnectionFailed, "malformed forwarded-tcpip request")
 			continue
 		}
-		h := s.handler(int(p.Port))
+		f, h := s.handler(int(p.Port))
 		if h == nil {
 			nc.Reject(ssh.Prohibited, fmt.Sprintf("no forward for port %d on this home", p.Port))
 			continue
@@ -165,24 +165,32 @@ func (s *Supervisor) dispatch(ctx context.Context, chans <-chan ssh.NewChannel) 
 		s.handlers.Add(1)
 		go func() {
 			defer s.handlers.Done()
-			s.handle(ctx, nc, p, h)
+			s.handle(ctx, nc, p, f, h)
 		}()
 	}
 }
 
-func (s *Supervisor) handler(port int) func(context.Context, net.Conn) {
+// handler returns the forward of port and its handler, nil if none.
+func (s *Supervisor) handler(port int) (*forward, func(context.Context, net.Conn)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f := s.forwards[port]; f != nil {
-		return f.handler
+		return f, f.handler
 	}
-	return nil
+	return nil, nil
+}
+
+// wanted reports whether f is still the forward of its port.
+func (s *Supervisor) wanted(f *forward) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forwards[f.port] == f
 }
 
 // handle accepts one forwarded channel and runs the handler on it. The
 // handler's context ends with the connection or when the cloud closes the
 // channel (its requests channel closes then).
-func (s *Supervisor) handle(ctx context.Context, nc ssh.NewChannel, p forwardedPayload, h func(context.Context, net.Conn)) {
+func (s *Supervisor) handle(ctx context.Context, nc ssh.NewChannel, p forwardedPayload, f *forward, h func(context.Context, net.Conn)) {
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
@@ -195,7 +203,8 @@ func (s *Supervisor) handle(ctx context.Context, nc ssh.NewChannel, p forwardedP
 		ssh.DiscardRequests(reqs)
 		cancel()
 	}()
-	conn := &channelConn{Channel: ch, local: tcpAddr(p.Addr, p.Port), remote: tcpAddr(p.OriginAddr, p.OriginPort)}
+	conn := &channelConn{Channel: ch, local: tcpAddr(p.Addr, p.Port), remote: tcpAddr(p.OriginAddr, p.OriginPort),
+		wanted: func() bool { return s.wanted(f) }}
 	h(ctx, conn)
 	conn.Close()
 	<-reqsDone
