@@ -242,7 +242,7 @@ func TestOlderLoginDoesNotTakeOverANewerOne(t *testing.T) {
 // endpoint runs an SSH endpoint of c's homes with options o until the test
 // ends; prepare, if set, sees the server before it serves. It returns the
 // endpoint's address.
-func endpoint(t *testing.T, c *cloudtest.Cloud, o sshd.Options, prepare func(*sshd.Server)) string {
+func endpoint(t testing.TB, c *cloudtest.Cloud, o sshd.Options, prepare func(*sshd.Server)) string {
 	t.Helper()
 	if o.HostKey == nil {
 		o.HostKey, _ = cloudtest.NewKey(t)

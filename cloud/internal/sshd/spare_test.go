@@ -28,7 +28,7 @@ type gatedHome struct {
 	ln        net.Listener
 }
 
-func startGatedHome(t *testing.T, addr string, h cloudtest.Home, version string) *gatedHome {
+func startGatedHome(t testing.TB, addr string, h cloudtest.Home, version string) *gatedHome {
 	t.Helper()
 	cl, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
 		User: h.Slug, ClientVersion: version, Auth: []ssh.AuthMethod{ssh.PublicKeys(h.Signer)},
@@ -42,7 +42,7 @@ func startGatedHome(t *testing.T, addr string, h cloudtest.Home, version string)
 	if err != nil {
 		t.Fatalf("forward: %v", err)
 	}
-	g := &gatedHome{gate: make(chan struct{}, 100), ln: ln}
+	g := &gatedHome{gate: make(chan struct{}, 1000), ln: ln}
 	go func() {
 		for range g.gate {
 			c, err := ln.Accept() // confirms the open
@@ -89,7 +89,7 @@ func echoes(port int, d time.Duration) error {
 	return nil
 }
 
-func spareEndpoint(t *testing.T, c *cloudtest.Cloud, public bool, ledger *budget.Ledger) string {
+func spareEndpoint(t testing.TB, c *cloudtest.Cloud, public bool, ledger *budget.Ledger) string {
 	return endpoint(t, c, sshd.Options{SpareChannels: 2, Budget: ledger,
 		PublicPort: func(context.Context, store.Home, int) bool { return public }}, nil)
 }
