@@ -13,9 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"homeport.dev/home/internal/keys"
+	"homeport.dev/home/internal/tunnel"
 )
 
 func main() {
+	tunnel.UseAgentProcs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := rootCmd().ExecuteContext(ctx); err != nil {

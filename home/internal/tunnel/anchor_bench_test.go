@@ -81,7 +81,8 @@ const (
 // HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
 // leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
 // --reuse-home-connections=false, HOMEPORT_BENCH_SPARES=N with
-// --ssh-spare-channels=N. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
+// --ssh-spare-channels=N, HOMEPORT_BENCH_HOME_PROCS=N runs the home agent
+// with GOMAXPROCS=N instead of tunnel.AgentProcs. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
 // makes new connections (16 workers, or HOMEPORT_BENCH_WORKERS) to homeport, then to sshd-tuned, for
 // that long each, printing the pids to profile (perf record -g -p PID)
 // and each process's CPU per connection (µs); HOMEPORT_BENCH_RTT=SECONDS

@@ -534,7 +534,7 @@ func startBenchHome(b *testing.B, cfg benchHomeConfig) (int, func()) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchHomeEnv+"="+string(spec))
 	if v := os.Getenv("HOMEPORT_BENCH_HOME_PROCS"); v != "" {
-		cmd.Env = append(cmd.Env, "GOMAXPROCS="+v)
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+v) // instead of tunnel.AgentProcs
 	}
 	return startReady(b, cmd, "home agent", "ready", true, false)
 }

@@ -21,6 +21,7 @@ import (
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(benchHomeEnv); spec != "" {
+		tunnel.UseAgentProcs()      // as the home command does
 		os.Exit(runBenchHome(spec)) // the benchmark's home agent process
 	}
 	os.Exit(hometest.Main(m))
