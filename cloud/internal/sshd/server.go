@@ -481,8 +481,10 @@ func (s *Server) Connected(homeID uint64) bool {
 }
 
 // visitorReadSize is the most one read from a visitor takes (pipe): up to
-// 64 KiB at once took uploads from 83 to 67 system calls per MB at the cloud.
-const visitorReadSize = 64 << 10
+// 64 KiB at once took uploads from 83 to 67 system calls per MB at the
+// cloud; 128 KiB fills one SSH packet to the agent (channelMaxPacket in
+// third_party's x/crypto).
+const visitorReadSize = 128 << 10
 
 // pipe copies both ways until both directions end, half-closing the side
 // whose direction finishes first, and returns the bytes moved (a->b,

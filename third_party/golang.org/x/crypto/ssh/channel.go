@@ -18,10 +18,12 @@ const (
 	minPacketLength = 9
 	// channelMaxPacket contains the maximum number of bytes that will be
 	// sent in a single packet. As per RFC 4253, section 6.1, 32k is also
-	// the minimum.
-	channelMaxPacket = 1 << 15
-	// We follow OpenSSH here.
-	channelWindowSize = 64 * channelMaxPacket
+	// the minimum. Homeport patch: 128 KiB (upstream: 32 KiB), which this
+	// side advertises as the most it receives; a peer that advertises less
+	// (OpenSSH: 32 KiB) gets packets that small.
+	channelMaxPacket = 1 << 17
+	// We follow OpenSSH here (2 MiB).
+	channelWindowSize = 64 << 15
 )
 
 // NewChannel represents an incoming request to a channel. It must either be

@@ -23,22 +23,34 @@ import (
 // channelMaxPacket bytes of data (handleData refuses more).
 const dataPacketSize = 9 + channelMaxPacket
 
+// receivedSize is the most a pooled buffer must hold for a data packet of
+// data bytes as aes-gcm receives it (padding length, packet, at most 255
+// bytes of padding, tag).
+func receivedSize(data int) int { return 1 + 9 + data + 255 + gcmTagSize }
+
+// poolClasses are the sizes of the pooled buffers: each holds a data
+// packet of up to 32, 64 or 128 KiB of data. A packet takes the smallest
+// that holds it, so a buffer is at most about twice the packet; 32 KiB is
+// what OpenSSH sends, 128 KiB what homeport's agent and cloud send each
+// other (channelMaxPacket).
+var poolClasses = [...]int{receivedSize(32 << 10), receivedSize(64 << 10), receivedSize(channelMaxPacket)}
+
 // minPooledPacket is the smallest packet given a pooled buffer: the channel
 // window limits the bytes a peer may have waiting, not the packets, so
 // pooling small packets would let a peer pin a whole buffer per byte sent.
-// Above half the buffer, memory held is at most twice the data.
-const minPooledPacket = dataPacketSize / 2
+// Above half the smallest class, memory held is at most twice the data.
+const minPooledPacket = (32 << 10) / 2
 
 // maxPooledSize is the most a pooled buffer is asked to hold: the largest
-// data packet as aes-gcm receives it (padding length, packet, at most 255
-// bytes of padding, tag). Smaller buffers are not pooled again.
+// data packet as aes-gcm receives it. Larger buffers are not pooled.
 const maxPooledSize = 1 + dataPacketSize + 255 + gcmTagSize
 
-// pooledBufferSize is the capacity of a new pooled buffer. A packet
-// decrypted in place by aes-gcm starts one byte into its buffer (after the
-// padding length), so the buffer given back is one byte shorter each use;
-// the extra room lets it serve a thousand packets before it is dropped.
-const pooledBufferSize = maxPooledSize + 1024
+// pooledSlack is the extra room of a new pooled buffer. A packet decrypted
+// in place by aes-gcm starts one byte into its buffer (after the padding
+// length), so the buffer given back is one byte shorter each use; the
+// extra room lets it serve a thousand packets of its class before it moves
+// to the class below (or is dropped).
+const pooledSlack = 1024
 
 // keptBufferSize is the most the aes-gcm cipher keeps a buffer of its own
 // for: larger packets are sealed and opened in pooled buffers, so that an
@@ -46,14 +58,26 @@ const pooledBufferSize = maxPooledSize + 1024
 // direction otherwise, for as long as the connection lives).
 const keptBufferSize = 2 << 10
 
-var pooledBuffers = sync.Pool{New: func() any {
-	b := make([]byte, pooledBufferSize)
-	return &b
-}}
+var pooledBuffers [len(poolClasses)]sync.Pool
 
-// pooledBuffer returns a pooled buffer of n <= maxPooledSize bytes.
+func init() {
+	for i, size := range poolClasses {
+		pooledBuffers[i].New = func() any {
+			b := make([]byte, size+pooledSlack)
+			return &b
+		}
+	}
+}
+
+// pooledBuffer returns a pooled buffer of n <= maxPooledSize bytes, from
+// the smallest class that holds it.
 func pooledBuffer(n int) []byte {
-	return (*pooledBuffers.Get().(*[]byte))[:n]
+	for i, size := range poolClasses {
+		if n <= size {
+			return (*pooledBuffers[i].Get().(*[]byte))[:n]
+		}
+	}
+	return make([]byte, n)
 }
 
 // packetBuffer returns a buffer of n bytes for a received packet whose
@@ -72,11 +96,14 @@ func packetBuffer(msgType byte, n int) []byte {
 // handed them to, and handleData passes that ownership to the channel's
 // buffer.
 func releasePacket(p []byte) {
-	if cap(p) < maxPooledSize {
-		return
+	c := cap(p)
+	for i := len(poolClasses) - 1; i >= 0; i-- {
+		if c >= poolClasses[i] {
+			p = p[:c]
+			pooledBuffers[i].Put(&p)
+			return
+		}
 	}
-	p = p[:cap(p)]
-	pooledBuffers.Put(&p)
 }
 
 // maxWriteToPackets bounds the packets channel.WriteTo hands to one write.

@@ -62,6 +62,24 @@ func TestSmallPacketsAreNotPooled(t *testing.T) {
 	}
 }
 
+// TestPooledBuffersFitTheirPackets: a data packet takes the smallest class
+// of pooled buffer that holds it, so a peer's packets pin at most about
+// twice their bytes (the window bounds the bytes), and a buffer given back
+// serves its class again.
+func TestPooledBuffersFitTheirPackets(t *testing.T) {
+	overhead := receivedSize(0) + pooledSlack
+	for _, n := range []int{minPooledPacket, 32 << 10, 33 << 10, 64 << 10, 65 << 10, dataPacketSize} {
+		buf := packetBuffer(msgChannelData, n)
+		if c := cap(buf); c < n || c > 2*n+overhead {
+			t.Errorf("a %d-byte data packet got a buffer of capacity %d, want %d..%d", n, c, n, 2*n+overhead)
+		}
+		releasePacket(buf)
+		if c := cap(pooledBuffer(n)); c < n || c > 2*n+overhead {
+			t.Errorf("after a release, a %d-byte packet got capacity %d", n, c)
+		}
+	}
+}
+
 // TestPooledChannelDataIntact moves random data over several channels of one
 // connection at once, written and read in random sizes, so that pooled
 // packet buffers are reused many times while other channels still hold
