@@ -68,6 +68,7 @@ func (p *spares) take() (spare, bool) {
 	n := len(p.idle)
 	if n > 0 {
 		sp, p.idle = p.idle[n-1], p.idle[:n-1]
+		p.s.srv.metrics.spares.Dec()
 	}
 	for !p.closed && len(p.idle)+p.opening < p.max {
 		p.opening++

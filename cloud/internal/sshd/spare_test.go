@@ -89,9 +89,11 @@ func echoes(port int, d time.Duration) error {
 	return nil
 }
 
-func spareEndpoint(t testing.TB, c *cloudtest.Cloud, public bool, ledger *budget.Ledger) string {
-	return endpoint(t, c, sshd.Options{SpareChannels: 2, Budget: ledger,
-		PublicPort: func(context.Context, store.Home, int) bool { return public }}, nil)
+func spareEndpoint(t testing.TB, c *cloudtest.Cloud, public bool, ledger *budget.Ledger) (string, *sshd.Server) {
+	var srv *sshd.Server
+	addr := endpoint(t, c, sshd.Options{SpareChannels: 2, Budget: ledger,
+		PublicPort: func(context.Context, store.Home, int) bool { return public }}, func(s *sshd.Server) { srv = s })
+	return addr, srv
 }
 
 // TestVisitorsUseSpareChannels: after a first visitor, a public tunnel port
@@ -106,7 +108,8 @@ func TestVisitorsUseSpareChannels(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	t.Run("public", func(t *testing.T) {
 		h := c.NewHome(t, "alice")
-		home := startGatedHome(t, spareEndpoint(t, c, true, nil), h, agentVersion)
+		addr, _ := spareEndpoint(t, c, true, nil)
+		home := startGatedHome(t, addr, h, agentVersion)
 		home.answer(3) // the first visitor's channel and the two spares
 		if err := echoes(h.Tunnel.First, 10*time.Second); err != nil {
 			t.Fatalf("first visitor: %v", err)
@@ -135,7 +138,8 @@ func TestVisitorsUseSpareChannels(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := c.NewHome(t, tc.user)
-			home := startGatedHome(t, spareEndpoint(t, c, tc.public, nil), h, tc.version)
+			addr, _ := spareEndpoint(t, c, tc.public, nil)
+			home := startGatedHome(t, addr, h, tc.version)
 			home.answer(100)
 			for i := range 5 {
 				if err := echoes(h.Tunnel.First, 10*time.Second); err != nil {
@@ -159,18 +163,27 @@ func TestSpareChannelsAreWithdrawn(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	ledger := budget.New(budget.Limits{})
 	h := c.NewHome(t, "carol")
-	home := startGatedHome(t, spareEndpoint(t, c, true, ledger), h, agentVersion)
+	addr, srv := spareEndpoint(t, c, true, ledger)
+	home := startGatedHome(t, addr, h, agentVersion)
 	home.answer(100)
 	if err := echoes(h.Tunnel.First, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "two spares open", func() bool {
 		ch, _ := ledger.Usage(h.ID)
-		return ch == 2
+		return ch == 2 && sshd.SpareChannels(srv) == 2
+	})
+	// A visitor takes one: the gauge counts the idle ones only.
+	if err := echoes(h.Tunnel.First, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "two spares again after a visitor took one", func() bool {
+		ch, _ := ledger.Usage(h.ID)
+		return ch == 2 && sshd.SpareChannels(srv) == 2
 	})
 	eventually(t, 10*time.Second, "the idle spares closed", func() bool {
 		ch, _ := ledger.Usage(h.ID)
-		return ch == 0 && home.withdrawn.Load() == 2
+		return ch == 0 && home.withdrawn.Load() == 2 && sshd.SpareChannels(srv) == 0
 	})
 
 	// Busy again, then the forward is cancelled: its spares go with it.
@@ -184,6 +197,6 @@ func TestSpareChannelsAreWithdrawn(t *testing.T) {
 	home.ln.Close() // cancel-tcpip-forward
 	eventually(t, time.Second, "the cancelled forward's spares closed", func() bool {
 		ch, _ := ledger.Usage(h.ID)
-		return ch == 0
+		return ch == 0 && sshd.SpareChannels(srv) == 0
 	})
 }
