@@ -51,16 +51,18 @@ func TestFlagsWinOverEnvironmentOverFile(t *testing.T) {
 func TestBadConfigNamesTheFlag(t *testing.T) {
 	dir := t.TempDir()
 	tests := map[string][]string{
-		"--tcp-ports":          {"--tcp-ports", "10099-10000"},
-		"--api-addr":           {"--api-addr", "localhost"},
-		"--haproxy":            {"--haproxy", "sometimes"},
-		"--haproxy-socket":     {"--haproxy", "external"},
-		"--tunnel-block":       {"--tunnel-block", "10"},
-		"--mappings-per-home":  {"--mappings-per-home", "17"},
-		"--tcp-ports:":         {"--tcp-ports", "10000-10010"}, // 10 homes x 10 ports do not fit
-		"--reconcile-interval": {"--reconcile-interval", "10ms"},
-		"--log-level":          {"--log-level", "loud"},
-		"--public-https-port":  {"--public-https-port", "70000"},
+		"--tcp-ports":           {"--tcp-ports", "10099-10000"},
+		"--api-addr":            {"--api-addr", "localhost"},
+		"--haproxy":             {"--haproxy", "sometimes"},
+		"--haproxy-socket":      {"--haproxy", "external"},
+		"--tunnel-block":        {"--tunnel-block", "10"},
+		"--mappings-per-home":   {"--mappings-per-home", "17"},
+		"--tcp-ports:":          {"--tcp-ports", "10000-10010"}, // 10 homes x 10 ports do not fit
+		"--reconcile-interval":  {"--reconcile-interval", "10ms"},
+		"--log-level":           {"--log-level", "loud"},
+		"--public-https-port":   {"--public-https-port", "70000"},
+		"--ssh-spare-channels":  {"--ssh-spare-channels", "-1"},
+		"--ssh-spare-channels:": {"--ssh-spare-channels", "65"},
 	}
 	for want, args := range tests {
 		_, err := Parse(append([]string{"--data", dir}, args...))
@@ -158,6 +160,20 @@ func TestSharedDomain(t *testing.T) {
 
 // --reuse-home-connections is on for a new cloud; an operator with old home
 // agents turns it off by flag, CLOUD_REUSE_HOME_CONNECTIONS or cloud.yaml.
+// TestSpareChannels: two per busy port by default, 0 turns them off.
+func TestSpareChannels(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{nil, 2}, {[]string{"--ssh-spare-channels", "0"}, 0}, {[]string{"--ssh-spare-channels", "8"}, 8}} {
+		c, err := Parse(append([]string{"--data", dir, "--haproxy", "off"}, tc.args...))
+		if err != nil || c.Limits.SpareChannels != tc.want {
+			t.Errorf("%v: %d, %v; want %d", tc.args, c.Limits.SpareChannels, err, tc.want)
+		}
+	}
+}
+
 func TestReuseHomeConnections(t *testing.T) {
 	dir := t.TempDir()
 	if c, err := Parse([]string{"--data", dir, "--haproxy", "off"}); err != nil || !c.ReuseHomeConnections {
