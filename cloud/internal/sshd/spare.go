@@ -25,12 +25,14 @@ const spareRecheck = 30 * time.Second
 // only while visitors come: the first visitor after a quiet spell opens
 // its channel as before and starts the spares; each visitor that takes
 // one opens a replacement in the background; spareIdle after the last
-// visitor the spares are closed. Only ports of public mappings get them:
-// HAProxy speaks first there (a PROXY header, or plain HTTP), so an agent
-// waits for those bytes before it dials the local service. A private
-// mapping's agent dials as soon as the channel opens, and a spare would
-// hold an idle connection to the service. Each spare holds the home's
-// channel budget like the visitor it is waiting for.
+// visitor the spares are closed. Only homeport agents get them (session.
+// forward checks the SSH version), and only on ports of public mappings:
+// HAProxy speaks first there (a PROXY header, or plain HTTP), and the
+// agent waits for those bytes before it dials the local service. For a
+// private mapping the agent dials as soon as the channel opens, and so
+// does a plain OpenSSH client for any mapping: a spare would hold an idle
+// connection to the service. Each spare holds the home's channel budget
+// like the visitor it is waiting for.
 type spares struct {
 	s    *session
 	f    forwardRequest
