@@ -34,10 +34,9 @@ const spareRecheck = 30 * time.Second
 // connection to the service. Each spare holds the home's channel budget
 // like the visitor it is waiting for.
 type spares struct {
-	s    *session
-	f    forwardRequest
-	port int
-	max  int
+	s   *session
+	f   forwardRequest
+	max int
 
 	mu      sync.Mutex
 	idle    []spare
@@ -57,7 +56,7 @@ type spare struct {
 }
 
 func newSpares(s *session, f forwardRequest, max int) *spares {
-	return &spares{s: s, f: f, port: int(f.Port), max: max}
+	return &spares{s: s, f: f, max: max}
 }
 
 // take returns an idle spare, if there is one, and tops the spares up in
@@ -72,11 +71,24 @@ func (p *spares) take() (spare, bool) {
 		sp, p.idle = p.idle[n-1], p.idle[:n-1]
 		p.s.srv.metrics.spares.Dec()
 	}
-	for !p.closed && len(p.idle)+p.opening < p.max {
+	for !p.closed && !p.knownPrivateLocked() && len(p.idle)+p.opening < p.max {
 		p.opening++
 		go p.open()
 	}
 	return sp, n > 0
+}
+
+// knownPrivateLocked reports that a recent lookup found no public mapping
+// on the port: its visitors start no opens that would only find that out
+// again. Call with p.mu held.
+func (p *spares) knownPrivateLocked() bool {
+	return !p.public && p.fresh()
+}
+
+// fresh reports whether the last lookup of the port's mapping is recent
+// enough to trust. Call with p.mu held.
+func (p *spares) fresh() bool {
+	return !p.checked.IsZero() && time.Since(p.checked) < spareRecheck
 }
 
 // open opens one spare, unless the port is not a public mapping's or the
@@ -140,15 +152,14 @@ func (p *spares) openChannel() (ssh.Channel, func()) {
 // spareRecheck while the port stays busy.
 func (p *spares) isPublic() bool {
 	p.mu.Lock()
-	fresh := !p.checked.IsZero() && time.Since(p.checked) < spareRecheck
-	public := p.public
+	fresh, public := p.fresh(), p.public
 	p.mu.Unlock()
 	if fresh {
 		return public
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	public = p.s.srv.o.PublicPort(ctx, p.s.home, p.port)
+	public = p.s.srv.o.PublicPort(ctx, p.s.home, int(p.f.Port))
 	p.mu.Lock()
 	p.public, p.checked = public, time.Now()
 	p.mu.Unlock()
