@@ -91,14 +91,17 @@ func packetBuffer(msgType byte, n int) []byte {
 }
 
 // releasePacket gives the buffer of p, from p's first byte on, back to the
-// pool if it can still hold any pooled packet. The caller must hold the
-// only reference to p: received packets are owned by whoever the transport
-// handed them to, and handleData passes that ownership to the channel's
-// buffer.
+// pool of its class if it can still hold any packet of that class and is
+// no larger than a new buffer of it: a larger one (a buffer not made by
+// the pool, or one of a class above worn below its size) would hold a
+// packet of this class at more than about twice its size, so it is left
+// to the garbage collector. The caller must hold the only reference to p:
+// received packets are owned by whoever the transport handed them to, and
+// handleData passes that ownership to the channel's buffer.
 func releasePacket(p []byte) {
 	c := cap(p)
-	for i := len(poolClasses) - 1; i >= 0; i-- {
-		if c >= poolClasses[i] {
+	for i, size := range poolClasses {
+		if c >= size && c <= size+pooledSlack {
 			p = p[:c]
 			pooledBuffers[i].Put(&p)
 			return

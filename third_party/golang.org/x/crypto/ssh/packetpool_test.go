@@ -65,8 +65,14 @@ func TestSmallPacketsAreNotPooled(t *testing.T) {
 // TestPooledBuffersFitTheirPackets: a data packet takes the smallest class
 // of pooled buffer that holds it, so a peer's packets pin at most about
 // twice their bytes (the window bounds the bytes), and a buffer given back
-// serves its class again.
+// serves its class again. Buffers of odd sizes given back (the largest
+// packet's exact size, a class buffer worn below its size) must not end up
+// serving a smaller class: one did in a CI run, a 33 KiB packet in a
+// 128 KiB buffer.
 func TestPooledBuffersFitTheirPackets(t *testing.T) {
+	for _, odd := range []int{dataPacketSize, poolClasses[2] - 1, poolClasses[1] - 1, 100 << 10} {
+		releasePacket(make([]byte, odd))
+	}
 	overhead := receivedSize(0) + pooledSlack
 	for _, n := range []int{minPooledPacket, 32 << 10, 33 << 10, 64 << 10, 65 << 10, dataPacketSize} {
 		buf := packetBuffer(msgChannelData, n)
