@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -64,7 +65,11 @@ func serveCmd() *cobra.Command {
 
 Every flag can also be set as an environment variable CLOUD_<NAME> (dashes
 as underscores, e.g. CLOUD_DATA) or as a key in cloud.yaml; flags win over
-the environment, which wins over the file.`,
+the environment, which wins over the file.
+
+The cloud runs Go code on all processors but one (at least one), leaving
+a processor to HAProxy and the kernel's network work; set the GOMAXPROCS
+environment variable to choose.`,
 		Args: cobra.NoArgs,
 	}
 	load := config.Flags(c.Flags())
@@ -74,6 +79,8 @@ the environment, which wins over the file.`,
 			return err
 		}
 		log := logger(cfg.LogLevel)
+		procs := serve.UseEdgeProcs()
+		log.Info("running Go code on all processors but one; the GOMAXPROCS environment variable overrides", "gomaxprocs", procs, "cpus", runtime.NumCPU())
 		app, err := serve.New(cmd.Context(), cfg, log)
 		if err != nil {
 			return err

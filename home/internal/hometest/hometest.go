@@ -93,6 +93,7 @@ func RequireHAProxy(t testing.TB) {
 type Options struct {
 	Slots int      // home slots; default 4
 	Args  []string // more `cloud serve` flags
+	Env   []string // more environment variables (KEY=value) for the cloud
 }
 
 // Cloud is a running (or killed) `cloud serve` process with a managed
@@ -108,6 +109,7 @@ type Cloud struct {
 
 	bin     string
 	args    []string
+	env     []string
 	logPath string
 	client  *http.Client
 
@@ -133,6 +135,7 @@ func Start(t testing.TB, o Options) *Cloud {
 	c := &Cloud{
 		Dir:     t.TempDir(),
 		bin:     cloudBinary(t),
+		env:     o.Env,
 		logPath: filepath.Join(t.TempDir(), "cloud.log"),
 		client:  &http.Client{Timeout: 10 * time.Second},
 	}
@@ -181,6 +184,9 @@ func (c *Cloud) start(t testing.TB, retry bool) bool {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(c.bin, c.args...)
+	if len(c.env) > 0 {
+		cmd.Env = append(os.Environ(), c.env...)
+	}
 	cmd.Stderr = logf
 	// The cloud must not outlive a crashed test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

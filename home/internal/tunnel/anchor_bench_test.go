@@ -82,7 +82,8 @@ const (
 // leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
 // --reuse-home-connections=false, HOMEPORT_BENCH_SPARES=N with
 // --ssh-spare-channels=N, HOMEPORT_BENCH_HOME_PROCS=N runs the home agent
-// with GOMAXPROCS=N instead of tunnel.AgentProcs. HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
+// with GOMAXPROCS=N instead of tunnel.AgentProcs, HOMEPORT_BENCH_CLOUD_PROCS=N
+// the cloud instead of its own choice (all processors but one). HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
 // makes new connections (16 workers, or HOMEPORT_BENCH_WORKERS) to homeport, then to sshd-tuned, for
 // that long each, printing the pids to profile (perf record -g -p PID)
 // and each process's CPU per connection (µs); HOMEPORT_BENCH_RTT=SECONDS
@@ -122,7 +123,8 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		"--ssh-pending-per-home", "4",
 		// Channels opened ahead of visitors (HOMEPORT_BENCH_SPARES=N sets
 		// how many per port; 0 opens each visitor's channel on arrival).
-		"--ssh-spare-channels", cmp.Or(os.Getenv("HOMEPORT_BENCH_SPARES"), "2")}})
+		"--ssh-spare-channels", cmp.Or(os.Getenv("HOMEPORT_BENCH_SPARES"), "2")},
+		Env: cloudProcsEnv()})
 	u := c.CreateUser(b, "bench")
 	hp, tuned, plainN := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
 	hpMap := hp.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: hp.TCPPorts.First})

@@ -539,6 +539,15 @@ func startBenchHome(b *testing.B, cfg benchHomeConfig) (int, func()) {
 	return startReady(b, cmd, "home agent", "ready", true, false)
 }
 
+// cloudProcsEnv is the cloud's environment for HOMEPORT_BENCH_CLOUD_PROCS=N:
+// GOMAXPROCS=N instead of the cloud's own choice (serve.EdgeProcs).
+func cloudProcsEnv() []string {
+	if v := os.Getenv("HOMEPORT_BENCH_CLOUD_PROCS"); v != "" {
+		return []string{"GOMAXPROCS=" + v}
+	}
+	return nil
+}
+
 // runBenchHome is the home agent process: it forwards one tunnel port to a
 // tcp entry, prints "ready" once the forward is up, and stops when stdin
 // closes.
