@@ -29,6 +29,7 @@ import (
 	"homeport.dev/cloud/internal/serve"
 	"homeport.dev/cloud/internal/store"
 	"homeport.dev/proto"
+	"homeport.dev/proto/sysmon"
 )
 
 func main() {
@@ -74,6 +75,9 @@ environment variable to choose.`,
 	}
 	load := config.Flags(c.Flags())
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		// Go's monitor thread kept from deep sleep (proto/sysmon): the
+		// process runs again in place first, before it opens anything.
+		sysmonErr := sysmon.KeepPolling()
 		cfg, err := load()
 		if err != nil {
 			return err
@@ -81,6 +85,9 @@ environment variable to choose.`,
 		log := logger(cfg.LogLevel)
 		procs := serve.UseEdgeProcs()
 		log.Info("running Go code on all processors but one; the GOMAXPROCS environment variable overrides", "gomaxprocs", procs, "cpus", runtime.NumCPU())
+		if sysmonErr != nil {
+			log.Warn("running with Go's default monitor thread, which costs CPU per connection", "err", sysmonErr)
+		}
 		app, err := serve.New(cmd.Context(), cfg, log)
 		if err != nil {
 			return err

@@ -31,6 +31,9 @@ or HOME_CONSOLE_LISTEN, e.g. 0.0.0.0:8001 in a container); bound anywhere
 else it requires the password set with --set-password.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !setPassword {
+				keepPolling()
+			}
 			p, err := resolveProfile(cmd, configFlag)
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"homeport.dev/home/internal/control"
 	"homeport.dev/home/internal/hometest"
 	"homeport.dev/proto"
+	"homeport.dev/proto/sysmon"
 )
 
 // These tests drive the real `home` binary, as a user would, against a real
@@ -122,6 +124,11 @@ func (u *user) console(profile string) (addr string, stop func()) {
 	m := regexp.MustCompile(`console on http://(\S+),`).FindStringSubmatch(line)
 	if err != nil || m == nil {
 		u.t.Fatalf("console did not start: %q %v\n%s", line, err, logs.String())
+	}
+	// It runs itself again with Go's monitor thread kept from deep sleep
+	// (proto/sysmon), as the same process.
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid)); err != nil || !bytes.Contains(env, []byte(sysmon.Setting)) {
+		u.t.Errorf("home console runs without %s in GODEBUG (%v)", sysmon.Setting, err)
 	}
 	go io.Copy(io.Discard, out)
 	return m[1], stop

@@ -14,6 +14,7 @@ import (
 
 	"homeport.dev/home/internal/keys"
 	"homeport.dev/home/internal/tunnel"
+	"homeport.dev/proto/sysmon"
 )
 
 func main() {
@@ -23,6 +24,16 @@ func main() {
 	if err := rootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "home:", err)
 		os.Exit(1)
+	}
+}
+
+// keepPolling runs the command again with Go's monitor thread kept from
+// deep sleep (proto/sysmon), first thing in the commands that carry the
+// tunnel, before they change anything. If that fails the command goes on
+// as it is.
+func keepPolling() {
+	if err := sysmon.KeepPolling(); err != nil {
+		logger().Debug("running with Go's default monitor thread", "err", err)
 	}
 }
 

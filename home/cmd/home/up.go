@@ -47,6 +47,7 @@ with a live status line until Ctrl-C:
   home up --to :8080 --host blog`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			keepPolling()
 			if o.Token == "" {
 				o.Token = os.Getenv("HOMEPORT_TOKEN")
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"homeport.dev/proto/sysmon"
 	"homeport.dev/proto/testnet"
 
 	"homeport.dev/home/internal/gateway"
@@ -21,7 +22,8 @@ import (
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(benchHomeEnv); spec != "" {
-		tunnel.UseAgentProcs()      // as the home command does
+		sysmon.KeepPolling()        // as the home command does,
+		tunnel.UseAgentProcs()      // both
 		os.Exit(runBenchHome(spec)) // the benchmark's home agent process
 	}
 	os.Exit(hometest.Main(m))

@@ -1,10 +1,15 @@
 package tunnel_test
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"runtime"
 	"testing"
 
+	"homeport.dev/home/internal/hometest"
 	"homeport.dev/home/internal/tunnel"
+	"homeport.dev/proto/sysmon"
 )
 
 // TestAgentRunsOnOneProcessorUnlessTold: the agent takes AgentProcs, and
@@ -22,5 +27,20 @@ func TestAgentRunsOnOneProcessorUnlessTold(t *testing.T) {
 	tunnel.UseAgentProcs()
 	if got := runtime.GOMAXPROCS(0); got != 2 {
 		t.Errorf("GOMAXPROCS=2 in the environment: %d", got)
+	}
+}
+
+// TestCloudServeKeepsSysmonPolling: `cloud serve` runs itself again with
+// Go's monitor thread kept from deep sleep (proto/sysmon), as the same
+// process.
+func TestCloudServeKeepsSysmonPolling(t *testing.T) {
+	c := hometest.Start(t, hometest.Options{})
+	pid, _ := c.Pids()
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(env, []byte(sysmon.Setting)) {
+		t.Errorf("cloud serve (pid %d) runs without %s in GODEBUG", pid, sysmon.Setting)
 	}
 }
