@@ -688,15 +688,35 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 	fmt.Printf("\nfan-out: %d homes up in %s\n", vsFanHomes, time.Since(start).Round(time.Millisecond))
 	var many, one []float64
 	var p99many, p99one []float64
-	for range 3 {
+	var cpuMany, cpuOne [3][]float64 // µs per request: cloud, HAProxy, this process
+	cloudPid, haproxyPid := c.Pids()
+	measure := func(hosts []string, rates, p99s *[]float64, cpu *[3][]float64) {
+		procs := [3]func() time.Duration{
+			func() time.Duration { return pathCPU([]int{cloudPid}, nil) },
+			func() time.Duration { return pathCPU(nil, []int{haproxyPid}) },
+			func() time.Duration { return pathCPU([]int{os.Getpid()}, nil) },
+		}
+		var before [3]time.Duration
+		for i, p := range procs {
+			before[i] = p()
+		}
 		rate, p99 := fanRate(c.HTTPAddr, hosts)
-		many, p99many = append(many, rate), append(p99many, p99)
-		rate, p99 = fanRate(c.HTTPAddr, hosts[:1])
-		one, p99one = append(one, rate), append(p99one, p99)
+		*rates, *p99s = append(*rates, rate), append(*p99s, p99)
+		requests := rate * vsFanTime.Seconds()
+		for i, p := range procs {
+			cpu[i] = append(cpu[i], (p()-before[i]).Seconds()*1e6/requests)
+		}
+	}
+	for range 3 {
+		measure(hosts, &many, &p99many, &cpuMany)
+		measure(hosts[:1], &one, &p99one, &cpuOne)
 	}
 	fmt.Printf("HTTP at %d clients: %d homes %s req/s (p99 %s ms), one home %s req/s (p99 %s ms); %d homes/one home %s\n",
 		vsFanConc, vsFanHomes, spread(many, "%.0f"), spread(p99many, "%.1f"), spread(one, "%.0f"), spread(p99one, "%.1f"),
 		vsFanHomes, spread(ratios(many, one), "%.2f"))
+	fmt.Printf("CPU per request (µs), %d homes vs one home: cloud %s vs %s, HAProxy %s vs %s, this process (clients, homes, web server) %s vs %s\n",
+		vsFanHomes, spread(cpuMany[0], "%.0f"), spread(cpuOne[0], "%.0f"), spread(cpuMany[1], "%.0f"), spread(cpuOne[1], "%.0f"),
+		spread(cpuMany[2], "%.0f"), spread(cpuOne[2], "%.0f"))
 }
 
 func fanClient(addr string) *http.Client {
