@@ -84,7 +84,7 @@ environment variable to choose.`,
 		}
 		log := logger(cfg.LogLevel)
 		procs := serve.UseEdgeProcs()
-		log.Info("running Go code on all processors but one; the GOMAXPROCS environment variable overrides", "gomaxprocs", procs, "cpus", runtime.NumCPU())
+		log.Info("processors for Go code: all but one, unless the GOMAXPROCS environment variable says", "gomaxprocs", procs, "cpus", runtime.NumCPU())
 		if sysmonErr != nil {
 			log.Warn("running with Go's default monitor thread, which costs CPU per connection", "err", sysmonErr)
 		}
