@@ -24,7 +24,9 @@ func EdgeProcs(n int) int { return max(1, n-1) }
 
 // UseEdgeProcs sets GOMAXPROCS to EdgeProcs of the runtime's default unless
 // the GOMAXPROCS environment variable is set, and returns the setting.
-// Call it once, before serving.
+// Call it once, before serving. A container's CPU limit changed later is
+// not followed (the runtime stops adjusting GOMAXPROCS once it is set):
+// restart the cloud after changing it.
 func UseEdgeProcs() int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0)
