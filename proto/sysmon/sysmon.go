@@ -32,14 +32,15 @@ const Setting = "schedtrace=2147483647"
 // did not run the process again, with the error if execve failed. Call it
 // first in a long-running command, before it opens or starts anything.
 func KeepPolling() error {
-	if runtime.GOOS != "linux" || Polling(os.Getenv("GODEBUG")) {
+	if runtime.GOOS != "linux" || setsSchedtrace(os.Getenv("GODEBUG")) {
 		return nil
 	}
 	return syscall.Exec("/proc/self/exe", os.Args, withSetting(os.Environ()))
 }
 
-// Polling reports whether godebug (a GODEBUG value) sets schedtrace.
-func Polling(godebug string) bool {
+// setsSchedtrace reports whether godebug (a GODEBUG value) sets
+// schedtrace, to any value: the operator's choice stands.
+func setsSchedtrace(godebug string) bool {
 	for _, kv := range strings.Split(godebug, ",") {
 		if strings.HasPrefix(strings.TrimSpace(kv), "schedtrace=") {
 			return true

@@ -68,7 +68,9 @@ func TestKeepPollingRunsTheProcessAgainInPlace(t *testing.T) {
 	}
 }
 
-func TestPolling(t *testing.T) {
+// TestOperatorsSchedtraceStands: any schedtrace in GODEBUG, 0 included,
+// is the operator's; other settings, scheddetail too, are not.
+func TestOperatorsSchedtraceStands(t *testing.T) {
 	for godebug, want := range map[string]bool{
 		"":                              false,
 		"madvdontneed=1":                false,
@@ -77,8 +79,8 @@ func TestPolling(t *testing.T) {
 		"scheddetail=1":                 false,
 		" schedtrace=5":                 true,
 	} {
-		if got := Polling(godebug); got != want {
-			t.Errorf("Polling(%q) = %v, want %v", godebug, got, want)
+		if got := setsSchedtrace(godebug); got != want {
+			t.Errorf("setsSchedtrace(%q) = %v, want %v", godebug, got, want)
 		}
 	}
 }

@@ -70,7 +70,9 @@ the environment, which wins over the file.
 
 The cloud runs Go code on all processors but one (at least one), leaving
 a processor to HAProxy and the kernel's network work; set the GOMAXPROCS
-environment variable to choose.`,
+environment variable to choose. It starts over once, in place, with
+GODEBUG=schedtrace=2147483647 added (less CPU per connection;
+GODEBUG=schedtrace=0 keeps Go's default).`,
 		Args: cobra.NoArgs,
 	}
 	load := config.Flags(c.Flags())

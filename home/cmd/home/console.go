@@ -28,7 +28,10 @@ func consoleCmd() *cobra.Command {
 route forwarded connections to the local services, and serve the dashboard.
 The dashboard binds 127.0.0.1 by default (console.listen in config.yaml,
 or HOME_CONSOLE_LISTEN, e.g. 0.0.0.0:8001 in a container); bound anywhere
-else it requires the password set with --set-password.`,
+else it requires the password set with --set-password.
+
+It starts over once, in place, with GODEBUG=schedtrace=2147483647 added
+(less CPU per connection; GODEBUG=schedtrace=0 keeps Go's default).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !setPassword {

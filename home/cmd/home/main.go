@@ -33,7 +33,7 @@ func main() {
 // as it is.
 func keepPolling() {
 	if err := sysmon.KeepPolling(); err != nil {
-		logger().Debug("running with Go's default monitor thread", "err", err)
+		logger().Warn("running with Go's default monitor thread, which costs CPU per connection", "err", err)
 	}
 }
 

@@ -41,7 +41,11 @@ with a live status line until Ctrl-C:
     printed; a --host without a dot is a label there. Running 'home up'
     again reuses what the first run exposed;
  3. run the tunnel here (when a console already runs for the profile, it
-    carries the new forward instead and 'home up' returns).`,
+    carries the new forward instead and 'home up' returns).
+
+Before step 1 it starts over once, in place, with
+GODEBUG=schedtrace=2147483647 added (less CPU per connection;
+GODEBUG=schedtrace=0 keeps Go's default).`,
 		Example: `  home up --cloud https://cloud.example.com --token hp_... --to localhost:3000
   home up --to :3000 --https
   home up --to :8080 --host blog`,
