@@ -3,6 +3,7 @@ package check
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -49,15 +50,22 @@ func TestPortsWarnsOfTheEphemeralRangeAndForeignListeners(t *testing.T) {
 	}
 	tunnels := cfg.Layout.TunnelRange()
 	held := tunnels.First + 3
-	cmd := exec.Command("python3", "-c", fmt.Sprintf("import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',%d))\ns.listen()\nprint('ready',flush=True)\nsys.stdin.read()", held))
+	// An earlier test of any package may have served on this port: its
+	// connections linger in TIME_WAIT, as one does here. python3 binds as
+	// servers do (SO_REUSEADDR), or the kernel refuses it the port.
+	leaveTimeWait(t, held)
+	cmd := exec.Command("python3", "-c", fmt.Sprintf("import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',%d))\ns.listen()\nprint('ready',flush=True)\nsys.stdin.read()", held))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
+	var stderr testnet.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
 	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("python3 did not listen: %q", line)
+		cmd.Wait()
+		t.Fatalf("python3 did not listen on %d: %q %s", held, line, stderr.String())
 	}
 
 	h, err := ReadHost(tunnels)
@@ -86,4 +94,27 @@ func TestPortsWarnsOfTheEphemeralRangeAndForeignListeners(t *testing.T) {
 	if got := Ports(cfg, h); len(got) != 0 && tcp.Last < h.Ephemeral.First {
 		t.Errorf("ranges below the ephemeral one and free = %+v, want no finding", got)
 	}
+}
+
+// leaveTimeWait serves one connection on port and closes it from the
+// server's side first, which leaves the port's end in TIME_WAIT for a
+// minute, as a test that served on the port before would.
+func leaveTimeWait(t *testing.T, port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Read(make([]byte, 1)) // the server's FIN has arrived: the client's close completes the handshake
 }
