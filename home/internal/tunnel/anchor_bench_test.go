@@ -25,9 +25,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"homeport.dev/home/internal/gateway"
 	"homeport.dev/home/internal/hometest"
-	"homeport.dev/home/internal/tunnel"
 	"homeport.dev/proto"
 	"homeport.dev/proto/testnet"
 )
@@ -71,7 +69,9 @@ const (
 // children, HAProxy, the tunnel client) per GB during the transfers and per
 // new connection during the connection figures. Then the
 // edge fan-out: HTTP requests through HAProxy at 64 concurrent clients to
-// 500 different homes (in this process) vs to one of them.
+// 500 different homes (all in one agent process, as shipped: one
+// processor, sysmon polling) vs to one of them, with each process's CPU
+// per request.
 //
 // It prints each figure's median and min..max over the rounds and the
 // ratios homeport/anchor per round. It runs as root (sshd):
@@ -611,9 +611,9 @@ func spread(vals []float64, format string) string {
 	return fmt.Sprintf(format+" ("+format+".."+format+")", s[len(s)/2], s[0], s[len(s)-1])
 }
 
-// fanOut claims vsFanHomes homes, each with one HTTP mapping served by an
-// in-process supervisor and gateway in front of one shared local HTTP
-// service, and measures requests/s through HAProxy at vsFanConc concurrent
+// fanOut claims vsFanHomes homes, each with one HTTP mapping forwarded by
+// one agent process (see runBenchHome) to one local HTTP service in this
+// process, and measures requests/s through HAProxy at vsFanConc concurrent
 // clients spread over all homes vs all to one home (interleaved, 3 rounds).
 func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 	b.Helper()
@@ -629,10 +629,9 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 
 	start := time.Now()
 	hosts := make([]string, vsFanHomes)
-	var mu sync.Mutex
+	homes := make([]benchHomeConfig, vsFanHomes)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	var supervisors []*tunnel.Supervisor
 	for i := range vsFanHomes {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -643,35 +642,16 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 			domain := fmt.Sprintf("h%d.fan.test", i)
 			h.AddBaseDomain(b, domain)
 			m := h.Map(b, proto.MappingRequest{Scheme: "http", Host: "www." + domain})
-			g := gateway.New(gateway.Options{Home: h.Slug, Log: testLog()})
-			b.Cleanup(func() { g.Close() })
-			handler, err := g.Handler(gateway.Entry{Kind: gateway.HTTP, Target: ln.Addr().String()})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			s, err := tunnel.New(tunnel.Config{Home: h.Slug, Addr: h.SSHAddr(), Signer: h.Signer, HostKey: h.HostKey, Log: testLog()})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			s.Start(context.Background())
-			s.SetForwards([]tunnel.Forward{{TunnelPort: m.TunnelPort, Handler: handler}})
-			mu.Lock()
 			hosts[i] = "www." + domain
-			supervisors = append(supervisors, s)
-			mu.Unlock()
+			homes[i] = benchHomeConfig{Slug: h.Slug, Addr: h.SSHAddr(), KeyPath: h.KeyPath, HostKey: h.SSH.HostKey,
+				TunnelPort: m.TunnelPort, Target: ln.Addr().String(), HTTP: true}
 		}()
 	}
 	wg.Wait()
-	b.Cleanup(func() {
-		for _, s := range supervisors {
-			s.Stop()
-		}
-	})
 	if b.Failed() {
 		return
 	}
+	homesPid, _ := startBenchHome(b, homes...)
 	// Every home answers once before measuring (its forward is up).
 	client := fanClient(c.HTTPAddr)
 	deadline := time.Now().Add(60 * time.Second)
@@ -688,15 +668,16 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 	fmt.Printf("\nfan-out: %d homes up in %s\n", vsFanHomes, time.Since(start).Round(time.Millisecond))
 	var many, one []float64
 	var p99many, p99one []float64
-	var cpuMany, cpuOne [3][]float64 // µs per request: cloud, HAProxy, this process
+	var cpuMany, cpuOne [4][]float64 // µs per request: cloud, HAProxy, the homes, this process
 	cloudPid, haproxyPid := c.Pids()
-	measure := func(hosts []string, rates, p99s *[]float64, cpu *[3][]float64) {
-		procs := [3]func() time.Duration{
+	measure := func(hosts []string, rates, p99s *[]float64, cpu *[4][]float64) {
+		procs := [4]func() time.Duration{
 			func() time.Duration { return pathCPU([]int{cloudPid}, nil) },
 			func() time.Duration { return pathCPU(nil, []int{haproxyPid}) },
+			func() time.Duration { return pathCPU([]int{homesPid}, nil) },
 			func() time.Duration { return pathCPU([]int{os.Getpid()}, nil) },
 		}
-		var before [3]time.Duration
+		var before [4]time.Duration
 		for i, p := range procs {
 			before[i] = p()
 		}
@@ -714,9 +695,9 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 	fmt.Printf("HTTP at %d clients: %d homes %s req/s (p99 %s ms), one home %s req/s (p99 %s ms); %d homes/one home %s\n",
 		vsFanConc, vsFanHomes, spread(many, "%.0f"), spread(p99many, "%.1f"), spread(one, "%.0f"), spread(p99one, "%.1f"),
 		vsFanHomes, spread(ratios(many, one), "%.2f"))
-	fmt.Printf("CPU per request (µs), %d homes vs one home: cloud %s vs %s, HAProxy %s vs %s, this process (clients, homes, web server) %s vs %s\n",
+	fmt.Printf("CPU per request (µs), %d homes vs one home: cloud %s vs %s, HAProxy %s vs %s, the homes' agent %s vs %s, this process (clients, web server) %s vs %s\n",
 		vsFanHomes, spread(cpuMany[0], "%.0f"), spread(cpuOne[0], "%.0f"), spread(cpuMany[1], "%.0f"), spread(cpuOne[1], "%.0f"),
-		spread(cpuMany[2], "%.0f"), spread(cpuOne[2], "%.0f"))
+		spread(cpuMany[2], "%.0f"), spread(cpuOne[2], "%.0f"), spread(cpuMany[3], "%.0f"), spread(cpuOne[3], "%.0f"))
 }
 
 func fanClient(addr string) *http.Client {

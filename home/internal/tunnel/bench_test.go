@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -445,7 +446,7 @@ func startOpenSSH(b *testing.B, h *hometest.Home, tunnelPort int, target string)
 	return startReady(b, cmd, "ssh", "remote forward success", false, true)
 }
 
-// startReady starts cmd and waits (10 s at most) for a line containing
+// startReady starts cmd and waits (60 s at most) for a line containing
 // marker on its stderr (or stdout, if onStdout). It returns the pid and a
 // function that ends the process (closing stdin, and with term sending
 // SIGTERM; SIGKILL after 5 s) and waits for it; the function also runs when
@@ -509,30 +510,39 @@ func startReady(b *testing.B, cmd *exec.Cmd, what, marker string, onStdout, term
 		mu.Lock()
 		defer mu.Unlock()
 		b.Fatalf("%s exited before it was ready:\n%s", what, log.String())
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		mu.Lock()
 		defer mu.Unlock()
-		b.Fatalf("%s not ready within 10s; its output:\n%s", what, log.String())
+		b.Fatalf("%s not ready within 60s; its output:\n%s", what, log.String())
 	}
 	return cmd.Process.Pid, stop
 }
 
 // benchHomeEnv names the environment variable that turns the test binary
-// into the benchmark's home agent (see TestMain): supervisor + gateway for
-// one tcp forward, in a process of its own like OpenSSH's client.
+// into the benchmark's home agent (see TestMain): supervisor + gateway per
+// home, in a process of its own like OpenSSH's client, on the processors
+// and with the sysmon setting of the agent as shipped.
 const benchHomeEnv = "HOMEPORT_BENCH_HOME"
 
+// benchHomeConfig is one home of the agent process: a forward of
+// TunnelPort to Target, a tcp entry (an http one if HTTP).
 type benchHomeConfig struct {
 	Slug, Addr, KeyPath, HostKey, Target string
 	TunnelPort                           int
-	Batched                              bool
+	Batched, HTTP                        bool
 }
 
-func startBenchHome(b *testing.B, cfg benchHomeConfig) (int, func()) {
+// startBenchHome starts the agent process with homes and waits until all
+// their forwards are up.
+func startBenchHome(b *testing.B, homes ...benchHomeConfig) (int, func()) {
 	b.Helper()
-	spec, _ := json.Marshal(cfg)
+	spec, _ := json.Marshal(homes)
+	path := filepath.Join(b.TempDir(), "homes.json") // 500 homes outgrow an environment variable
+	if err := os.WriteFile(path, spec, 0o600); err != nil {
+		b.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchHomeEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), benchHomeEnv+"="+path)
 	if v := os.Getenv("HOMEPORT_BENCH_HOME_PROCS"); v != "" {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+v) // instead of tunnel.AgentProcs
 	}
@@ -548,42 +558,77 @@ func cloudProcsEnv() []string {
 	return nil
 }
 
-// runBenchHome is the home agent process: it forwards one tunnel port to a
-// tcp entry, prints "ready" once the forward is up, and stops when stdin
-// closes.
-func runBenchHome(spec string) int {
+// runBenchHome is the home agent process: each home of the JSON file at
+// specPath forwards its tunnel port to its entry; it prints "ready" once
+// every forward is up, and stops when stdin closes.
+func runBenchHome(specPath string) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "bench home:", err)
 		return 1
 	}
-	var cfg benchHomeConfig
-	if err := json.Unmarshal([]byte(spec), &cfg); err != nil {
-		return fail(err)
+	var homes []benchHomeConfig
+	spec, err := os.ReadFile(specPath)
+	if err == nil {
+		err = json.Unmarshal(spec, &homes)
 	}
-	pem, err := os.ReadFile(cfg.KeyPath)
 	if err != nil {
 		return fail(err)
 	}
-	signer, err := ssh.ParsePrivateKey(pem)
-	if err != nil {
-		return fail(err)
-	}
-	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(cfg.HostKey))
-	if err != nil {
-		return fail(err)
-	}
-	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && !cfg.Batched {
+	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && len(homes) == 1 && !homes[0].Batched {
 		// Profiling the home agent: go tool pprof -top PATH.
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
 	}
-	g := gateway.New(gateway.Options{Home: cfg.Slug, Log: testLog()})
-	defer g.Close()
-	h, err := g.Handler(gateway.Entry{Kind: gateway.TCP, Target: cfg.Target})
+	deadline := time.Now().Add(60 * time.Second)
+	for _, cfg := range homes {
+		s, stop, err := startBenchForward(cfg)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+		ch, cancel := s.Subscribe()
+		for up := false; !up; {
+			select {
+			case st := <-ch:
+				f, _ := st.Forward(cfg.TunnelPort)
+				up = f.Up
+			case <-time.After(time.Until(deadline)):
+				return fail(fmt.Errorf("%s: forward not up within 60s: %+v", cfg.Slug, s.Status()))
+			}
+		}
+		cancel()
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// startBenchForward starts one home of the agent process: its gateway and
+// its supervisor with the one forward.
+func startBenchForward(cfg benchHomeConfig) (*tunnel.Supervisor, func(), error) {
+	pem, err := os.ReadFile(cfg.KeyPath)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return nil, nil, err
+	}
+	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(cfg.HostKey))
+	if err != nil {
+		return nil, nil, err
+	}
+	g := gateway.New(gateway.Options{Home: cfg.Slug, Log: testLog()})
+	kind := gateway.TCP
+	if cfg.HTTP {
+		kind = gateway.HTTP
+	}
+	h, err := g.Handler(gateway.Entry{Kind: kind, Target: cfg.Target})
+	if err != nil {
+		g.Close()
+		return nil, nil, err
 	}
 	tc := tunnel.Config{Home: cfg.Slug, Addr: cfg.Addr, Signer: signer, HostKey: hostKey, Log: testLog()}
 	if cfg.Batched {
@@ -591,24 +636,10 @@ func runBenchHome(spec string) int {
 	}
 	s, err := tunnel.New(tc)
 	if err != nil {
-		return fail(err)
+		g.Close()
+		return nil, nil, err
 	}
 	s.Start(context.Background())
-	defer s.Stop()
 	s.SetForwards([]tunnel.Forward{{TunnelPort: cfg.TunnelPort, Handler: h}})
-	ch, cancel := s.Subscribe()
-	timeout := time.After(10 * time.Second)
-	for up := false; !up; {
-		select {
-		case st := <-ch:
-			f, _ := st.Forward(cfg.TunnelPort)
-			up = f.Up
-		case <-timeout:
-			return fail(fmt.Errorf("forward not up within 10s: %+v", s.Status()))
-		}
-	}
-	cancel()
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
-	return 0
+	return s, func() { s.Stop(); g.Close() }, nil
 }

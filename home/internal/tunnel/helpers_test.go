@@ -21,10 +21,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(benchHomeEnv); spec != "" {
+	if specPath := os.Getenv(benchHomeEnv); specPath != "" {
 		sysmon.KeepPolling()        // as the home command does,
 		tunnel.UseAgentProcs()      // both
-		os.Exit(runBenchHome(spec)) // the benchmark's home agent process
+		os.Exit(runBenchHome(specPath)) // the benchmark's home agent process
 	}
 	os.Exit(hometest.Main(m))
 }
