@@ -17,6 +17,7 @@ package sysmon
 
 import (
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -26,17 +27,54 @@ import (
 const Setting = "schedtrace=2147483647"
 
 // KeepPolling runs the process again in place (execve: same process ID,
-// arguments, environment and open descriptors) with Setting added to
+// name, arguments, environment and open descriptors) with Setting added to
 // GODEBUG, unless GODEBUG already sets schedtrace (GODEBUG=schedtrace=0
 // keeps Go's default) or the system is not Linux. It returns only if it
 // did not run the process again, with the error if execve failed. Call it
 // first in a long-running command, before it opens or starts anything.
 func KeepPolling() error {
-	if runtime.GOOS != "linux" || setsSchedtrace(os.Getenv("GODEBUG")) {
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	if setsSchedtrace(os.Getenv("GODEBUG")) {
+		keepName()
 		return nil
 	}
 	return syscall.Exec("/proc/self/exe", os.Args, withSetting(os.Environ()))
 }
+
+// keepName gives the process run again its name back: the kernel names a
+// process after the file it runs, and that was /proc/self/exe, so ps -e,
+// top, pgrep and pkill would see "exe" instead of "cloud" or "home". The
+// name is that of argv[0], as the kernel had it from the command's path.
+// Every thread is renamed (threads started later take their creator's
+// name), over again while a new one still has the old name.
+func keepName() {
+	name := filepath.Base(os.Args[0])
+	if name == ranAs || len(name) == 0 {
+		return
+	}
+	for range 3 {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return
+		}
+		renamed := false
+		for _, t := range tasks {
+			comm := filepath.Join("/proc/self/task", t.Name(), "comm")
+			if b, err := os.ReadFile(comm); err == nil && strings.TrimSuffix(string(b), "\n") == ranAs {
+				os.WriteFile(comm, []byte(name), 0) // the kernel keeps the first 15 bytes
+				renamed = true
+			}
+		}
+		if !renamed {
+			return
+		}
+	}
+}
+
+// ranAs is the name the kernel gives a process that runs /proc/self/exe.
+const ranAs = "exe"
 
 // setsSchedtrace reports whether godebug (a GODEBUG value) sets
 // schedtrace, to any value: the operator's choice stands.

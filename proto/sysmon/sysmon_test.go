@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ func TestMain(m *testing.M) {
 			fmt.Println("error:", err)
 		}
 		fmt.Printf("running pid=%d GODEBUG=%s\n", os.Getpid(), os.Getenv("GODEBUG"))
+		fmt.Printf("names %s\n", threadNames())
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -35,21 +37,24 @@ func TestKeepPollingRunsTheProcessAgainInPlace(t *testing.T) {
 	}
 	for _, c := range []struct {
 		godebug string
-		want    []string // the lines the helper prints, "PID" for its pid
+		want    []string // the lines the helper prints, "PID" for its pid, "NAME" for its name
 	}{
 		{"", []string{
 			"start pid=PID GODEBUG=",
 			"start pid=PID GODEBUG=" + Setting,
 			"running pid=PID GODEBUG=" + Setting,
+			"names NAME",
 		}},
 		{"madvdontneed=1", []string{
 			"start pid=PID GODEBUG=madvdontneed=1",
 			"start pid=PID GODEBUG=madvdontneed=1," + Setting,
 			"running pid=PID GODEBUG=madvdontneed=1," + Setting,
+			"names NAME",
 		}},
 		{"schedtrace=0", []string{
 			"start pid=PID GODEBUG=schedtrace=0",
 			"running pid=PID GODEBUG=schedtrace=0",
+			"names NAME",
 		}},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -61,7 +66,9 @@ func TestKeepPollingRunsTheProcessAgainInPlace(t *testing.T) {
 			t.Fatalf("GODEBUG=%q: %v\n%s", c.godebug, err, out)
 		}
 		pid := fmt.Sprint(cmd.Process.Pid)
-		want := strings.ReplaceAll(strings.Join(c.want, "\n")+"\n", "PID", pid)
+		// The process and each of its threads keep the name of the
+		// command (ps -e, top, pgrep), never "exe".
+		want := strings.NewReplacer("PID", pid, "NAME", comm(os.Args[0])).Replace(strings.Join(c.want, "\n") + "\n")
 		if string(out) != want {
 			t.Errorf("GODEBUG=%q: the process printed\n%s\nwant\n%s", c.godebug, out, want)
 		}
@@ -83,4 +90,24 @@ func TestOperatorsSchedtraceStands(t *testing.T) {
 			t.Errorf("setsSchedtrace(%q) = %v, want %v", godebug, got, want)
 		}
 	}
+}
+
+// threadNames lists the distinct names of the process's threads (from
+// /proc/self/task/*/comm), sorted.
+func threadNames() string {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var names []string
+	for _, t := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/comm")
+		names = append(names, strings.TrimSuffix(string(b), "\n"))
+	}
+	slices.Sort(names)
+	return strings.Join(slices.Compact(names), ",")
+}
+
+// comm is the name the kernel gives a process that runs path: its base,
+// cut to 15 bytes.
+func comm(path string) string {
+	name := filepath.Base(path)
+	return name[:min(len(name), 15)]
 }

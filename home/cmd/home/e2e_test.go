@@ -130,6 +130,9 @@ func (u *user) console(profile string) (addr string, stop func()) {
 	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid)); err != nil || !bytes.Contains(env, []byte(sysmon.Setting)) {
 		u.t.Errorf("home console runs without %s in GODEBUG (%v)", sysmon.Setting, err)
 	}
+	if name, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); err != nil || string(name) != "home\n" {
+		u.t.Errorf("home console is named %q after running again, want home (%v)", name, err)
+	}
 	go io.Copy(io.Discard, out)
 	return m[1], stop
 }

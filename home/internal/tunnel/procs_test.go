@@ -32,7 +32,7 @@ func TestAgentRunsOnOneProcessorUnlessTold(t *testing.T) {
 
 // TestCloudServeKeepsSysmonPolling: `cloud serve` runs itself again with
 // Go's monitor thread kept from deep sleep (proto/sysmon), as the same
-// process.
+// process under the same name.
 func TestCloudServeKeepsSysmonPolling(t *testing.T) {
 	c := hometest.Start(t, hometest.Options{})
 	pid, _ := c.Pids()
@@ -42,5 +42,9 @@ func TestCloudServeKeepsSysmonPolling(t *testing.T) {
 	}
 	if !bytes.Contains(env, []byte(sysmon.Setting)) {
 		t.Errorf("cloud serve (pid %d) runs without %s in GODEBUG", pid, sysmon.Setting)
+	}
+	// Run again, it keeps its name for ps -e, top and pgrep.
+	if name, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || string(name) != "cloud\n" {
+		t.Errorf("cloud serve (pid %d) is named %q, want cloud (%v)", pid, name, err)
 	}
 }
