@@ -210,7 +210,7 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 	vsReport(results, rounds)
 	printSpareUse(c)
 	if fanout {
-		fanOut(b, c, u)
+		fanOut(b, c, u, sshdServer{sshdAddr, sshdPid, user, key})
 	}
 }
 
@@ -611,11 +611,15 @@ func spread(vals []float64, format string) string {
 	return fmt.Sprintf(format+" ("+format+".."+format+")", s[len(s)/2], s[0], s[len(s)-1])
 }
 
-// fanOut claims vsFanHomes homes, each with one HTTP mapping forwarded by
-// one agent process (see runBenchHome) to one local HTTP service in this
-// process, and measures requests/s through HAProxy at vsFanConc concurrent
-// clients spread over all homes vs all to one home (interleaved, 3 rounds).
-func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
+// fanOut measures requests/s through HAProxy at vsFanConc concurrent
+// clients spread over vsFanHomes homes (one HTTP mapping each) vs all to one
+// of them, with each process's CPU per request (3 interleaved rounds), on
+// two paths one after the other: homeport, the homes all forwarded by one
+// agent process (see runBenchHome); then the anchor, with the agent
+// stopped and the same tunnel ports owned by sshd, each through its own
+// tuned `ssh -R` as in the other figures. Both forward to one local HTTP
+// service in this process.
+func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User, sshd sshdServer) {
 	b.Helper()
 	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -626,10 +630,77 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 	}
 	go web.Serve(ln)
 	b.Cleanup(func() { web.Close() })
+	target := ln.Addr().String()
 
 	start := time.Now()
-	hosts := make([]string, vsFanHomes)
 	homes := make([]benchHomeConfig, vsFanHomes)
+	hosts := fanHomes(b, c, u, func(i int, h *hometest.Home, m proto.Mapping) {
+		homes[i] = benchHomeConfig{Slug: h.Slug, Addr: h.SSHAddr(), KeyPath: h.KeyPath, HostKey: h.SSH.HostKey,
+			TunnelPort: m.TunnelPort, Target: target, HTTP: true}
+	})
+	if b.Failed() {
+		return
+	}
+	agentPid, stopAgent := startBenchHome(b, homes...)
+	fanWarm(b, c.HTTPAddr, hosts)
+	fmt.Printf("\nfan-out: %d homes up in %s\n", vsFanHomes, time.Since(start).Round(time.Millisecond))
+	cloudPid, haproxyPid := c.Pids()
+	this := fanProc{"this process (clients, web server)", []int{os.Getpid()}, nil}
+	homeport := fanPath{name: "homeport", hosts: hosts, procs: []fanProc{
+		{"cloud", []int{cloudPid}, nil}, {"HAProxy", nil, []int{haproxyPid}}, {"agent", []int{agentPid}, nil}, this}}
+	homeport.measure(c.HTTPAddr)
+	homeport.report()
+
+	start = time.Now()
+	stopAgent()
+	clients := make([]int, vsFanHomes)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, h := range homes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			waitPortFree(b, h.TunnelPort) // the cloud lets go of it once the agent is gone
+			clients[i] = startSSHClient(b, sshd.addr, sshd.user, sshd.key, h.TunnelPort, target, true)
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	fanWarm(b, c.HTTPAddr, hosts)
+	fmt.Printf("fan-out: the same %d homes through sshd and %d ssh clients in %s\n", vsFanHomes, vsFanHomes, time.Since(start).Round(time.Millisecond))
+	anchor := fanPath{name: "sshd-tuned", hosts: hosts, procs: []fanProc{
+		{"sshd", nil, []int{sshd.pid}}, {"HAProxy", nil, []int{haproxyPid}}, {"ssh clients", clients, nil}, this}}
+	anchor.measure(c.HTTPAddr)
+	anchor.report()
+	b.ReportMetric(median(ratios(homeport.many.rates, homeport.one.rates)), "fanout-ratio")
+	b.ReportMetric(median(ratios(anchor.many.rates, anchor.one.rates)), "sshd-fanout-ratio")
+}
+
+// waitPortFree waits (10 s at most) until nothing listens on the loopback
+// port.
+func waitPortFree(b *testing.B, port int) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Errorf("port %d still taken 10 s after the agent stopped: %v", port, err)
+			return
+		}
+	}
+}
+
+// fanHomes claims vsFanHomes homes (8 at a time), each with the base
+// domain hI.fan.test and an HTTP mapping of www.hI.fan.test, and calls
+// each with its home and mapping. It returns the hosts in order.
+func fanHomes(b *testing.B, c *hometest.Cloud, u *hometest.User, each func(i int, h *hometest.Home, m proto.Mapping)) []string {
+	hosts := make([]string, vsFanHomes)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i := range vsFanHomes {
@@ -643,21 +714,23 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 			h.AddBaseDomain(b, domain)
 			m := h.Map(b, proto.MappingRequest{Scheme: "http", Host: "www." + domain})
 			hosts[i] = "www." + domain
-			homes[i] = benchHomeConfig{Slug: h.Slug, Addr: h.SSHAddr(), KeyPath: h.KeyPath, HostKey: h.SSH.HostKey,
-				TunnelPort: m.TunnelPort, Target: ln.Addr().String(), HTTP: true}
+			each(i, h, m)
 		}()
 	}
 	wg.Wait()
-	if b.Failed() {
-		return
-	}
-	homesPid, _ := startBenchHome(b, homes...)
-	// Every home answers once before measuring (its forward is up).
-	client := fanClient(c.HTTPAddr)
+	return hosts
+}
+
+// fanWarm has every host answer once (its forward is up) before measuring.
+func fanWarm(b *testing.B, addr string, hosts []string) {
+	b.Helper()
+	client := fanClient(addr)
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(60 * time.Second)
 	for _, host := range hosts {
 		for {
-			if err := fanGet(client, host); err == nil {
+			err := fanGet(client, host)
+			if err == nil {
 				break
 			} else if time.Now().After(deadline) {
 				b.Fatalf("%s never answered: %v", host, err)
@@ -665,39 +738,61 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	fmt.Printf("\nfan-out: %d homes up in %s\n", vsFanHomes, time.Since(start).Round(time.Millisecond))
-	var many, one []float64
-	var p99many, p99one []float64
-	var cpuMany, cpuOne [4][]float64 // µs per request: cloud, HAProxy, the homes, this process
-	cloudPid, haproxyPid := c.Pids()
-	measure := func(hosts []string, rates, p99s *[]float64, cpu *[4][]float64) {
-		procs := [4]func() time.Duration{
-			func() time.Duration { return pathCPU([]int{cloudPid}, nil) },
-			func() time.Duration { return pathCPU(nil, []int{haproxyPid}) },
-			func() time.Duration { return pathCPU([]int{homesPid}, nil) },
-			func() time.Duration { return pathCPU([]int{os.Getpid()}, nil) },
-		}
-		var before [4]time.Duration
-		for i, p := range procs {
-			before[i] = p()
-		}
-		rate, p99 := fanRate(c.HTTPAddr, hosts)
-		*rates, *p99s = append(*rates, rate), append(*p99s, p99)
-		requests := rate * vsFanTime.Seconds()
-		for i, p := range procs {
-			cpu[i] = append(cpu[i], (p()-before[i]).Seconds()*1e6/requests)
-		}
-	}
+}
+
+// fanPath is one path of the fan-out: its hosts, the processes whose CPU
+// it reports, and what it measured.
+type fanPath struct {
+	name      string
+	hosts     []string
+	procs     []fanProc
+	many, one fanFigures
+}
+
+// fanProc is one process of a path (or several, or a tree: see pathCPU).
+type fanProc struct {
+	name        string
+	self, trees []int
+}
+
+type fanFigures struct {
+	rates, p99s []float64
+	cpu         [][]float64 // µs per request, per process, per round
+}
+
+// measure takes 3 rounds, each: requests to all hosts, then to the first.
+func (p *fanPath) measure(addr string) {
 	for range 3 {
-		measure(hosts, &many, &p99many, &cpuMany)
-		measure(hosts[:1], &one, &p99one, &cpuOne)
+		p.many.add(addr, p.hosts, p.procs)
+		p.one.add(addr, p.hosts[:1], p.procs)
 	}
-	fmt.Printf("HTTP at %d clients: %d homes %s req/s (p99 %s ms), one home %s req/s (p99 %s ms); %d homes/one home %s\n",
-		vsFanConc, vsFanHomes, spread(many, "%.0f"), spread(p99many, "%.1f"), spread(one, "%.0f"), spread(p99one, "%.1f"),
-		vsFanHomes, spread(ratios(many, one), "%.2f"))
-	fmt.Printf("CPU per request (µs), %d homes vs one home: cloud %s vs %s, HAProxy %s vs %s, the homes' agent %s vs %s, this process (clients, web server) %s vs %s\n",
-		vsFanHomes, spread(cpuMany[0], "%.0f"), spread(cpuOne[0], "%.0f"), spread(cpuMany[1], "%.0f"), spread(cpuOne[1], "%.0f"),
-		spread(cpuMany[2], "%.0f"), spread(cpuOne[2], "%.0f"), spread(cpuMany[3], "%.0f"), spread(cpuOne[3], "%.0f"))
+}
+
+func (f *fanFigures) add(addr string, hosts []string, procs []fanProc) {
+	before := make([]time.Duration, len(procs))
+	for i, p := range procs {
+		before[i] = pathCPU(p.self, p.trees)
+	}
+	rate, p99 := fanRate(addr, hosts)
+	f.rates, f.p99s = append(f.rates, rate), append(f.p99s, p99)
+	if f.cpu == nil {
+		f.cpu = make([][]float64, len(procs))
+	}
+	requests := rate * vsFanTime.Seconds()
+	for i, p := range procs {
+		f.cpu[i] = append(f.cpu[i], (pathCPU(p.self, p.trees)-before[i]).Seconds()*1e6/requests)
+	}
+}
+
+func (p fanPath) report() {
+	fmt.Printf("%s, HTTP at %d clients: %d homes %s req/s (p99 %s ms), one home %s req/s (p99 %s ms); %d homes/one home %s\n",
+		p.name, vsFanConc, vsFanHomes, spread(p.many.rates, "%.0f"), spread(p.many.p99s, "%.1f"),
+		spread(p.one.rates, "%.0f"), spread(p.one.p99s, "%.1f"), vsFanHomes, spread(ratios(p.many.rates, p.one.rates), "%.2f"))
+	var cpu []string
+	for i, proc := range p.procs {
+		cpu = append(cpu, fmt.Sprintf("%s %s vs %s", proc.name, spread(p.many.cpu[i], "%.0f"), spread(p.one.cpu[i], "%.0f")))
+	}
+	fmt.Printf("  CPU per request (µs), %d homes vs one home: %s\n", vsFanHomes, strings.Join(cpu, ", "))
 }
 
 func fanClient(addr string) *http.Client {
@@ -764,4 +859,18 @@ func fanRate(addr string, hosts []string) (float64, float64) {
 	}
 	slices.Sort(samples)
 	return float64(len(samples)) / elapsed.Seconds(), float64(samples[len(samples)*99/100].Microseconds()) / 1000
+}
+
+// sshdServer is the anchor's sshd: its address, its listener's pid, the
+// user and the client key's path.
+type sshdServer struct {
+	addr      string
+	pid       int
+	user, key string
+}
+
+func median(vals []float64) float64 {
+	s := slices.Clone(vals)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -574,8 +574,12 @@ func runBenchHome(specPath string) int {
 	if err != nil {
 		return fail(err)
 	}
-	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && len(homes) == 1 && !homes[0].Batched {
-		// Profiling the home agent: go tool pprof -top PATH.
+	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && !homes[0].Batched {
+		// Profiling the home agent: go tool pprof -top PATH (PATH.fanout
+		// for the agent of the fan-out's homes).
+		if len(homes) > 1 {
+			path += ".fanout"
+		}
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()

@@ -22,8 +22,8 @@ import (
 
 func TestMain(m *testing.M) {
 	if specPath := os.Getenv(benchHomeEnv); specPath != "" {
-		sysmon.KeepPolling()        // as the home command does,
-		tunnel.UseAgentProcs()      // both
+		sysmon.KeepPolling()            // as the home command does,
+		tunnel.UseAgentProcs()          // both
 		os.Exit(runBenchHome(specPath)) // the benchmark's home agent process
 	}
 	os.Exit(hometest.Main(m))
