@@ -81,10 +81,11 @@ const (
 //	cd home && go test ./internal/tunnel -run '^$' -bench VersusOpenSSHD -benchtime 1x
 //
 // HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
-// leaves the fan-out out, HOMEPORT_BENCH_REUSE=0 runs the cloud with
+// leaves the fan-out out, HOMEPORT_BENCH_FANOUT_ANCHOR=0 its sshd part, HOMEPORT_BENCH_REUSE=0 runs the cloud with
 // --reuse-home-connections=false, HOMEPORT_BENCH_SPARES=N with
 // --ssh-spare-channels=N, HOMEPORT_BENCH_HOME_PROCS=N runs the home agent
-// with GOMAXPROCS=N instead of tunnel.AgentProcs, HOMEPORT_BENCH_CLOUD_PROCS=N
+// with GOMAXPROCS=N instead of tunnel.AgentProcs (HOMEPORT_BENCH_HOME_GOGC=N
+// with GOGC=N), HOMEPORT_BENCH_CLOUD_PROCS=N
 // the cloud instead of its own choice (all processors but one). HOMEPORT_BENCH_CHURN=SECONDS measures nothing but
 // makes new connections (16 workers, or HOMEPORT_BENCH_WORKERS) to homeport, then to sshd-tuned, for
 // that long each, printing the pids to profile (perf record -g -p PID)
@@ -653,6 +654,9 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User, sshd sshdServer) 
 	homeport.measure(c.HTTPAddr)
 	homeport.report()
 
+	if os.Getenv("HOMEPORT_BENCH_FANOUT_ANCHOR") == "0" {
+		return
+	}
 	start = time.Now()
 	stopAgent()
 	clients := make([]int, vsFanHomes)
@@ -678,6 +682,8 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User, sshd sshdServer) 
 		{"sshd", nil, []int{sshd.pid}}, {"HAProxy", nil, []int{haproxyPid}}, {"ssh clients", clients, nil}, this}}
 	anchor.measure(c.HTTPAddr)
 	anchor.report()
+	fmt.Printf("homeport/sshd-tuned, round by round: %d homes %s, one home %s\n", vsFanHomes,
+		spread(ratios(homeport.many.rates, anchor.many.rates), "%.2f"), spread(ratios(homeport.one.rates, anchor.one.rates), "%.2f"))
 	b.ReportMetric(median(ratios(homeport.many.rates, homeport.one.rates)), "fanout-ratio")
 	b.ReportMetric(median(ratios(anchor.many.rates, anchor.one.rates)), "sshd-fanout-ratio")
 }

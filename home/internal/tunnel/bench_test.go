@@ -546,6 +546,9 @@ func startBenchHome(b *testing.B, homes ...benchHomeConfig) (int, func()) {
 	if v := os.Getenv("HOMEPORT_BENCH_HOME_PROCS"); v != "" {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+v) // instead of tunnel.AgentProcs
 	}
+	if v := os.Getenv("HOMEPORT_BENCH_HOME_GOGC"); v != "" {
+		cmd.Env = append(cmd.Env, "GOGC="+v)
+	}
 	return startReady(b, cmd, "home agent", "ready", true, false)
 }
 
