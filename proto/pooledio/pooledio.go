@@ -161,3 +161,29 @@ func Copy(dst io.Writer, src io.Reader, size int) (int64, error) {
 		}
 	}
 }
+
+// Buffers hands out pooled buffers of one size through the Get and Put of
+// net/http/httputil's BufferPool: without one, a ReverseProxy allocates a
+// 32 KiB buffer for every response it copies, which at a home's HTTP
+// gateway made most of the garbage and the collector's work per request.
+type Buffers struct {
+	pool *sync.Pool
+	size int
+}
+
+// NewBuffers returns the pool of size-byte buffers (shared with Copy and
+// NewConn of that size).
+func NewBuffers(size int) Buffers { return Buffers{pool: poolOf(size), size: size} }
+
+// Get returns a buffer of the pool's size.
+func (b Buffers) Get() []byte { return *b.pool.Get().(*[]byte) }
+
+// Put gives buf back to the pool; a buffer of another size is left to the
+// collector.
+func (b Buffers) Put(buf []byte) {
+	if cap(buf) != b.size {
+		return
+	}
+	buf = buf[:b.size]
+	b.pool.Put(&buf)
+}

@@ -124,3 +124,19 @@ func (w *largestWrite) Write(p []byte) (int, error) {
 	w.largest = max(w.largest, len(p))
 	return w.Buffer.Write(p)
 }
+
+// TestBuffersAreAlwaysTheirSize: Get returns buffers of the pool's size,
+// also after a shortened one was put back; one of another size is not
+// taken into the pool.
+func TestBuffersAreAlwaysTheirSize(t *testing.T) {
+	b := NewBuffers(1000)
+	buf := b.Get()
+	b.Put(buf[:10])
+	b.Put(make([]byte, 10))
+	b.Put(make([]byte, 10, 2000))
+	for range 100 {
+		if got := b.Get(); len(got) != 1000 || cap(got) != 1000 {
+			t.Fatalf("Get returned len %d cap %d, want 1000", len(got), cap(got))
+		}
+	}
+}

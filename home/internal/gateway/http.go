@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+
+	"homeport.dev/proto/pooledio"
 )
 
 // reverseProxy forwards requests to the plain-HTTP service at target,
@@ -26,8 +28,9 @@ func (g *Gateway) reverseProxy(target string) *httputil.ReverseProxy {
 			pr.Out.URL.Host = target
 			pr.SetXForwarded()
 		},
-		Transport: g.transport,
-		ErrorLog:  slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		Transport:  g.transport,
+		BufferPool: responseBuffers,
+		ErrorLog:   slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
@@ -37,6 +40,11 @@ func (g *Gateway) reverseProxy(target string) *httputil.ReverseProxy {
 		},
 	}
 }
+
+// responseBuffers are the reverse proxies' copy buffers, taken for one
+// response's body and given back after it: 32 KiB, the size ReverseProxy
+// would otherwise allocate for every response.
+var responseBuffers = pooledio.NewBuffers(32 << 10)
 
 type routeKey struct{}
 
