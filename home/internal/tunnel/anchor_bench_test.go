@@ -39,7 +39,6 @@ const (
 	vsSequential  = 1000 // new connections one after another
 	vsParallel    = 2000 // new connections by vsWorkers workers
 	vsWorkers     = 16
-	vsFanHomes    = 500 // in-process homes of the fan-out figure
 	vsFanConc     = 64  // concurrent HTTP clients of the fan-out figure
 	vsFanTime     = 3 * time.Second
 )
@@ -81,7 +80,8 @@ const (
 //	cd home && go test ./internal/tunnel -run '^$' -bench VersusOpenSSHD -benchtime 1x
 //
 // HOMEPORT_BENCH_ROUNDS sets the rounds (default 4), HOMEPORT_BENCH_FANOUT=0
-// leaves the fan-out out, HOMEPORT_BENCH_FANOUT_ANCHOR=0 its sshd part, HOMEPORT_BENCH_REUSE=0 runs the cloud with
+// leaves the fan-out out, HOMEPORT_BENCH_FANOUT_ANCHOR=0 its sshd part,
+// HOMEPORT_BENCH_FAN_HOMES=N sets its number of homes, HOMEPORT_BENCH_REUSE=0 runs the cloud with
 // --reuse-home-connections=false, HOMEPORT_BENCH_SPARES=N with
 // --ssh-spare-channels=N, HOMEPORT_BENCH_HOME_PROCS=N runs the home agent
 // with GOMAXPROCS=N instead of tunnel.AgentProcs (HOMEPORT_BENCH_HOME_GOGC=N
@@ -876,6 +876,16 @@ type sshdServer struct {
 	pid       int
 	user, key string
 }
+
+// vsFanHomes is the number of homes of the fan-out figure (in one agent
+// process): 500, or HOMEPORT_BENCH_FAN_HOMES (1 measures HTTP through a
+// one-home agent).
+var vsFanHomes = func() int {
+	if v, err := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_FAN_HOMES")); err == nil && v > 0 {
+		return v
+	}
+	return 500
+}()
 
 func median(vals []float64) float64 {
 	s := slices.Clone(vals)
