@@ -39,7 +39,7 @@ const (
 	vsSequential  = 1000 // new connections one after another
 	vsParallel    = 2000 // new connections by vsWorkers workers
 	vsWorkers     = 16
-	vsFanConc     = 64  // concurrent HTTP clients of the fan-out figure
+	vsFanConc     = 64 // concurrent HTTP clients of the fan-out figure
 	vsFanTime     = 3 * time.Second
 )
 
