@@ -32,21 +32,29 @@ func xffService(t *testing.T, hits *atomic.Int64) string {
 	return ln.Addr().String()
 }
 
+// cloudConn runs a gateway with one HTTP entry in front of xffService and
+// connects to it as a cloud that shares its connections (no PROXY header),
+// for at most d. It returns the connection and its reader.
+func cloudConn(t *testing.T, hits *atomic.Int64, d time.Duration) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	g := newGateway(t, gateway.Options{})
+	addr := serveWith(t, handler(t, g, gateway.Entry{Kind: gateway.HTTP, Target: xffService(t, hits)}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(d))
+	return c, bufio.NewReader(c)
+}
+
 // A cloud that shares its connections to a home between visitors sends
 // HTTP without a PROXY header; every request on such a connection is its
 // own visitor's, named by the last X-Forwarded-For value (the one HAProxy
 // appends). A request without one did not come through HAProxy.
 func TestHTTPWithoutProxyHeaderIsServedForEachRequestsVisitor(t *testing.T) {
 	var hits atomic.Int64
-	g := newGateway(t, gateway.Options{})
-	addr := serveWith(t, handler(t, g, gateway.Entry{Kind: gateway.HTTP, Target: xffService(t, &hits)}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := cloudConn(t, &hits, 5*time.Second)
 	for _, tc := range []struct{ xff, want string }{
 		{"203.0.113.7", "203.0.113.7 http web.example.com"},
 		{"6.6.6.6, 198.51.100.9", "198.51.100.9 http web.example.com"},
@@ -142,15 +150,7 @@ func clientHello(t *testing.T, serverName string) []byte {
 // collector's work.
 func TestHTTPGatewayTakesNoCopyBufferPerRequest(t *testing.T) {
 	var hits atomic.Int64
-	g := newGateway(t, gateway.Options{})
-	addr := serveWith(t, handler(t, g, gateway.Entry{Kind: gateway.HTTP, Target: xffService(t, &hits)}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := cloudConn(t, &hits, 30*time.Second)
 	get := func() {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example.com\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
 		resp, err := http.ReadResponse(br, nil)
