@@ -58,7 +58,9 @@ const (
 //     setsockopt(TCP_NODELAY) comes from the pty session, never with -N);
 //   - sshd-N: `ssh -N -R` (sshd's SSH socket keeps Nagle);
 //   - homeport: `cloud serve`'s SSH endpoint and the home agent's supervisor
-//     and gateway (this test binary re-executed).
+//     and gateway (this test binary re-executed);
+//   - direct: no tunnel, the service itself on a home's tunnel port behind
+//     the same HAProxy: the most any tunnel can reach on this machine.
 //
 // Figures per path: download and upload on 1 stream, download on 4 streams,
 // 64-byte round trips on 1 connection (p50, p99), round trips/s on 64
@@ -129,10 +131,11 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		"--ssh-spare-channels", cmp.Or(os.Getenv("HOMEPORT_BENCH_SPARES"), "2")},
 		Env: cloudProcsEnv()})
 	u := c.CreateUser(b, "bench")
-	hp, tuned, plainN := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
+	hp, tuned, plainN, direct := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
 	hpMap := hp.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: hp.TCPPorts.First})
 	tunedMap := tuned.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: tuned.TCPPorts.First})
 	nMap := plainN.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: plainN.TCPPorts.First})
+	directMap := direct.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: direct.TCPPorts.First})
 	cloudPid, haproxyPid := c.Pids()
 
 	plain := benchService(b, false)
@@ -144,6 +147,9 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 	sshdAddr, sshdPid, user, key := startSSHD(b)
 	tunedPid := startSSHClient(b, sshdAddr, user, key, tunedMap.TunnelPort, withHeader, true)
 	nPid := startSSHClient(b, sshdAddr, user, key, nMap.TunnelPort, withHeader, false)
+	// No tunnel: the service itself listens on the fourth home's tunnel
+	// port, the most any tunnel's figures can reach on this machine.
+	benchServiceAt(b, public(directMap.TunnelPort), true)
 	homePid, _ := startBenchHome(b, benchHomeConfig{
 		Slug: hp.Slug, Addr: hp.SSHAddr(), KeyPath: hp.KeyPath, HostKey: hp.SSH.HostKey,
 		TunnelPort: hpMap.TunnelPort, Target: plain,
@@ -153,6 +159,7 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		{name: "homeport", addr: public(hpMap.PublicPort), self: []int{cloudPid}, trees: []int{haproxyPid, homePid}},
 		{name: "sshd-tuned", addr: public(tunedMap.PublicPort), trees: []int{haproxyPid, sshdPid, tunedPid}},
 		{name: "sshd-N", addr: public(nMap.PublicPort), trees: []int{haproxyPid, sshdPid, nPid}},
+		{name: "direct", addr: public(directMap.PublicPort), trees: []int{haproxyPid}},
 	}
 	if secs, _ := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_CHURN")); secs > 0 {
 		// The channel-open path: new connections with vsWorkers workers
@@ -568,7 +575,7 @@ func vsReport(results map[string][]vsResult, rounds int) {
 		{"CPU per new conn, whole path", "µs", false, func(r vsResult) float64 { return r.cpuPerConn }},
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "figure (%d rounds)\thomeport\tsshd-tuned\tsshd-N\thomeport/tuned\thomeport/N\t\n", rounds)
+	fmt.Fprintf(w, "figure (%d rounds)\thomeport\tsshd-tuned\tsshd-N\tdirect\thomeport/tuned\thomeport/N\thomeport/direct\ttuned/direct\t\n", rounds)
 	for _, f := range figures {
 		col := func(name string) (vals []float64) {
 			for _, r := range results[name] {
@@ -576,14 +583,15 @@ func vsReport(results map[string][]vsResult, rounds int) {
 			}
 			return vals
 		}
-		hp, tuned, n := col("homeport"), col("sshd-tuned"), col("sshd-N")
+		hp, tuned, n, direct := col("homeport"), col("sshd-tuned"), col("sshd-N"), col("direct")
 		format := "%.0f"
 		if f.unit == "s" {
 			format = "%.2f"
 		}
-		fmt.Fprintf(w, "%s (%s, %s)\t%s\t%s\t%s\t%s\t%s\t\n", f.name, f.unit, better(f.higher),
-			spread(hp, format), spread(tuned, format), spread(n, format),
-			spread(ratios(hp, tuned), "%.2f"), spread(ratios(hp, n), "%.2f"))
+		fmt.Fprintf(w, "%s (%s, %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.name, f.unit, better(f.higher),
+			spread(hp, format), spread(tuned, format), spread(n, format), spread(direct, format),
+			spread(ratios(hp, tuned), "%.2f"), spread(ratios(hp, n), "%.2f"),
+			spread(ratios(hp, direct), "%.2f"), spread(ratios(tuned, direct), "%.2f"))
 	}
 	w.Flush()
 	fmt.Println("median (min..max); ratios are homeport/anchor taken round by round.")

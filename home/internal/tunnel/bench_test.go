@@ -215,7 +215,13 @@ func usage(pid int) procUsage {
 // echo of benchMessage-byte messages.
 func benchService(b *testing.B, expectProxy bool) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return benchServiceAt(b, "127.0.0.1:0", expectProxy)
+}
+
+// benchServiceAt is benchService listening on addr.
+func benchServiceAt(b *testing.B, addr string, expectProxy bool) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
