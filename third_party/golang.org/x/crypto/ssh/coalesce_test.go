@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,42 @@ func TestQueuedWritersShareOneWrite(t *testing.T) {
 	if len(writes[0]) != writers || len(seen) != writers {
 		t.Fatalf("the write holds packets %v, want each of the %d writers' once", writes[0], writers)
 	}
+}
+
+// TestRunnableWritersShareOneWrite: writers made runnable at once (as a
+// network poll readies the goroutines of several connections with data)
+// on one processor, none of them queued for the lock, leave their packets
+// for each other: fewer writes than writers, every packet on the wire once
+// when the last writePacket returns.
+func TestRunnableWritersShareOneWrite(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ht, w := newRecordingTransport()
+	const writers = 8
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			<-start
+			if err := ht.writePacket([]byte{msgChannelData, byte(i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	runtime.Gosched() // the writers wait for start
+	close(start)
+	wg.Wait()
+	writes, unflushed := w.wire()
+	var packets int
+	for _, wr := range writes {
+		packets += len(wr)
+	}
+	if packets != writers || unflushed != 0 {
+		t.Fatalf("%d packets on the wire and %d unflushed, want %d and 0", packets, unflushed, writers)
+	}
+	if len(writes) > writers/2 {
+		t.Fatalf("%d writers runnable at once made %d writes, want at most %d", writers, len(writes), writers/2)
+	}
+	t.Logf("%d writers, %d writes", writers, len(writes))
 }
 
 // TestConcurrentWritersLoseNothing: many writers at once over a real

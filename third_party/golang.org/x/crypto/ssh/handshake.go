@@ -10,6 +10,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -94,8 +95,8 @@ type handshakeTransport struct {
 	pendingPackets [][]byte
 	// writers counts the goroutines in writePacket waiting for mu, and
 	// unflushed tells that writePacket left packets in the transport's
-	// buffer for one of them to flush (homeport patch: the packets of
-	// writers queued behind each other go out in one write).
+	// buffer for a writer to flush (homeport patch: the packets of writers
+	// queued behind each other, or runnable at once, go out in one write).
 	writers          atomic.Int32
 	unflushed        bool
 	writePacketsLeft uint32
@@ -282,12 +283,11 @@ type bufferedPacketConn interface {
 	flush() error
 }
 
-// pushPacketBuffered pushes p without flushing it when another writer is
-// waiting for t.mu, which then flushes both (flushPending). Called with
-// t.mu held, from writePacket (homeport patch).
+// pushPacketBuffered pushes p without flushing it; writePacket flushes
+// (flushPending). Called with t.mu held (homeport patch).
 func (t *handshakeTransport) pushPacketBuffered(p []byte) error {
 	bc, ok := t.conn.(bufferedPacketConn)
-	if !ok || t.writers.Load() == 0 {
+	if !ok {
 		return t.pushPacket(p)
 	}
 	if debugHandshake {
@@ -299,7 +299,8 @@ func (t *handshakeTransport) pushPacketBuffered(p []byte) error {
 
 // flushPending flushes the packets writePacket left buffered unless
 // another writer is waiting for t.mu: the last writer of a queue flushes
-// for all. Called with t.mu held, as writePacket returns (homeport patch).
+// for all. Called with t.mu held, before writePacket returns (homeport
+// patch).
 func (t *handshakeTransport) flushPending() {
 	if !t.unflushed || t.writers.Load() > 0 {
 		return
@@ -620,13 +621,37 @@ func (t *handshakeTransport) sendKexInit() error {
 
 var errSendBannerPhase = errors.New("ssh: SendAuthBanner outside of authentication phase")
 
+// writePacket sends p. Homeport patch: the packet is sealed into the
+// transport's buffer, and the buffer goes to the connection once no
+// writer is left to add to it: a writer queued for t.mu leaves the flush
+// to the last of the queue, and the last one first lets the goroutines
+// that are already runnable (readied by the same network poll, say
+// channels whose local connections had data at once) seal theirs, then
+// flushes for all unless one of them did. A writer alone finds nothing
+// runnable and flushes at once; every writer returns after its packet
+// was given to the connection.
 func (t *handshakeTransport) writePacket(p []byte) error {
 	t.writers.Add(1)
 	t.mu.Lock()
 	t.writers.Add(-1)
-	defer t.mu.Unlock()
-	defer t.flushPending() // homeport patch
+	err := t.writePacketLocked(p)
+	yield := t.unflushed && t.writers.Load() == 0
+	if !yield {
+		t.flushPending()
+	}
+	t.mu.Unlock()
+	if yield {
+		runtime.Gosched()
+		t.mu.Lock()
+		t.flushPending()
+		t.mu.Unlock()
+	}
+	return err
+}
 
+// writePacketLocked is upstream's writePacket, called with t.mu held
+// (homeport patch).
+func (t *handshakeTransport) writePacketLocked(p []byte) error {
 	switch p[0] {
 	case msgKexInit:
 		return errors.New("ssh: only handshakeTransport can send kexInit")
