@@ -179,3 +179,70 @@ func TestHTTPGatewayTakesNoCopyBufferPerRequest(t *testing.T) {
 		t.Errorf("%d bytes allocated per request through the gateway, want well under ReverseProxy's 32 KiB copy buffer", perRequest)
 	}
 }
+
+// TestIdleHTTPConnectionsHoldNoReadBuffer: keep-alive connections from the
+// cloud that carried a request and now wait for the next (HAProxy keeps
+// such connections to every home it serves) cost the home no goroutine and
+// no buffer of the gateway's own: net/http gets its read deadlines from the
+// connection, where a pump goroutine with two 32 KiB buffers per
+// connection used to give them. They still serve the next request.
+func TestIdleHTTPConnectionsHoldNoReadBuffer(t *testing.T) {
+	const conns = 200
+	const pumpBuffers = 64 << 10 // what each held before
+	var hits atomic.Int64
+	g := newGateway(t, gateway.Options{})
+	addr := serveWith(t, handler(t, g, gateway.Entry{Kind: gateway.HTTP, Target: xffService(t, &hits)}))
+	get := func(c net.Conn, br *bufio.Reader) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example.com\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "203.0.113.7 ") {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	}
+	type client struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	clients := make([]client, 0, conns)
+	t.Cleanup(func() {
+		for _, cl := range clients {
+			cl.c.Close()
+		}
+	})
+	dial := func() client {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := client{c, bufio.NewReader(c)}
+		clients = append(clients, cl)
+		get(cl.c, cl.br)
+		return cl
+	}
+	dial() // the connection to the local service, the pools
+	heapBefore, goroutinesBefore := heapInUse(), runtime.NumGoroutine()
+	for range conns {
+		dial()
+	}
+	grown := heapInUse() - heapBefore
+	goroutines := runtime.NumGoroutine() - goroutinesBefore
+	t.Logf("%d idle HTTP connections: heap in use +%d KiB (%d bytes each), +%d goroutines", conns, grown>>10, grown/conns, goroutines)
+	if limit := int64(conns * pumpBuffers / 2); grown > limit {
+		t.Errorf("%d idle HTTP connections take %d KiB of heap, want under %d KiB: each holds read buffers while it waits", conns, grown>>10, limit>>10)
+	}
+	// Each: the gateway's handler waiting for the HTTP server to be done
+	// with it, and the server's own goroutine (the pump was a third).
+	if goroutines > 2*conns {
+		t.Errorf("%d idle HTTP connections hold %d goroutines, want at most 2 each", conns, goroutines)
+	}
+	for _, cl := range clients {
+		get(cl.c, cl.br)
+	}
+}

@@ -192,7 +192,7 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 			log.Info("gateway: connection dropped", "err", err)
 			return
 		case plain:
-			g.serveHTTP(ctx, c, r.plain)
+			g.serveHTTP(ctx, c, r.plain, log)
 			return
 		case h.acmeChallenge() && g.o.ChallengeCert != nil:
 			if cert, ok := g.o.ChallengeCert(h.serverName); ok {
@@ -207,7 +207,7 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 	}
 	switch {
 	case r.Kind == HTTP:
-		g.serveHTTP(ctx, c, r)
+		g.serveHTTP(ctx, c, r, log)
 	case r.tls != nil:
 		g.serveTLS(ctx, c, r, log)
 	default:

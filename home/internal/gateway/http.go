@@ -57,9 +57,9 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	if dc, ok := c.(*deadlineConn); ok {
-		ctx = context.WithValue(ctx, routeKey{}, dc.route)
-		if pc, ok := dc.Conn.(*proxiedConn); ok && pc.forwarded {
+	if hc, ok := c.(*httpConn); ok {
+		ctx = context.WithValue(ctx, routeKey{}, hc.route)
+		if pc, ok := hc.Conn.(*proxiedConn); ok && pc.forwarded {
 			ctx = context.WithValue(ctx, forwardedKey{}, true)
 		}
 	}
@@ -107,37 +107,45 @@ func visitorAddr(h http.Header) (string, error) {
 
 // serveHTTP hands the connection to the gateway's HTTP server and returns
 // once that is done with it or ctx ends.
-func (g *Gateway) serveHTTP(ctx context.Context, c net.Conn, r *route) {
-	dc := newDeadlineConn(c, r)
-	defer dc.Close()
-	g.handOver(ctx, dc, dc)
+func (g *Gateway) serveHTTP(ctx context.Context, c net.Conn, r *route, log *slog.Logger) {
+	hc, err := newHTTPConn(c, r)
+	if err != nil {
+		log.Error("gateway: connection dropped", "err", err)
+		return
+	}
+	defer hc.Close()
+	g.handOver(ctx, hc, hc)
 }
 
 // serveTLS terminates TLS with the entry's configuration within
 // HeaderTimeout, then serves HTTP like serveHTTP.
 func (g *Gateway) serveTLS(ctx context.Context, c net.Conn, r *route, log *slog.Logger) {
-	dc := newDeadlineConn(c, r)
-	defer dc.Close()
-	tc := tls.Server(dc, r.tls)
+	hc, err := newHTTPConn(c, r)
+	if err != nil {
+		log.Error("gateway: connection dropped", "err", err)
+		return
+	}
+	defer hc.Close()
+	tc := tls.Server(hc, r.tls)
 	hctx, cancel := context.WithTimeout(ctx, g.o.HeaderTimeout)
-	err := tc.HandshakeContext(hctx)
+	err = tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
 		log.Info("gateway: TLS handshake failed", "err", err)
 		return
 	}
-	g.handOver(ctx, tc, dc)
+	g.handOver(ctx, tc, hc)
 }
 
-// handOver gives c to the HTTP server and waits until dc is closed (the
+// handOver gives c to the HTTP server and waits until hc is closed (the
 // server is done with it, or it was hijacked for an upgrade and that ended)
 // or ctx ends.
-func (g *Gateway) handOver(ctx context.Context, c net.Conn, dc *deadlineConn) {
+func (g *Gateway) handOver(ctx context.Context, c net.Conn, hc *httpConn) {
 	if !g.listener.push(ctx, c) {
 		return
 	}
 	select {
-	case <-dc.closed:
+	case <-hc.closed:
 	case <-ctx.Done():
 	}
 }

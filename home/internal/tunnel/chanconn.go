@@ -9,11 +9,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// ErrNoDeadline is returned by the deadline methods of forwarded
-// connections: an SSH channel cannot interrupt a blocked read. Users that
-// need deadlines (net/http) wrap the connection; the handler's context ends
-// when the channel does.
-var ErrNoDeadline = errors.New("tunnel: deadlines are not supported on forwarded connections")
+// ErrNoDeadline is returned by SetDeadline and SetWriteDeadline of
+// forwarded connections: a write to an SSH channel waits for the peer's
+// window and cannot be interrupted but by closing the channel. Read
+// deadlines work (SetReadDeadline; third_party/README.md).
+var ErrNoDeadline = errors.New("tunnel: write deadlines are not supported on forwarded connections")
 
 // channelConn is a forwarded-tcpip channel seen as a net.Conn: LocalAddr is
 // the tunnel port on the cloud, RemoteAddr the cloud-side peer that opened
@@ -62,8 +62,18 @@ func (c *channelConn) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, struct{ io.Reader }{c.Channel})
 }
 
+// SetReadDeadline sets the deadline of Read and WriteTo, as a net.Conn's:
+// past it they fail with os.ErrDeadlineExceeded, and data that arrives
+// meanwhile waits for the next read (the SSH library's channels have read
+// deadlines, see third_party/README.md).
+func (c *channelConn) SetReadDeadline(t time.Time) error {
+	if rd, ok := c.Channel.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return rd.SetReadDeadline(t)
+	}
+	return errors.New("tunnel: this SSH library's channels have no read deadlines")
+}
+
 func (c *channelConn) SetDeadline(time.Time) error      { return ErrNoDeadline }
-func (c *channelConn) SetReadDeadline(time.Time) error  { return ErrNoDeadline }
 func (c *channelConn) SetWriteDeadline(time.Time) error { return ErrNoDeadline }
 
 // forwardedPayload is the extra data of a forwarded-tcpip channel (RFC 4254

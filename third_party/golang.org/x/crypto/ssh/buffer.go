@@ -6,7 +6,9 @@ package ssh
 
 import (
 	"io"
+	"os"
 	"sync"
+	"time"
 )
 
 // buffer provides a linked list buffer for data exchange
@@ -20,6 +22,11 @@ type buffer struct {
 	tail *element // the buffer that will be read last
 
 	closed bool
+
+	// A read deadline (homeport patch, setDeadline): expired is set once
+	// it has passed, by timer.
+	timer   *time.Timer
+	expired bool
 }
 
 // An element represents a single link in a linked list.
@@ -66,12 +73,47 @@ func (b *buffer) eof() {
 	b.Cond.L.Unlock()
 }
 
+// setDeadline makes Read and take fail with os.ErrDeadlineExceeded,
+// instead of waiting for data, once t has passed, as a net.Conn's read
+// deadline does; the zero time removes the deadline (homeport patch).
+func (b *buffer) setDeadline(t time.Time) {
+	b.Cond.L.Lock()
+	defer b.Cond.L.Unlock()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.expired = false
+	if t.IsZero() {
+		return
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		b.expired = true
+		b.Cond.Broadcast()
+		return
+	}
+	var timer *time.Timer
+	timer = time.AfterFunc(d, func() {
+		b.Cond.L.Lock()
+		defer b.Cond.L.Unlock()
+		if b.timer == timer { // not stopped or replaced meanwhile
+			b.expired = true
+			b.Cond.Broadcast()
+		}
+	})
+	b.timer = timer
+}
+
 // Read reads data from the internal buffer in buf.  Reads will block
 // if no data is available, or until the buffer is closed.
 func (b *buffer) Read(buf []byte) (n int, err error) {
 	b.Cond.L.Lock()
 	defer b.Cond.L.Unlock()
 
+	if b.expired && len(buf) > 0 { // homeport patch
+		return 0, os.ErrDeadlineExceeded
+	}
 	for len(buf) > 0 {
 		// if there is data in b.head, copy it
 		if len(b.head.buf) > 0 {
@@ -100,6 +142,10 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 		// check to see if the buffer is closed.
 		if b.closed {
 			err = io.EOF
+			break
+		}
+		if b.expired { // homeport patch
+			err = os.ErrDeadlineExceeded
 			break
 		}
 		// out of buffers, wait for producer

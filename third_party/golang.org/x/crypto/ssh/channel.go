@@ -12,6 +12,7 @@ import (
 	"log"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -617,6 +618,19 @@ func (ch *channel) Write(data []byte) (int, error) {
 		return 0, errUndecided
 	}
 	return ch.WriteExtended(data, 0)
+}
+
+// SetReadDeadline sets the deadline for Read, ReadExtended and WriteTo
+// to wait for the channel's data: once t has passed they fail with
+// os.ErrDeadlineExceeded (a net.Error whose Timeout is true), and data
+// that arrives is kept for the next call; the zero time removes it. It
+// is what net/http needs of a connection to time out a request and to
+// stop its read ahead (homeport patch; channels have no write deadline:
+// a write waits for the peer's window).
+func (ch *channel) SetReadDeadline(t time.Time) error {
+	ch.pending.setDeadline(t)
+	ch.extPending.setDeadline(t)
+	return nil
 }
 
 func (ch *channel) CloseWrite() error {

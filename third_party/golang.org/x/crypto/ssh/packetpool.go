@@ -7,6 +7,7 @@ package ssh
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
 )
 
@@ -115,10 +116,14 @@ const maxWriteToPackets = 8
 // take waits for received data and moves up to max queued parts out of the
 // buffer: their unread bytes, and their packets, which the caller releases
 // once it no longer refers to the bytes. It returns io.EOF once the buffer
-// is closed and empty.
+// is closed and empty, and os.ErrDeadlineExceeded once its deadline has
+// passed (setDeadline).
 func (b *buffer) take(data net.Buffers, packets [][]byte, max int) (net.Buffers, [][]byte, error) {
 	b.Cond.L.Lock()
 	defer b.Cond.L.Unlock()
+	if b.expired {
+		return data, packets, os.ErrDeadlineExceeded
+	}
 	for len(data) < max {
 		if len(b.head.buf) > 0 {
 			data = append(data, b.head.buf)
@@ -137,6 +142,9 @@ func (b *buffer) take(data net.Buffers, packets [][]byte, max int) (net.Buffers,
 		}
 		if b.closed {
 			return data, packets, io.EOF
+		}
+		if b.expired {
+			return data, packets, os.ErrDeadlineExceeded
 		}
 		b.Cond.Wait()
 	}
