@@ -628,8 +628,10 @@ var errSendBannerPhase = errors.New("ssh: SendAuthBanner outside of authenticati
 // that are already runnable (readied by the same network poll, say
 // channels whose local connections had data at once) seal theirs, then
 // flushes for all unless one of them did. A writer alone finds nothing
-// runnable and flushes at once; every writer returns after its packet
-// was given to the connection.
+// runnable and flushes at once. A writer returns before its packet is
+// given to the connection only when another writer waits for t.mu, which
+// flushes it (or leaves it to the next); a key exchange flushes the
+// buffer before its first packet.
 func (t *handshakeTransport) writePacket(p []byte) error {
 	t.writers.Add(1)
 	t.mu.Lock()
