@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"time"
 )
 
 // buffer provides a linked list buffer for data exchange
@@ -23,9 +22,8 @@ type buffer struct {
 
 	closed bool
 
-	// A read deadline (homeport patch, setDeadline): expired is set once
-	// it has passed, by timer.
-	timer   *time.Timer
+	// expired is set while the channel's read deadline has passed
+	// (homeport patch, channel.SetReadDeadline).
 	expired bool
 }
 
@@ -73,36 +71,16 @@ func (b *buffer) eof() {
 	b.Cond.L.Unlock()
 }
 
-// setDeadline makes Read and take fail with os.ErrDeadlineExceeded,
-// instead of waiting for data, once t has passed, as a net.Conn's read
-// deadline does; the zero time removes the deadline (homeport patch).
-func (b *buffer) setDeadline(t time.Time) {
+// setExpired makes Read and take fail with os.ErrDeadlineExceeded
+// instead of waiting for data (the channel's read deadline has passed), or
+// wait again (homeport patch).
+func (b *buffer) setExpired(expired bool) {
 	b.Cond.L.Lock()
-	defer b.Cond.L.Unlock()
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
-	b.expired = false
-	if t.IsZero() {
-		return
-	}
-	d := time.Until(t)
-	if d <= 0 {
-		b.expired = true
+	b.expired = expired
+	if expired {
 		b.Cond.Broadcast()
-		return
 	}
-	var timer *time.Timer
-	timer = time.AfterFunc(d, func() {
-		b.Cond.L.Lock()
-		defer b.Cond.L.Unlock()
-		if b.timer == timer { // not stopped or replaced meanwhile
-			b.expired = true
-			b.Cond.Broadcast()
-		}
-	})
-	b.timer = timer
+	b.Cond.L.Unlock()
 }
 
 // Read reads data from the internal buffer in buf.  Reads will block

@@ -209,6 +209,12 @@ type channel struct {
 	pending    *buffer
 	extPending *buffer
 
+	// The read deadline (homeport patch, SetReadDeadline): its time, and
+	// one timer per channel, made at the first deadline and reset after.
+	deadlineMu    sync.Mutex
+	deadline      time.Time
+	deadlineTimer *time.Timer
+
 	// windowMu protects myWindow, the flow-control window, and myConsumed,
 	// the number of bytes consumed since we last increased myWindow
 	windowMu   sync.Mutex
@@ -628,9 +634,42 @@ func (ch *channel) Write(data []byte) (int, error) {
 // stop its read ahead (homeport patch; channels have no write deadline:
 // a write waits for the peer's window).
 func (ch *channel) SetReadDeadline(t time.Time) error {
-	ch.pending.setDeadline(t)
-	ch.extPending.setDeadline(t)
+	ch.deadlineMu.Lock()
+	defer ch.deadlineMu.Unlock()
+	ch.deadline = t
+	if ch.deadlineTimer != nil {
+		ch.deadlineTimer.Stop()
+	}
+	d := time.Until(t)
+	expired := !t.IsZero() && d <= 0
+	ch.pending.setExpired(expired)
+	ch.extPending.setExpired(expired)
+	if t.IsZero() || expired {
+		return nil
+	}
+	if ch.deadlineTimer == nil {
+		ch.deadlineTimer = time.AfterFunc(d, ch.deadlinePassed)
+	} else {
+		ch.deadlineTimer.Reset(d)
+	}
 	return nil
+}
+
+// deadlinePassed is the deadline timer's function (homeport patch).
+func (ch *channel) deadlinePassed() {
+	ch.deadlineMu.Lock()
+	defer ch.deadlineMu.Unlock()
+	if ch.deadline.IsZero() {
+		return // cleared since the timer was set
+	}
+	if d := time.Until(ch.deadline); d > 0 {
+		// Moved on since the timer was set (or a wall-clock time not
+		// yet reached): wait for it.
+		ch.deadlineTimer.Reset(d)
+		return
+	}
+	ch.pending.setExpired(true)
+	ch.extPending.setExpired(true)
 }
 
 func (ch *channel) CloseWrite() error {

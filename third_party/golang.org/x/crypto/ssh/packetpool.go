@@ -116,8 +116,8 @@ const maxWriteToPackets = 8
 // take waits for received data and moves up to max queued parts out of the
 // buffer: their unread bytes, and their packets, which the caller releases
 // once it no longer refers to the bytes. It returns io.EOF once the buffer
-// is closed and empty, and os.ErrDeadlineExceeded once its deadline has
-// passed (setDeadline).
+// is closed and empty, and os.ErrDeadlineExceeded while the channel's read
+// deadline has passed (setExpired).
 func (b *buffer) take(data net.Buffers, packets [][]byte, max int) (net.Buffers, [][]byte, error) {
 	b.Cond.L.Lock()
 	defer b.Cond.L.Unlock()
