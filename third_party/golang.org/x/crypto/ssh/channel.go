@@ -209,11 +209,14 @@ type channel struct {
 	pending    *buffer
 	extPending *buffer
 
-	// The read deadline (homeport patch, SetReadDeadline): its time, and
-	// one timer per channel, made at the first deadline and reset after.
+	// The read deadline (homeport patch, SetReadDeadline): its time,
+	// whether it has passed, and one timer per channel, made at the first
+	// deadline, and when it fires next (zero: it is not armed).
 	deadlineMu    sync.Mutex
 	deadline      time.Time
+	expired       bool
 	deadlineTimer *time.Timer
+	timerAt       time.Time
 
 	// windowMu protects myWindow, the flow-control window, and myConsumed,
 	// the number of bytes consumed since we last increased myWindow
@@ -637,28 +640,41 @@ func (ch *channel) SetReadDeadline(t time.Time) error {
 	ch.deadlineMu.Lock()
 	defer ch.deadlineMu.Unlock()
 	ch.deadline = t
-	if ch.deadlineTimer != nil {
-		ch.deadlineTimer.Stop()
-	}
-	d := time.Until(t)
-	expired := !t.IsZero() && d <= 0
-	ch.pending.setExpired(expired)
-	ch.extPending.setExpired(expired)
-	if t.IsZero() || expired {
+	ch.setExpired(!t.IsZero() && !time.Now().Before(t))
+	if t.IsZero() || ch.expired {
 		return nil
 	}
+	if !ch.timerAt.IsZero() && !t.Before(ch.timerAt) {
+		// The timer fires first and then waits for t: net/http moves its
+		// deadline on at every request, and a timer left alone costs
+		// nothing until then.
+		return nil
+	}
+	d := time.Until(t)
 	if ch.deadlineTimer == nil {
 		ch.deadlineTimer = time.AfterFunc(d, ch.deadlinePassed)
 	} else {
 		ch.deadlineTimer.Reset(d)
 	}
+	ch.timerAt = t
 	return nil
+}
+
+// setExpired tells the channel's buffers whether the read deadline has
+// passed. Called with ch.deadlineMu held (homeport patch).
+func (ch *channel) setExpired(expired bool) {
+	if expired != ch.expired {
+		ch.expired = expired
+		ch.pending.setExpired(expired)
+		ch.extPending.setExpired(expired)
+	}
 }
 
 // deadlinePassed is the deadline timer's function (homeport patch).
 func (ch *channel) deadlinePassed() {
 	ch.deadlineMu.Lock()
 	defer ch.deadlineMu.Unlock()
+	ch.timerAt = time.Time{}
 	if ch.deadline.IsZero() {
 		return // cleared since the timer was set
 	}
@@ -666,10 +682,10 @@ func (ch *channel) deadlinePassed() {
 		// Moved on since the timer was set (or a wall-clock time not
 		// yet reached): wait for it.
 		ch.deadlineTimer.Reset(d)
+		ch.timerAt = ch.deadline
 		return
 	}
-	ch.pending.setExpired(true)
-	ch.extPending.setExpired(true)
+	ch.setExpired(true)
 }
 
 func (ch *channel) CloseWrite() error {

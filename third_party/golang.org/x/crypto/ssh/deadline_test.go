@@ -89,6 +89,36 @@ func TestChannelReadDeadline(t *testing.T) {
 	}
 }
 
+// TestChannelReadDeadlineMoves (homeport patch): a deadline moved later
+// while the timer is set for the earlier one is kept, not the earlier one;
+// one moved earlier is kept too.
+func TestChannelReadDeadlineMoves(t *testing.T) {
+	a, b, mux := channelPair(t)
+	defer a.Close()
+	defer b.Close()
+	defer mux.Close()
+
+	start := time.Now()
+	a.SetReadDeadline(start.Add(20 * time.Millisecond))
+	a.SetReadDeadline(start.Add(150 * time.Millisecond))
+	_, err := a.Read(make([]byte, 8))
+	wantTimeout(t, "read past a deadline moved later", err)
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Fatalf("the read failed after %s, at the deadline moved away (20ms), not at the one set (150ms)", waited)
+	}
+
+	start = time.Now()
+	a.SetReadDeadline(start.Add(time.Hour))
+	a.SetReadDeadline(start.Add(30 * time.Millisecond))
+	done := readAsync(a)
+	select {
+	case r := <-done:
+		wantTimeout(t, "read past a deadline moved earlier", r.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a deadline moved earlier did not end the read")
+	}
+}
+
 // TestChannelWriteToDeadline (homeport patch): WriteTo, which io.Copy
 // uses, keeps the read deadline too, and delivers what came before it.
 func TestChannelWriteToDeadline(t *testing.T) {
