@@ -585,8 +585,9 @@ func runBenchHome(specPath string) int {
 	}
 	if path := os.Getenv("HOMEPORT_BENCH_CPUPROFILE"); path != "" && !homes[0].Batched {
 		// Profiling the home agent: go tool pprof -top PATH (PATH.fanout
-		// for the agent of the fan-out's homes).
-		if len(homes) > 1 {
+		// for the agent of the fan-out's homes, however many: both
+		// agents run at once).
+		if homes[0].HTTP {
 			path += ".fanout"
 		}
 		if f, err := os.Create(path); err == nil {
