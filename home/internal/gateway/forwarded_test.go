@@ -142,6 +142,23 @@ func clientHello(t *testing.T, serverName string) []byte {
 	return b[:n]
 }
 
+// getAsVisitor sends a GET on c as the cloud's HAProxy does on a connection
+// it shares between visitors (no PROXY header; the visitor, 203.0.113.7,
+// in X-Forwarded-For) and checks that xffService answered for that visitor.
+func getAsVisitor(t *testing.T, c net.Conn, br *bufio.Reader) {
+	t.Helper()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example.com\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "203.0.113.7 ") {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+}
+
 // TestHTTPGatewayTakesNoCopyBufferPerRequest: the reverse proxy copies each
 // response through a pooled buffer. Requests on a kept-alive connection
 // allocate well under ReverseProxy's 32 KiB copy buffer each, counting all
@@ -151,18 +168,7 @@ func clientHello(t *testing.T, serverName string) []byte {
 func TestHTTPGatewayTakesNoCopyBufferPerRequest(t *testing.T) {
 	var hits atomic.Int64
 	c, br := cloudConn(t, &hits, 30*time.Second)
-	get := func() {
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example.com\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "203.0.113.7 ") {
-			t.Fatalf("%d %q", resp.StatusCode, body)
-		}
-	}
+	get := func() { getAsVisitor(t, c, br) }
 	for range 20 {
 		get() // the connection to the local service, the pools
 	}
@@ -195,16 +201,7 @@ func TestIdleHTTPConnectionsHoldNoReadBuffer(t *testing.T) {
 	get := func(c net.Conn, br *bufio.Reader) {
 		t.Helper()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example.com\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "203.0.113.7 ") {
-			t.Fatalf("%d %q", resp.StatusCode, body)
-		}
+		getAsVisitor(t, c, br)
 	}
 	type client struct {
 		c  net.Conn

@@ -192,7 +192,7 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 			log.Info("gateway: connection dropped", "err", err)
 			return
 		case plain:
-			g.serveHTTP(ctx, c, r.plain, log)
+			g.serveHTTP(ctx, c, r.plain, nil, log)
 			return
 		case h.acmeChallenge() && g.o.ChallengeCert != nil:
 			if cert, ok := g.o.ChallengeCert(h.serverName); ok {
@@ -207,9 +207,9 @@ func (g *Gateway) serve(ctx context.Context, conn net.Conn, r *route) {
 	}
 	switch {
 	case r.Kind == HTTP:
-		g.serveHTTP(ctx, c, r, log)
+		g.serveHTTP(ctx, c, r, nil, log)
 	case r.tls != nil:
-		g.serveTLS(ctx, c, r, log)
+		g.serveHTTP(ctx, c, r, r.tls, log)
 	default:
 		g.servePipe(ctx, c, hdr, r, log)
 	}

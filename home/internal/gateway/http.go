@@ -106,27 +106,20 @@ func visitorAddr(h http.Header) (string, error) {
 }
 
 // serveHTTP hands the connection to the gateway's HTTP server and returns
-// once that is done with it or ctx ends.
-func (g *Gateway) serveHTTP(ctx context.Context, c net.Conn, r *route, log *slog.Logger) {
+// once that is done with it or ctx ends. With tlsConf, it first terminates
+// TLS within HeaderTimeout.
+func (g *Gateway) serveHTTP(ctx context.Context, c net.Conn, r *route, tlsConf *tls.Config, log *slog.Logger) {
 	hc, err := newHTTPConn(c, r)
 	if err != nil {
 		log.Error("gateway: connection dropped", "err", err)
 		return
 	}
 	defer hc.Close()
-	g.handOver(ctx, hc, hc)
-}
-
-// serveTLS terminates TLS with the entry's configuration within
-// HeaderTimeout, then serves HTTP like serveHTTP.
-func (g *Gateway) serveTLS(ctx context.Context, c net.Conn, r *route, log *slog.Logger) {
-	hc, err := newHTTPConn(c, r)
-	if err != nil {
-		log.Error("gateway: connection dropped", "err", err)
+	if tlsConf == nil {
+		g.handOver(ctx, hc, hc)
 		return
 	}
-	defer hc.Close()
-	tc := tls.Server(hc, r.tls)
+	tc := tls.Server(hc, tlsConf)
 	hctx, cancel := context.WithTimeout(ctx, g.o.HeaderTimeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()
