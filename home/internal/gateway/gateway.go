@@ -284,8 +284,9 @@ func (g *Gateway) readHeader(ctx context.Context, conn net.Conn, private, httpOK
 	if private {
 		return &proxiedConn{Conn: conn, br: br, r: br, remote: conn.RemoteAddr(), count: count}, nil, nil
 	}
-	// Forwarded channels have no deadlines: closing the connection is what
-	// interrupts a read that waits too long.
+	// Closing the connection interrupts a read that waits too long: a
+	// connection without its header in time is dropped anyway, and this
+	// needs no read deadline of it.
 	hctx, cancel := context.WithTimeout(ctx, g.o.HeaderTimeout)
 	defer cancel()
 	stop := context.AfterFunc(hctx, func() { conn.Close() })
