@@ -212,11 +212,12 @@ type channel struct {
 	// The read deadline (homeport patch, SetReadDeadline): its time,
 	// whether it has passed, and one timer per channel, made at the first
 	// deadline, and when it fires next (zero: it is not armed).
-	deadlineMu    sync.Mutex
-	deadline      time.Time
-	expired       bool
-	deadlineTimer *time.Timer
-	timerAt       time.Time
+	deadlineMu      sync.Mutex
+	deadline        time.Time
+	expired         bool
+	deadlineTimer   *time.Timer
+	timerAt         time.Time
+	deadlineStopped bool // the channel is closed: no timer is armed again
 
 	// windowMu protects myWindow, the flow-control window, and myConsumed,
 	// the number of bytes consumed since we last increased myWindow
@@ -438,7 +439,21 @@ func (c *channel) close() {
 		c.writeMu.Unlock()
 		// Unblock writers.
 		c.remoteWin.close()
+		c.stopDeadline()
 	})
+}
+
+// stopDeadline stops the read deadline's timer for good once the channel
+// is closed: an armed timer would keep the channel reachable until it
+// fires, minutes later for net/http's idle timeout (homeport patch).
+func (c *channel) stopDeadline() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.deadlineStopped = true
+	if c.deadlineTimer != nil {
+		c.deadlineTimer.Stop()
+	}
+	c.timerAt = time.Time{}
 }
 
 // responseMessageReceived is called when a success or failure message is
@@ -641,7 +656,7 @@ func (ch *channel) SetReadDeadline(t time.Time) error {
 	defer ch.deadlineMu.Unlock()
 	ch.deadline = t
 	ch.setExpired(!t.IsZero() && !time.Now().Before(t))
-	if t.IsZero() || ch.expired {
+	if t.IsZero() || ch.expired || ch.deadlineStopped {
 		return nil
 	}
 	if !ch.timerAt.IsZero() && !t.Before(ch.timerAt) {
@@ -675,8 +690,8 @@ func (ch *channel) deadlinePassed() {
 	ch.deadlineMu.Lock()
 	defer ch.deadlineMu.Unlock()
 	ch.timerAt = time.Time{}
-	if ch.deadline.IsZero() {
-		return // cleared since the timer was set
+	if ch.deadline.IsZero() || ch.deadlineStopped {
+		return // cleared since the timer was set, or the channel closed
 	}
 	if d := time.Until(ch.deadline); d > 0 {
 		// Moved on since the timer was set (or a wall-clock time not

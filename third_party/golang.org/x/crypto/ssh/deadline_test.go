@@ -119,6 +119,40 @@ func TestChannelReadDeadlineMoves(t *testing.T) {
 	}
 }
 
+// TestClosedChannelHoldsNoDeadlineTimer (homeport patch): once a channel
+// is closed its deadline timer is stopped and not armed again, so it does
+// not keep the channel reachable until a far deadline.
+func TestClosedChannelHoldsNoDeadlineTimer(t *testing.T) {
+	a, b, mux := channelPair(t)
+	defer mux.Close()
+	a.SetReadDeadline(time.Now().Add(time.Hour))
+	b.Close()
+	if _, err := io.ReadAll(a); err != nil { // EOF: a saw b's close
+		t.Fatal(err)
+	}
+	a.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a.deadlineMu.Lock()
+		stopped := a.deadlineStopped
+		a.deadlineMu.Unlock()
+		if stopped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed channel's deadline timer is still armed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if a.deadlineTimer.Stop() {
+		t.Fatal("the closed channel's deadline timer was still armed")
+	}
+	a.SetReadDeadline(time.Now().Add(time.Hour))
+	if a.deadlineTimer.Stop() {
+		t.Fatal("a deadline set after the close armed the timer again")
+	}
+}
+
 // TestChannelWriteToDeadline (homeport patch): WriteTo, which io.Copy
 // uses, keeps the read deadline too, and delivers what came before it.
 func TestChannelWriteToDeadline(t *testing.T) {
