@@ -637,10 +637,8 @@ func (t *handshakeTransport) writePacket(p []byte) error {
 	t.mu.Lock()
 	t.writers.Add(-1)
 	err := t.writePacketLocked(p)
+	// With a writer waiting for t.mu, it flushes (flushPending).
 	yield := t.unflushed && t.writers.Load() == 0
-	if !yield {
-		t.flushPending()
-	}
 	t.mu.Unlock()
 	if yield {
 		runtime.Gosched()
