@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"homeport.dev/cloud/internal/cloudtest"
+	"homeport.dev/cloud/internal/sshd"
 )
 
 // TestTunnelBytesAreCountedPerHomeAndDirection sends a visitor's bytes
@@ -24,6 +25,9 @@ func TestTunnelBytesAreCountedPerHomeAndDirection(t *testing.T) {
 	c := cloudtest.Start(t, cloudtest.Options{})
 	h := c.NewHome(t, "alice")
 	idle := c.NewHome(t, "bob")
+	// Registration after login is slow, as on a loaded machine (CI's run of
+	// stop 23 met it): the test must not count on it being done at Dial.
+	sshd.SetAfterAuth(c.App.SSH, func() { time.Sleep(200 * time.Millisecond) })
 	for _, home := range []cloudtest.Home{h, idle} {
 		cl, err := c.Dial(home)
 		if err != nil {
@@ -41,6 +45,14 @@ func TestTunnelBytesAreCountedPerHomeAndDirection(t *testing.T) {
 			})
 		}
 	}
+
+	// A client is logged in once it reads the server's success; the server
+	// registers the session just after sending it (bob, with no forward to
+	// wait for, may not be registered yet).
+	eventually(t, 10*time.Second, "alice and bob online", func() bool {
+		st := c.App.SSH.Stats()
+		return st[h.ID].Online && st[idle.ID].Online
+	})
 
 	v, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", h.Tunnel.First), 2*time.Second)
 	if err != nil {
