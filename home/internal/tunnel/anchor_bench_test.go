@@ -57,7 +57,14 @@ const (
 //   - homeport: `cloud serve`'s SSH endpoint and the home agent's supervisor
 //     and gateway (this test binary re-executed);
 //   - direct: no tunnel, the service itself on a home's tunnel port behind
-//     the same HAProxy: the most any tunnel can reach on this machine.
+//     the same HAProxy: the most any tunnel can reach on this machine;
+//   - relay (new connections only): a second HAProxy on a home's tunnel
+//     port relays to the service: no tunnel, but the accept, connect and
+//     copying that any tunnel adds to the direct path, done once, in one
+//     process, by HAProxy (C, one event loop per thread). A tunnel does
+//     that work and more in two processes (the edge's endpoint and the
+//     home's client), so relay/tuned is more than any tunnel's new
+//     connections can reach against OpenSSH's on this machine.
 //
 // Figures per path: download and upload on 1 stream, download on 4 streams,
 // 64-byte round trips on 1 connection (p50, p99), round trips/s on 64
@@ -106,9 +113,9 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		rounds = v
 	}
 	fanout := os.Getenv("HOMEPORT_BENCH_FANOUT") != "0"
-	slots := 4
+	slots := 5
 	if fanout {
-		slots = vsFanHomes + 4
+		slots = vsFanHomes + 5
 	}
 	c := hometest.Start(b, hometest.Options{Slots: slots, Args: []string{"--homes-per-user", strconv.Itoa(slots),
 		// Above the 64 connections of one figure: the limits are not what is measured.
@@ -128,11 +135,12 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		"--ssh-spare-channels", cmp.Or(os.Getenv("HOMEPORT_BENCH_SPARES"), "2")},
 		Env: cloudProcsEnv()})
 	u := c.CreateUser(b, "bench")
-	hp, tuned, plainN, direct := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
+	hp, tuned, plainN, direct, relayHome := c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u), c.ClaimHome(b, u)
 	hpMap := hp.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: hp.TCPPorts.First})
 	tunedMap := tuned.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: tuned.TCPPorts.First})
 	nMap := plainN.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: plainN.TCPPorts.First})
 	directMap := direct.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: direct.TCPPorts.First})
+	relayMap := relayHome.Map(b, proto.MappingRequest{Scheme: "tcp", PublicPort: relayHome.TCPPorts.First})
 	cloudPid, haproxyPid := c.Pids()
 
 	plain := benchService(b, false)
@@ -158,6 +166,9 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		{name: "sshd-N", addr: public(nMap.PublicPort), trees: []int{haproxyPid, sshdPid, nPid}},
 		{name: "direct", addr: public(directMap.PublicPort), trees: []int{haproxyPid}},
 	}
+	relayPid := startRelay(b, relayMap.TunnelPort, plain)
+	relay := vsPath{name: "relay", addr: public(relayMap.PublicPort), trees: []int{haproxyPid, relayPid}, connsOnly: true}
+	paths = append(paths, relay)
 	if secs, _ := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_CHURN")); secs > 0 {
 		// The channel-open path: new connections with vsWorkers workers
 		// (HOMEPORT_BENCH_WORKERS=1: one after the other).
@@ -165,7 +176,7 @@ func BenchmarkVersusOpenSSHD(b *testing.B) {
 		if v, err := strconv.Atoi(os.Getenv("HOMEPORT_BENCH_WORKERS")); err == nil && v > 0 {
 			workers = v
 		}
-		profile(b, paths[:2], "churn", time.Duration(secs)*time.Second, "connection", 1e6, func(addr string, d time.Duration) (float64, error) {
+		profile(b, []vsPath{paths[0], paths[1], paths[3], relay}, "churn", time.Duration(secs)*time.Second, "connection", 1e6, func(addr string, d time.Duration) (float64, error) {
 			_, n, err := connRateFor(addr, workers, d)
 			return float64(n), err
 		})
@@ -247,17 +258,37 @@ func profile(b *testing.B, paths []vsPath, what string, d time.Duration, unit st
 // printSpareUse prints how homeport's visitors got their channel: a spare
 // opened ahead of them (--ssh-spare-channels) or one opened for them.
 func printSpareUse(c *hometest.Cloud) {
+	for _, line := range visitorChannels(c) {
+		fmt.Println("cloud:", line)
+	}
+}
+
+// visitorChannels is the cloud's homeport_ssh_visitor_channels_total lines.
+func visitorChannels(c *hometest.Cloud) []string {
 	resp, err := http.Get(c.APIURL + "/metrics")
 	if err != nil {
-		return
+		return nil
 	}
 	defer resp.Body.Close()
+	var lines []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if line := sc.Text(); strings.HasPrefix(line, "homeport_ssh_visitor_channels_total{") {
-			fmt.Println("cloud:", line)
+			lines = append(lines, line)
 		}
 	}
+	return lines
+}
+
+// visitorsTotal is how many visitors the cloud's tunnel ports accepted.
+func visitorsTotal(c *hometest.Cloud) int64 {
+	var n int64
+	for _, line := range visitorChannels(c) {
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		n += int64(v)
+	}
+	return n
 }
 
 // warnConntrack warns when the kernel's connection-tracking table is over
@@ -302,6 +333,8 @@ type vsPath struct {
 	addr  string // HAProxy's public port
 	self  []int  // processes counted alone (cloud serve: its HAProxy is in trees)
 	trees []int  // processes counted with their descendants
+	// connsOnly: measure new connections only (the relay)
+	connsOnly bool
 }
 
 type vsResult struct {
@@ -319,6 +352,9 @@ func (p vsPath) cpu() time.Duration {
 
 func (p vsPath) measure() (vsResult, error) {
 	var r vsResult
+	if p.connsOnly {
+		return p.measureConns(r)
+	}
 	before := p.cpu()
 	n1, d1, err := vsTransfer(p.addr, 'D', 1)
 	if err != nil {
@@ -344,8 +380,14 @@ func (p vsPath) measure() (vsResult, error) {
 		return r, fmt.Errorf("round trips, 64 connections: %w", err)
 	}
 	r.rtps = float64(n+64*benchWarmup) / time.Since(start).Seconds()
-	before = p.cpu()
+	return p.measureConns(r)
+}
+
+// measureConns adds the new-connection figures to r.
+func (p vsPath) measureConns(r vsResult) (vsResult, error) {
+	before := p.cpu()
 	var c1, c16 int
+	var err error
 	if r.seqConns, c1, err = connRate(p.addr, 1, vsSequential); err != nil {
 		return r, fmt.Errorf("sequential connections: %w", err)
 	}
@@ -558,21 +600,22 @@ func vsReport(results map[string][]vsResult, rounds int) {
 		name, unit string
 		higher     bool
 		get        func(vsResult) float64
+		conns      bool // a new-connection figure: the relay has it too
 	}
 	figures := []figure{
-		{"download, 1 stream", "MB/s", true, func(r vsResult) float64 { return r.down }},
-		{"upload, 1 stream", "MB/s", true, func(r vsResult) float64 { return r.up }},
-		{fmt.Sprintf("download, %d streams", benchStreams), "MB/s", true, func(r vsResult) float64 { return r.down4 }},
-		{"round trip p50, 1 conn", "µs", false, func(r vsResult) float64 { return float64(r.p50.Microseconds()) }},
-		{"round trip p99, 1 conn", "µs", false, func(r vsResult) float64 { return float64(r.p99.Microseconds()) }},
-		{"round trips/s, 64 conns", "1/s", true, func(r vsResult) float64 { return r.rtps }},
-		{fmt.Sprintf("new conns, %d sequential", vsSequential), "conn/s", true, func(r vsResult) float64 { return r.seqConns }},
-		{fmt.Sprintf("new conns, %d workers", vsWorkers), "conn/s", true, func(r vsResult) float64 { return r.parConns }},
-		{"CPU per GB, whole path", "s", false, func(r vsResult) float64 { return r.cpuPerGB }},
-		{"CPU per new conn, whole path", "µs", false, func(r vsResult) float64 { return r.cpuPerConn }},
+		{"download, 1 stream", "MB/s", true, func(r vsResult) float64 { return r.down }, false},
+		{"upload, 1 stream", "MB/s", true, func(r vsResult) float64 { return r.up }, false},
+		{fmt.Sprintf("download, %d streams", benchStreams), "MB/s", true, func(r vsResult) float64 { return r.down4 }, false},
+		{"round trip p50, 1 conn", "µs", false, func(r vsResult) float64 { return float64(r.p50.Microseconds()) }, false},
+		{"round trip p99, 1 conn", "µs", false, func(r vsResult) float64 { return float64(r.p99.Microseconds()) }, false},
+		{"round trips/s, 64 conns", "1/s", true, func(r vsResult) float64 { return r.rtps }, false},
+		{fmt.Sprintf("new conns, %d sequential", vsSequential), "conn/s", true, func(r vsResult) float64 { return r.seqConns }, true},
+		{fmt.Sprintf("new conns, %d workers", vsWorkers), "conn/s", true, func(r vsResult) float64 { return r.parConns }, true},
+		{"CPU per GB, whole path", "s", false, func(r vsResult) float64 { return r.cpuPerGB }, false},
+		{"CPU per new conn, whole path", "µs", false, func(r vsResult) float64 { return r.cpuPerConn }, true},
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "figure (%d rounds)\thomeport\tsshd-tuned\tsshd-N\tdirect\thomeport/tuned\thomeport/N\thomeport/direct\ttuned/direct\t\n", rounds)
+	fmt.Fprintf(w, "figure (%d rounds)\thomeport\tsshd-tuned\tsshd-N\tdirect\trelay\thomeport/tuned\thomeport/N\thomeport/direct\ttuned/direct\trelay/tuned\t\n", rounds)
 	for _, f := range figures {
 		col := func(name string) (vals []float64) {
 			for _, r := range results[name] {
@@ -581,14 +624,18 @@ func vsReport(results map[string][]vsResult, rounds int) {
 			return vals
 		}
 		hp, tuned, n, direct := col("homeport"), col("sshd-tuned"), col("sshd-N"), col("direct")
+		var relay []float64
+		if f.conns {
+			relay = col("relay")
+		}
 		format := "%.0f"
 		if f.unit == "s" {
 			format = "%.2f"
 		}
-		fmt.Fprintf(w, "%s (%s, %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.name, f.unit, better(f.higher),
-			spread(hp, format), spread(tuned, format), spread(n, format), spread(direct, format),
+		fmt.Fprintf(w, "%s (%s, %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.name, f.unit, better(f.higher),
+			spread(hp, format), spread(tuned, format), spread(n, format), spread(direct, format), spread(relay, format),
 			spread(ratios(hp, tuned), "%.2f"), spread(ratios(hp, n), "%.2f"),
-			spread(ratios(hp, direct), "%.2f"), spread(ratios(tuned, direct), "%.2f"))
+			spread(ratios(hp, direct), "%.2f"), spread(ratios(tuned, direct), "%.2f"), spread(ratios(relay, tuned), "%.2f"))
 	}
 	w.Flush()
 	fmt.Println("median (min..max); ratios are homeport/anchor taken round by round.")
@@ -625,4 +672,29 @@ type sshdServer struct {
 	addr      string
 	pid       int
 	user, key string
+}
+
+// startRelay runs a second HAProxy on the tunnel port, relaying to target:
+// no tunnel, but the accept, connect and relay every tunnel adds.
+func startRelay(b *testing.B, tunnelPort int, target string) int {
+	b.Helper()
+	conf := filepath.Join(b.TempDir(), "relay.cfg")
+	text := fmt.Sprintf(`global
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend relay
+    bind 127.0.0.1:%d accept-proxy
+    default_backend service
+backend service
+    server s %s
+`, tunnelPort, target)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	pid, _ := startReady(b, exec.Command("haproxy", "-W", "-db", "-f", conf), "relay haproxy", "Loading success", false, true)
+	return pid
 }

@@ -39,7 +39,11 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User, sshd sshdServer) 
 	b.Helper()
 	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
-	})}
+	}), ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			fanServiceConns.Add(1)
+		}
+	}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -61,9 +65,9 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User, sshd sshdServer) 
 	fanWarm(b, c.HTTPAddr, hosts)
 	fmt.Printf("\nfan-out: %d homes up in %s\n", vsFanHomes, time.Since(start).Round(time.Millisecond))
 	cloudPid, haproxyPid := c.Pids()
-	this := fanProc{"this process (clients, web server)", []int{os.Getpid()}, nil}
-	homeport := fanPath{name: "homeport", hosts: hosts, procs: []fanProc{
-		{"cloud", []int{cloudPid}, nil}, {"HAProxy", nil, []int{haproxyPid}}, {"agent", []int{agentPid}, nil}, this}}
+	this := fanProc{"this process (clients, web server)", []int{os.Getpid()}, nil, false}
+	homeport := fanPath{name: "homeport", hosts: hosts, visitors: func() int64 { return visitorsTotal(c) }, procs: []fanProc{
+		{"cloud", []int{cloudPid}, nil, true}, {"HAProxy", nil, []int{haproxyPid}, false}, {"agent", []int{agentPid}, nil, true}, this}}
 	homeport.measure(c.HTTPAddr)
 	homeport.report()
 
@@ -92,7 +96,7 @@ func fanOut(b *testing.B, c *hometest.Cloud, u *hometest.User, sshd sshdServer) 
 	fanWarm(b, c.HTTPAddr, hosts)
 	fmt.Printf("fan-out: the same %d homes through sshd and %d ssh clients in %s\n", vsFanHomes, vsFanHomes, time.Since(start).Round(time.Millisecond))
 	anchor := fanPath{name: "sshd-tuned", hosts: hosts, procs: []fanProc{
-		{"sshd", nil, []int{sshd.pid}}, {"HAProxy", nil, []int{haproxyPid}}, {"ssh clients", clients, nil}, this}}
+		{"sshd", nil, []int{sshd.pid}, true}, {"HAProxy", nil, []int{haproxyPid}, false}, {"ssh clients", clients, nil, true}, this}}
 	anchor.measure(c.HTTPAddr)
 	anchor.report()
 	fmt.Printf("homeport/sshd-tuned, round by round: %d homes %s, one home %s\n", vsFanHomes,
@@ -167,6 +171,7 @@ type fanPath struct {
 	name      string
 	hosts     []string
 	procs     []fanProc
+	visitors  func() int64 // connections the tunnel ports accepted so far (nil: not known)
 	many, one fanFigures
 }
 
@@ -174,25 +179,36 @@ type fanPath struct {
 type fanProc struct {
 	name        string
 	self, trees []int
+	tunnel      bool // the tunnel's own (its edge end or its home end)
 }
 
 type fanFigures struct {
 	rates, p99s []float64
 	cpu         [][]float64 // µs per request, per process, per round
+	dials       []float64   // new connections to the web server per request
+	visits      []float64   // new connections to the tunnel ports per request
 }
+
+// fanServiceConns counts the connections the fan-out's web server accepted.
+var fanServiceConns atomic.Int64
 
 // measure takes 3 rounds, each: requests to all hosts, then to the first.
 func (p *fanPath) measure(addr string) {
 	for range 3 {
-		p.many.add(addr, p.hosts, p.procs)
-		p.one.add(addr, p.hosts[:1], p.procs)
+		p.many.add(addr, p.hosts, p.procs, p.visitors)
+		p.one.add(addr, p.hosts[:1], p.procs, p.visitors)
 	}
 }
 
-func (f *fanFigures) add(addr string, hosts []string, procs []fanProc) {
+func (f *fanFigures) add(addr string, hosts []string, procs []fanProc, visitors func() int64) {
 	before := make([]time.Duration, len(procs))
 	for i, p := range procs {
 		before[i] = pathCPU(p.self, p.trees)
+	}
+	conns := fanServiceConns.Load()
+	var visits int64
+	if visitors != nil {
+		visits = visitors()
 	}
 	rate, p99 := fanRate(addr, hosts)
 	f.rates, f.p99s = append(f.rates, rate), append(f.p99s, p99)
@@ -200,6 +216,10 @@ func (f *fanFigures) add(addr string, hosts []string, procs []fanProc) {
 		f.cpu = make([][]float64, len(procs))
 	}
 	requests := rate * vsFanTime.Seconds()
+	f.dials = append(f.dials, float64(fanServiceConns.Load()-conns)/requests)
+	if visitors != nil {
+		f.visits = append(f.visits, float64(visitors()-visits)/requests)
+	}
 	for i, p := range procs {
 		f.cpu[i] = append(f.cpu[i], (pathCPU(p.self, p.trees)-before[i]).Seconds()*1e6/requests)
 	}
@@ -214,6 +234,33 @@ func (p fanPath) report() {
 		cpu = append(cpu, fmt.Sprintf("%s %s vs %s", proc.name, spread(p.many.cpu[i], "%.0f"), spread(p.one.cpu[i], "%.0f")))
 	}
 	fmt.Printf("  CPU per request (µs), %d homes vs one home: %s\n", vsFanHomes, strings.Join(cpu, ", "))
+	cores, bound := p.bound()
+	fmt.Printf("  new connections per request to the tunnel ports: %d homes %s, one home %s; to the web server: %s, %s\n", vsFanHomes,
+		spread(p.many.visits, "%.3f"), spread(p.one.visits, "%.3f"), spread(p.many.dials, "%.3f"), spread(p.one.dials, "%.3f"))
+	fmt.Printf("  processors busy at %d homes %s; %d homes/one home if the tunnel's processes paid no more per request there than to one home: %s\n",
+		vsFanHomes, spread(cores, "%.2f"), vsFanHomes, spread(bound, "%.2f"))
+}
+
+// bound is, round by round, how many processors the path kept busy at
+// many homes, and the ratio many homes/one home it would reach if its
+// tunnel processes cost no more per request at many homes than at one:
+// while the processors are all busy, the rate goes as the inverse of the
+// CPU all processes spend per request, and what the others (HAProxy, the
+// clients and web server) spend more at many homes stays.
+func (p fanPath) bound() (cores, ratio []float64) {
+	for r := range p.many.rates {
+		var total, excess float64
+		for i, proc := range p.procs {
+			many, one := p.many.cpu[i][r], p.one.cpu[i][r]
+			total += many
+			if proc.tunnel && many > one {
+				excess += many - one
+			}
+		}
+		cores = append(cores, total*p.many.rates[r]/1e6)
+		ratio = append(ratio, p.many.rates[r]*total/(total-excess)/p.one.rates[r])
+	}
+	return cores, ratio
 }
 
 func fanClient(addr string) *http.Client {
