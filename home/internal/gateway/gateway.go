@@ -33,7 +33,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"syscall"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -96,7 +95,7 @@ func New(o Options) *Gateway {
 		o.Log = slog.Default()
 	}
 	g := &Gateway{o: o, log: o.Log.With("home", o.Home), served: make(chan struct{})}
-	g.dialer = &net.Dialer{Timeout: o.DialTimeout, ControlContext: g.checkDial}
+	g.dialer = &net.Dialer{Timeout: o.DialTimeout, ControlContext: g.dialControl}
 	if !o.AllowLAN {
 		// Loopback only: TCP keepalives would find no dead peer there, and
 		// setting them costs four system calls per forwarded connection.
@@ -350,20 +349,6 @@ func outgoingHeader(c *proxiedConn, in *proxyproto.Header) *proxyproto.Header {
 		}
 	}
 	return proxyproto.HeaderProxyFromAddrs(2, c.RemoteAddr(), c.LocalAddr())
-}
-
-// checkDial refuses, at connect time, addresses that are not loopback when
-// LAN forwarding is off: a name that passed validation may still resolve to
-// another host.
-func (g *Gateway) checkDial(_ context.Context, _, address string, _ syscall.RawConn) error {
-	if g.o.AllowLAN {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(address)
-	if err != nil || !isLoopback(host) {
-		return fmt.Errorf("%s is not on this machine: %w", address, ErrLANForwarding)
-	}
-	return nil
 }
 
 func portOf(a net.Addr) int {
