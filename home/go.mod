@@ -10,6 +10,7 @@ require (
 	github.com/pires/go-proxyproto v0.8.1
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/crypto v0.58.0
+	golang.org/x/exp v0.0.0-20261113113407-e3970619a1a4
 	gopkg.in/yaml.v3 v3.0.1
 	homeport.dev/proto v0.0.0
 )

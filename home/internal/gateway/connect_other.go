@@ -1,0 +1,9 @@
+//go:build !linux
+
+package gateway
+
+import "syscall"
+
+// connectAhead does nothing here: the second connect(2) it relies on
+// answering at once is Linux's behavior (connect_linux.go).
+func connectAhead(syscall.RawConn, string) {}
