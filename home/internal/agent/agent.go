@@ -203,8 +203,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.ctx = ctx
 	a.mu.Unlock()
+	// Serve's error, then closed: a receive returns once Serve has.
 	ctrl := make(chan error, 1)
-	go func() { ctrl <- control.Serve(ctx, a.Profile.SocketPath(), a) }()
+	go func() {
+		ctrl <- control.Serve(ctx, a.Profile.SocketPath(), a)
+		close(ctrl)
+	}()
 	// A second agent of the same profile is refused at the socket: fail fast.
 	select {
 	case err := <-ctrl:
@@ -237,7 +241,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			// The control socket closes (and its file goes) before Run
+			// returns: an agent of the same profile started next in this
+			// process would otherwise find it answering and refuse to run.
+			return <-ctrl
 		case err := <-ctrl:
 			return err
 		case <-certChanges:

@@ -307,6 +307,11 @@ func Serve(ctx context.Context, path string, a Agent) error {
 		ln.Close()
 		return err
 	}
+	made, err := os.Stat(path)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -380,12 +385,17 @@ func Serve(ctx context.Context, path string, a Agent) error {
 		send(ev)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	err = srv.Serve(ln)
+	// Gone before Serve returns, so that an agent started next in this
+	// process finds nobody answering; and only the socket this call made:
+	// one made since by the next agent stays.
+	srv.Close()
+	if mine, err := os.Stat(path); err == nil && os.SameFile(mine, made) {
 		os.Remove(path)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
