@@ -46,6 +46,8 @@ type env struct {
 	db     *store.DB
 	agent  *agent.Agent
 	stop   func()
+	ran    chan struct{}  // closed when the agent's Run has returned
+	runErr error          // what it returned
 	app    string         // a local plain-HTTP app
 	roots  *x509.CertPool // Pebble's issuing roots, as a browser would trust them
 	client *http.Client   // an internet client: every request to the cloud's HAProxy
@@ -113,15 +115,18 @@ func (e *env) start(t testing.TB, o agent.Options) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		e.runErr = a.Run(ctx)
+	}()
 	stopped := false
-	e.agent = a
+	e.agent, e.ran = a, ran
 	e.stop = func() {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
+			<-ran
 		}
 	}
 	t.Cleanup(e.stop)

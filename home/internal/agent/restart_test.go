@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"homeport.dev/home/internal/agent"
-	"homeport.dev/home/internal/config"
 	"homeport.dev/home/internal/control"
-	"homeport.dev/home/internal/tunnel"
 )
 
 // TestAgentRestartedInProcessRuns stops an agent and starts another on the
@@ -27,38 +25,25 @@ func TestAgentRestartedInProcessRuns(t *testing.T) {
 	e := newEnv(t, nil)
 	sock := e.p.SocketPath()
 	for i := range 5 {
-		p, err := config.Load(e.p.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := agent.New(p, e.db, agent.Options{Log: testLog(), Tunnel: tunnel.Config{MaxBackoff: time.Second}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
+		e.start(t, agent.Options{})
 		answered := false
 		for deadline := time.Now().Add(10 * time.Second); !answered && time.Now().Before(deadline); {
 			select {
-			case err := <-done:
-				cancel()
-				t.Fatalf("agent %d of 5 stopped at once: %v", i+1, err)
+			case <-e.ran:
+				t.Fatalf("agent %d of 5 stopped at once: %v", i+1, e.runErr)
 			default:
 			}
-			_, err := control.NewClient(sock).Status(ctx)
-			answered = err == nil
-			if !answered {
+			_, err := control.NewClient(sock).Status(context.Background())
+			if answered = err == nil; !answered {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
 		if !answered {
-			cancel()
 			t.Fatalf("agent %d of 5 never answered on %s", i+1, sock)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("agent %d of 5: Run = %v", i+1, err)
+		e.stop()
+		if e.runErr != nil {
+			t.Fatalf("agent %d of 5: Run = %v", i+1, e.runErr)
 		}
 		if _, err := os.Stat(sock); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("agent %d of 5 returned from Run with its socket still there (%v)", i+1, err)
