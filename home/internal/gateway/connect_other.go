@@ -2,8 +2,11 @@
 
 package gateway
 
-import "syscall"
+import (
+	"net/netip"
+	"syscall"
+)
 
 // connectAhead does nothing here: the second connect(2) it relies on
 // answering at once is Linux's behavior (connect_linux.go).
-func connectAhead(syscall.RawConn, string) {}
+func connectAhead(syscall.RawConn, netip.AddrPort) {}

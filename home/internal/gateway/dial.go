@@ -3,7 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"net"
+	"net/netip"
 	"syscall"
 )
 
@@ -13,13 +13,14 @@ import (
 // validation may still resolve to another host), and connects to a
 // loopback address ahead of Go (connectAhead).
 func (g *Gateway) dialControl(_ context.Context, _, address string, c syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	loopback := err == nil && isLoopback(host)
+	// address is the resolved IP and port Go is about to connect to.
+	ap, err := netip.ParseAddrPort(address)
+	loopback := err == nil && ap.Addr().Unmap().IsLoopback()
 	if !g.o.AllowLAN && !loopback {
 		return fmt.Errorf("%s is not on this machine: %w", address, ErrLANForwarding)
 	}
 	if loopback {
-		connectAhead(c, address)
+		connectAhead(c, ap)
 	}
 	return nil
 }
